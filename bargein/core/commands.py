@@ -1,0 +1,86 @@
+"""Everything the conversation core asks the outside world to do, as immutable values.
+
+Commands that go to the server carry an ``event_id`` chosen by the core, so that an
+``error`` naming that id can be traced back to the command that caused it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+# --- to the speaker ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlayAudio:
+    """Queue PCM16 24 kHz audio of one item on the speaker."""
+
+    response_id: str
+    item_id: str
+    audio: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FlushPlayback:
+    """Stop the speaker within one block and report what was heard (``PlaybackFlushed``)."""
+
+    reason: str
+
+
+# --- to the server -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResponse:
+    """``response.cancel``."""
+
+    response_id: str
+    event_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TruncateItem:
+    """``conversation.item.truncate``: the item keeps only what the user heard."""
+
+    item_id: str
+    audio_end_ms: int
+    content_index: int = 0
+    event_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteItem:
+    """``conversation.item.delete``: nothing of the item was heard."""
+
+    item_id: str
+    event_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SendAudio:
+    """``input_audio_buffer.append``."""
+
+    audio: bytes
+    event_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateSession:
+    """``session.update`` with a configuration built by ``bargein.adapters.session_config``."""
+
+    config: Any
+    event_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResponse:
+    """``response.create``."""
+
+    event_id: str = ""
+
+
+ServerCommand = CancelResponse | TruncateItem | DeleteItem | SendAudio | UpdateSession | CreateResponse
+SpeakerCommand = PlayAudio | FlushPlayback
+Command = ServerCommand | SpeakerCommand

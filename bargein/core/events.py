@@ -1,0 +1,247 @@
+"""Everything the conversation core consumes, as immutable values.
+
+Server events are decoded from the wire by ``bargein.adapters.codec``; local events come
+from the audio adapters and from the embedding program. Times are milliseconds. Audio is
+always PCM16 mono at 24 kHz (48 bytes per ms): the codec converts other wire formats, so
+the core counts milliseconds one way only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+BYTES_PER_MS = 48
+"""PCM16 mono at 24 kHz."""
+
+
+# --- server events -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReady:
+    """``session.created`` / ``session.updated``: the session is live.
+
+    ``interrupt_response`` says whether the server's turn detection cancels a response by
+    itself when the user starts speaking; the core only sends ``response.cancel`` when it
+    does not.
+    """
+
+    session_id: str = ""
+    interrupt_response: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """``input_audio_buffer.speech_started``: the server heard the user begin to speak."""
+
+    item_id: str
+    audio_start_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStopped:
+    """``input_audio_buffer.speech_stopped``."""
+
+    item_id: str
+    audio_end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCreated:
+    """``response.created``: the server started generating a response."""
+
+    response_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutputItemAdded:
+    """``response.output_item.added``."""
+
+    response_id: str
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AudioDelta:
+    """``response.output_audio.delta`` (beta: ``response.audio.delta``), decoded to PCM16."""
+
+    response_id: str
+    item_id: str
+    audio: bytes
+    content_index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptDelta:
+    """``response.output_audio_transcript.delta`` (beta: ``response.audio_transcript.delta``)."""
+
+    response_id: str
+    item_id: str
+    delta: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscript:
+    """``conversation.item.input_audio_transcription.completed``: what the user said."""
+
+    item_id: str
+    transcript: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone:
+    """``response.done``; ``status`` is ``completed``, ``cancelled``, ``failed``, ..."""
+
+    response_id: str
+    status: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemTruncated:
+    """``conversation.item.truncated``: the server confirmed a truncation."""
+
+    item_id: str
+    audio_end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemDeleted:
+    """``conversation.item.deleted``."""
+
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerError:
+    """``error``: the server refused something; the connection goes on."""
+
+    type: str
+    code: str | None
+    message: str
+    event_id: str | None = None
+    param: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolViolation:
+    """A frame the codec could not read (bad JSON, missing fields, bad base64)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownServerEvent:
+    """A well-formed server event of a type the codec does not know."""
+
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The transport lost the connection (or closed it)."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnected:
+    """The transport is connected again and has re-sent the session configuration."""
+
+
+# --- local events --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MicAudio:
+    """A captured microphone frame to stream to the server."""
+
+    audio: bytes
+    captured_at_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackProgress:
+    """The speaker's count of milliseconds actually heard per item, so far."""
+
+    heard_ms: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackFinished:
+    """The speaker has played everything it was given; ``heard_ms`` per item, final."""
+
+    heard_ms: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackFlushed:
+    """The speaker stopped after a flush; ``heard_ms`` per item is what the user heard."""
+
+    heard_ms: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSpeechStarted:
+    """A local voice-activity detector heard the user, before the server round trip."""
+
+    at_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class UserStart:
+    """The embedding program resumes the conversation."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserStop:
+    """The embedding program pauses the conversation (playback flushed, mic not sent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserInterrupt:
+    """The embedding program interrupts the assistant now (a button, a hotkey)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigureSession:
+    """The embedding program changes the session configuration (``session.update``)."""
+
+    config: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RequestResponse:
+    """The embedding program asks for a response now (manual turns, a greeting)."""
+
+
+Event = (
+    SessionReady
+    | SpeechStarted
+    | SpeechStopped
+    | ResponseCreated
+    | OutputItemAdded
+    | AudioDelta
+    | TranscriptDelta
+    | InputTranscript
+    | ResponseDone
+    | ItemTruncated
+    | ItemDeleted
+    | ServerError
+    | ProtocolViolation
+    | UnknownServerEvent
+    | Disconnected
+    | Reconnected
+    | MicAudio
+    | PlaybackProgress
+    | PlaybackFinished
+    | PlaybackFlushed
+    | LocalSpeechStarted
+    | UserStart
+    | UserStop
+    | UserInterrupt
+    | ConfigureSession
+    | RequestResponse
+)
