@@ -6,9 +6,8 @@ Commands that go to the server carry an ``event_id`` chosen by the core, so that
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-
 
 # --- to the speaker ------------------------------------------------------------------
 
@@ -19,7 +18,7 @@ class PlayAudio:
 
     response_id: str
     item_id: str
-    audio: bytes
+    audio: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +61,7 @@ class DeleteItem:
 class SendAudio:
     """``input_audio_buffer.append``."""
 
-    audio: bytes
+    audio: bytes = field(repr=False)
     event_id: str = ""
 
 
@@ -81,6 +80,8 @@ class CreateResponse:
     event_id: str = ""
 
 
-ServerCommand = CancelResponse | TruncateItem | DeleteItem | SendAudio | UpdateSession | CreateResponse
+ServerCommand = (
+    CancelResponse | TruncateItem | DeleteItem | SendAudio | UpdateSession | CreateResponse
+)
 SpeakerCommand = PlayAudio | FlushPlayback
 Command = ServerCommand | SpeakerCommand

@@ -69,7 +69,7 @@ class AudioDelta:
 
     response_id: str
     item_id: str
-    audio: bytes
+    audio: bytes = field(repr=False)
     content_index: int = 0
 
 
@@ -158,7 +158,7 @@ class Reconnected:
 class MicAudio:
     """A captured microphone frame to stream to the server."""
 
-    audio: bytes
+    audio: bytes = field(repr=False)
     captured_at_ms: float = 0.0
 
 

@@ -1,0 +1,23 @@
+"""States and the transition table as data: the single source of the machine and its diagrams."""
+
+from bargein.states.table import (
+    BARGE_IN_TRIGGERS,
+    CONDITIONS,
+    DEFAULT_TABLE,
+    TRIGGERS,
+    State,
+    StateTable,
+    StateTableError,
+    Transition,
+)
+
+__all__ = [
+    "BARGE_IN_TRIGGERS",
+    "CONDITIONS",
+    "DEFAULT_TABLE",
+    "TRIGGERS",
+    "State",
+    "StateTable",
+    "StateTableError",
+    "Transition",
+]

@@ -1,0 +1,457 @@
+"""The core, in the h11 manner: feed event sequences, assert states and commands."""
+
+from __future__ import annotations
+
+import pytest
+from structlog.testing import capture_logs
+
+from bargein.core import Conversation, TransitionRecord
+from bargein.core import commands as c
+from bargein.core import events as e
+from bargein.states import DEFAULT_TABLE, State, StateTable, StateTableError, Transition
+
+
+def ms(n: float) -> bytes:
+    """``n`` ms of PCM16 24 kHz audio."""
+    return b"\x01\x00" * int(n * 24)
+
+
+def feed(conv: Conversation, *events: e.Event) -> list[c.Command]:
+    out: list[c.Command] = []
+    for ev in events:
+        out += conv.handle(ev)
+    return out
+
+
+def kinds(commands: list[c.Command]) -> list[str]:
+    return [type(x).__name__ for x in commands]
+
+
+def responding(conv: Conversation, rid: str = "r1", item: str = "i1", *, audio_ms: int = 1000,
+               interrupt_response: bool = True) -> list[c.Command]:
+    return feed(
+        conv,
+        e.SessionReady(interrupt_response=interrupt_response),
+        e.SpeechStarted("u1", 100),
+        e.SpeechStopped("u1", 900),
+        e.ResponseCreated(rid),
+        e.OutputItemAdded(rid, item),
+        *[e.AudioDelta(rid, item, ms(100)) for _ in range(audio_ms // 100)],
+    )
+
+
+def test_starts_idle_and_session_ready_listens() -> None:
+    conv = Conversation()
+    assert conv.state == "idle"
+    assert conv.handle(e.SessionReady()) == []
+    assert conv.state == "listening"
+
+
+def test_audio_deltas_play_in_order() -> None:
+    conv = Conversation()
+    out = responding(conv, audio_ms=300)
+    assert conv.state == "responding"
+    plays = [x for x in out if isinstance(x, c.PlayAudio)]
+    assert [(p.response_id, p.item_id, len(p.audio)) for p in plays] == [("r1", "i1", 4800)] * 3
+    assert conv.ledger.items["i1"].received_ms == 300
+
+
+def test_the_whole_barge_in_story() -> None:
+    """Audio playing -> speech started -> flush + cancel -> 730 ms heard -> truncate 730 ->
+    late deltas dropped -> listening."""
+    conv = Conversation()
+    responding(conv, audio_ms=2000, interrupt_response=False)
+    out = conv.handle(e.SpeechStarted("u2", 3000))
+    assert conv.state == "interrupted"
+    assert out[0] == c.FlushPlayback("speech_started")
+    assert isinstance(out[1], c.CancelResponse) and out[1].response_id == "r1"
+    assert len(out) == 2
+    out = conv.handle(e.PlaybackFlushed({"i1": 730.6}))
+    assert len(out) == 1 and isinstance(out[0], c.TruncateItem)
+    assert (out[0].item_id, out[0].audio_end_ms, out[0].content_index) == ("i1", 730, 0)
+    assert conv.state == "listening"
+    assert feed(conv, *[e.AudioDelta("r1", "i1", ms(100)) for _ in range(5)]) == []
+    assert conv.stats.dropped_deltas == 5 and conv.stats.dropped_audio_ms == 500
+    assert feed(conv, e.ResponseDone("r1", "cancelled", "client_cancelled")) == []
+    assert conv.state == "listening"
+    (interruption,) = conv.interruptions
+    assert interruption.cancelled == "r1"
+    assert interruption.settlements[0].action == "truncate"
+
+
+def test_server_side_cancel_is_not_duplicated() -> None:
+    conv = Conversation()
+    responding(conv, interrupt_response=True)
+    out = conv.handle(e.SpeechStarted("u2", 3000))
+    assert kinds(out) == ["FlushPlayback"]
+
+
+@pytest.mark.parametrize(
+    ("event", "trigger"),
+    [(e.LocalSpeechStarted(10.0), "local_speech_started"), (e.UserInterrupt(), "interrupt")],
+)
+def test_local_interrupts_always_cancel(event: e.Event, trigger: str) -> None:
+    conv = Conversation()
+    responding(conv, interrupt_response=True)
+    out = conv.handle(event)
+    assert out == [c.FlushPlayback(trigger), c.CancelResponse("r1", out[1].event_id)]  # type: ignore[union-attr]
+
+
+def test_barge_in_after_response_done_while_audio_plays() -> None:
+    conv = Conversation()
+    responding(conv, audio_ms=2000, interrupt_response=False)
+    assert conv.handle(e.ResponseDone("r1", "completed")) == []
+    assert conv.state == "responding", "audio still playing keeps the machine responding"
+    out = conv.handle(e.SpeechStarted("u2", 2500))
+    assert kinds(out) == ["FlushPlayback"], "nothing to cancel: generation is over"
+    out = conv.handle(e.PlaybackFlushed({"i1": 1200.0}))
+    assert out == [c.TruncateItem("i1", 1200, 0, out[0].event_id)]  # type: ignore[union-attr]
+
+
+def test_barge_in_before_anything_was_heard_deletes() -> None:
+    conv = Conversation()
+    responding(conv, audio_ms=300, interrupt_response=False)
+    feed(conv, e.SpeechStarted("u2", 1000))
+    out = conv.handle(e.PlaybackFlushed({"i1": 0.0}))
+    assert kinds(out) == ["DeleteItem"] and out[0].item_id == "i1"  # type: ignore[union-attr]
+
+
+def test_item_without_audio_yet_is_deleted() -> None:
+    conv = Conversation()
+    feed(conv, e.SessionReady(interrupt_response=False), e.ResponseCreated("r1"),
+         e.OutputItemAdded("r1", "i1"))
+    out = feed(conv, e.SpeechStarted("u2", 1000), e.PlaybackFlushed({}))
+    assert kinds(out) == ["FlushPlayback", "CancelResponse", "DeleteItem"]
+
+
+def test_truncate_never_exceeds_received_audio() -> None:
+    conv = Conversation()
+    responding(conv, audio_ms=500)
+    feed(conv, e.SpeechStarted("u2", 1000))
+    out = conv.handle(e.PlaybackFlushed({"i1": 9000.0}))
+    assert out[0] == c.TruncateItem("i1", 500, 0, out[0].event_id)  # type: ignore[union-attr]
+
+
+def test_item_that_finished_playing_is_never_truncated() -> None:
+    conv = Conversation()
+    responding(conv, audio_ms=500)
+    feed(conv, e.ResponseDone("r1", "completed"), e.PlaybackProgress({"i1": 500.0}))
+    out = feed(conv, e.SpeechStarted("u2", 1000), e.PlaybackFlushed({"i1": 500.0}))
+    assert kinds(out) == ["FlushPlayback"]
+    assert conv.interruptions[0].settlements == ()
+
+
+def test_two_item_response_is_settled_item_by_item() -> None:
+    conv = Conversation()
+    responding(conv, audio_ms=400, interrupt_response=False)
+    feed(conv, e.OutputItemAdded("r1", "i2"), e.AudioDelta("r1", "i2", ms(600)),
+         e.OutputItemAdded("r1", "i3"))
+    feed(conv, e.PlaybackProgress({"i1": 400.0}))
+    out = feed(conv, e.SpeechStarted("u2", 5000),
+               e.PlaybackFlushed({"i1": 400.0, "i2": 250.0}))
+    server = [x for x in out if isinstance(x, c.TruncateItem | c.DeleteItem)]
+    assert [(type(x).__name__, x.item_id) for x in server] == [
+        ("TruncateItem", "i1"),  # all received audio heard, but the response was still going
+        ("TruncateItem", "i2"),
+        ("DeleteItem", "i3"),
+    ]
+    assert [x.audio_end_ms for x in server if isinstance(x, c.TruncateItem)] == [400, 250]
+
+
+def test_playback_finished_after_done_returns_to_listening() -> None:
+    conv = Conversation()
+    responding(conv, audio_ms=300)
+    feed(conv, e.ResponseDone("r1", "completed"))
+    assert conv.state == "responding"
+    feed(conv, e.PlaybackFinished({"i1": 300.0}))
+    assert conv.state == "listening"
+    out = feed(conv, e.SpeechStarted("u3", 9000))
+    assert out == [] and conv.state == "listening"
+
+
+def test_done_after_playback_finished_returns_to_listening() -> None:
+    conv = Conversation()
+    responding(conv, audio_ms=300)
+    feed(conv, e.PlaybackFinished({"i1": 300.0}))
+    assert conv.state == "responding", "still generating: more audio may come"
+    feed(conv, e.ResponseDone("r1", "completed"))
+    assert conv.state == "listening"
+
+
+def test_next_response_plays_after_an_interruption() -> None:
+    conv = Conversation()
+    responding(conv, interrupt_response=False)
+    feed(conv, e.SpeechStarted("u2", 3000), e.PlaybackFlushed({"i1": 100.0}))
+    out = feed(conv, e.ResponseCreated("r2"), e.OutputItemAdded("r2", "i9"),
+               e.AudioDelta("r1", "i1", ms(20)), e.AudioDelta("r2", "i9", ms(20)))
+    assert [(x.response_id, x.item_id) for x in out if isinstance(x, c.PlayAudio)] == [("r2", "i9")]
+    assert conv.state == "responding"
+
+
+def test_benign_errors_are_reconciled_not_raised() -> None:
+    conv = Conversation()
+    responding(conv, interrupt_response=False)
+    cancel = feed(conv, e.UserInterrupt())[1]
+    truncate = conv.handle(e.PlaybackFlushed({"i1": 500.0}))[0]
+    assert isinstance(cancel, c.CancelResponse) and isinstance(truncate, c.TruncateItem)
+    feed(
+        conv,
+        e.ServerError("invalid_request_error", "response_cancel_not_active", "no active response",
+                      cancel.event_id),
+        e.ServerError("invalid_request_error", "invalid_value",
+                      "Audio content of 400ms is already shorter than 500ms", truncate.event_id),
+    )
+    assert conv.stats.benign_errors == 2 and conv.stats.server_errors == 0
+    assert conv.state == "listening"
+
+
+def test_other_errors_are_counted_and_logged() -> None:
+    conv = Conversation()
+    responding(conv)
+    with capture_logs() as logs:
+        feed(conv, e.ServerError("server_error", None, "boom"), e.ProtocolViolation("bad json"))
+    assert conv.stats.server_errors == 1 and conv.stats.protocol_violations == 1
+    assert [x["event"] for x in logs if x["log_level"] == "error"] == [
+        "server_error", "protocol_violation"]
+    assert conv.state == "responding"
+
+
+def test_illegal_events_never_raise() -> None:
+    conv = Conversation()
+    with capture_logs() as logs:
+        out = feed(conv, e.ResponseCreated("r1"), e.AudioDelta("r1", "i1", ms(10)),
+                   e.RequestResponse())
+    assert out == [] and conv.state == "idle"
+    assert conv.stats.illegal_events == 3
+    assert {x["state"] for x in logs if x["event"] == "illegal_event"} == {"idle"}
+
+
+def test_not_an_event_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="bargein event"):
+        Conversation().handle("speech_started")  # type: ignore[arg-type]
+
+
+def test_disconnect_abandons_the_response_for_good() -> None:
+    conv = Conversation()
+    responding(conv)
+    out = conv.handle(e.Disconnected("network"))
+    assert out == [c.FlushPlayback("disconnected")] and conv.state == "idle"
+    assert conv.handle(e.PlaybackFlushed({"i1": 300.0})) == [], "no server to truncate on"
+    feed(conv, e.Reconnected())
+    assert conv.state == "listening"
+    assert conv.handle(e.AudioDelta("r1", "i1", ms(10))) == []
+
+
+def test_mic_audio_is_sent_only_when_live() -> None:
+    conv = Conversation()
+    assert conv.handle(e.MicAudio(ms(20))) == []
+    conv.handle(e.SessionReady())
+    (send,) = conv.handle(e.MicAudio(ms(20)))
+    assert isinstance(send, c.SendAudio) and len(send.audio) == 960
+
+
+def test_stop_pauses_like_an_interruption_and_start_resumes() -> None:
+    conv = Conversation()
+    responding(conv)
+    out = conv.handle(e.UserStop())
+    assert kinds(out) == ["FlushPlayback", "CancelResponse"] and conv.state == "idle"
+    assert kinds(conv.handle(e.PlaybackFlushed({"i1": 200.0}))) == ["TruncateItem"]
+    assert conv.handle(e.MicAudio(ms(20))) == []
+    conv.handle(e.UserStart())
+    assert conv.state == "listening"
+
+
+def test_configure_and_request_response() -> None:
+    conv = Conversation()
+    conv.handle(e.SessionReady())
+    (update,) = conv.handle(e.ConfigureSession({"voice": "x"}))
+    (create,) = conv.handle(e.RequestResponse())
+    assert isinstance(update, c.UpdateSession) and update.config == {"voice": "x"}
+    assert isinstance(create, c.CreateResponse) and create.event_id != update.event_id
+
+
+def test_observers_see_every_transition_with_reason() -> None:
+    conv = Conversation()
+    seen: list[TransitionRecord] = []
+    remove = conv.add_observer(seen.append)
+    responding(conv, interrupt_response=False)
+    feed(conv, e.SpeechStarted("u2", 1), e.PlaybackFlushed({"i1": 1.0}))
+    assert [(r.source, r.dest, r.trigger) for r in seen] == [
+        ("idle", "listening", "session_ready"),
+        ("listening", "responding", "response_created"),
+        ("responding", "interrupted", "speech_started"),
+        ("interrupted", "listening", "playback_flushed"),
+    ]
+    assert seen[2].reason == "barge-in"
+    remove()
+    feed(conv, e.Disconnected())
+    assert len(seen) == 4
+
+
+def test_a_failing_observer_does_not_break_the_conversation() -> None:
+    conv = Conversation()
+
+    def broken(_: TransitionRecord) -> None:
+        raise RuntimeError("observer bug")
+
+    conv.add_observer(broken)
+    with capture_logs() as logs:
+        conv.handle(e.SessionReady())
+    assert conv.state == "listening"
+    assert any(x["event"] == "observer_failed" for x in logs)
+
+
+def test_transitions_and_commands_are_logged_as_structured_events() -> None:
+    conv = Conversation()
+    responding(conv, interrupt_response=False)
+    with capture_logs() as logs:
+        feed(conv, e.SpeechStarted("u2", 1), e.PlaybackFlushed({"i1": 640.0}))
+    transitions = [x for x in logs if x["event"] == "transition"]
+    assert transitions[0]["source"] == "responding" and transitions[0]["dest"] == "interrupted"
+    truncate = next(x for x in logs if x.get("kind") == "TruncateItem")
+    assert truncate["audio_end_ms"] == 640 and truncate["item_id"] == "i1"
+
+
+# --- every edge of the default table ---------------------------------------------------
+
+def _drive_to(conv: Conversation, state: str) -> None:
+    if state == "idle":
+        return
+    conv.handle(e.SessionReady(interrupt_response=False))
+    if state == "responding":
+        feed(conv, e.ResponseCreated("r1"), e.AudioDelta("r1", "i1", ms(100)))
+    if state == "interrupted":
+        feed(conv, e.ResponseCreated("r1"), e.AudioDelta("r1", "i1", ms(100)),
+             e.UserInterrupt())
+    assert conv.state == state
+
+
+def _event_for(trigger: str) -> e.Event:
+    return {
+        "session_ready": e.SessionReady(),
+        "reconnected": e.Reconnected(),
+        "disconnected": e.Disconnected(),
+        "start": e.UserStart(),
+        "stop": e.UserStop(),
+        "speech_started": e.SpeechStarted("u", 0),
+        "local_speech_started": e.LocalSpeechStarted(0.0),
+        "interrupt": e.UserInterrupt(),
+        "speech_stopped": e.SpeechStopped("u", 0),
+        "response_created": e.ResponseCreated("r2"),
+        "audio_started": e.AudioDelta("r2", "i2", ms(10)),
+        "response_done": e.ResponseDone("r1", "completed"),
+        "playback_finished": e.PlaybackFinished({"i1": 100.0}),
+        "playback_flushed": e.PlaybackFlushed({"i1": 50.0}),
+    }[trigger]
+
+
+EDGES = [
+    (edge.source, edge.trigger, edge.dest)
+    for edge in DEFAULT_TABLE.edges()
+    if not edge.conditions and not edge.unless
+]
+
+
+@pytest.mark.parametrize(("source", "trigger", "dest"), EDGES)
+def test_every_unconditional_edge(source: str, trigger: str, dest: str | None) -> None:
+    conv = Conversation()
+    _drive_to(conv, source)
+    before = conv.stats.illegal_events
+    conv.handle(_event_for(trigger))
+    assert conv.stats.illegal_events == before
+    expected = dest or source
+    if (source, trigger) == ("responding", "response_done"):
+        expected = "responding"  # audio is playing
+    assert conv.state == expected
+
+
+def test_conditional_edges() -> None:
+    # responding --response_done [not playing]--> listening
+    conv = Conversation()
+    _drive_to(conv, "responding")
+    feed(conv, e.PlaybackFinished({"i1": 100.0}), e.ResponseDone("r1", "completed"))
+    assert conv.state == "listening"
+    # interrupted --playback_flushed [generating]--> responding
+    conv = Conversation()
+    _drive_to(conv, "interrupted")
+    feed(conv, e.ResponseCreated("r2"), e.PlaybackFlushed({"i1": 1.0}))
+    assert conv.state == "responding"
+    # interrupted --playback_flushed [playing]--> responding
+    conv = Conversation()
+    _drive_to(conv, "interrupted")
+    feed(conv, e.ResponseCreated("r2"), e.AudioDelta("r2", "i2", ms(10)),
+         e.ResponseDone("r2", "completed"), e.PlaybackFlushed({"i1": 1.0}))
+    assert conv.state == "responding"
+
+
+# --- extension -------------------------------------------------------------------------
+
+THINKING = DEFAULT_TABLE.extend(
+    states=[State("thinking", interruptible=True, description="the user stopped; no audio yet")],
+    transitions=[
+        Transition("speech_stopped", "listening", "thinking", reason="user finished"),
+        Transition("audio_started", "thinking", "responding", reason="first audio"),
+        Transition("response_created", "thinking", None),
+        Transition("response_done", "thinking", "listening", reason="nothing to say"),
+    ],
+    name="with_thinking",
+)
+
+GREETING = DEFAULT_TABLE.extend(
+    states=[State("greeting", interruptible=False)],
+    transitions=[
+        Transition("session_ready", "idle", "greeting"),
+        Transition("audio_started", "greeting", None),
+        Transition("response_created", "greeting", None),
+        Transition("playback_finished", "greeting", "listening", unless=("generating",)),
+        Transition("response_done", "greeting", None),
+    ],
+)
+
+
+def test_custom_interruptible_state_gets_the_barge_in_edge() -> None:
+    conv = Conversation(THINKING)
+    feed(conv, e.SessionReady(interrupt_response=False), e.SpeechStarted("u", 0),
+         e.SpeechStopped("u", 800))
+    assert conv.state == "thinking"
+    feed(conv, e.ResponseCreated("r1"), e.OutputItemAdded("r1", "i1"))
+    out = conv.handle(e.SpeechStarted("u2", 1200))
+    assert conv.state == "interrupted"
+    assert kinds(out) == ["FlushPlayback", "CancelResponse"]
+    assert kinds(conv.handle(e.PlaybackFlushed({}))) == ["DeleteItem"]
+    feed(conv, e.SpeechStopped("u2", 2000), e.ResponseCreated("r2"),
+         e.AudioDelta("r2", "i2", ms(10)))
+    assert conv.state == "responding"
+
+
+def test_non_interruptible_state_ignores_barge_in() -> None:
+    conv = Conversation(GREETING)
+    feed(conv, e.SessionReady(interrupt_response=False), e.ResponseCreated("r1"),
+         e.AudioDelta("r1", "i1", ms(500)))
+    assert conv.state == "greeting"
+    assert conv.handle(e.SpeechStarted("u", 100)) == []
+    assert conv.state == "greeting" and conv.stats.illegal_events == 0
+    feed(conv, e.ResponseDone("r1", "completed"), e.PlaybackFinished({"i1": 500.0}))
+    assert conv.state == "listening"
+
+
+@pytest.mark.parametrize(
+    ("states", "transitions", "match"),
+    [
+        ([], [Transition("nope", "idle", "listening")], "unknown trigger"),
+        ([], [Transition("start", "idle", "nowhere")], "unknown state"),
+        ([], [Transition("start", "idle", "listening", conditions=("sunny",))],
+         "unknown condition"),
+        ([State("idle")], [], "names a state twice"),
+    ],
+)
+def test_bad_tables_are_refused(states: list[State], transitions: list[Transition],
+                                match: str) -> None:
+    with pytest.raises(StateTableError, match=match):
+        DEFAULT_TABLE.extend(states, transitions)
+
+
+def test_table_without_core_states_is_refused() -> None:
+    with pytest.raises(StateTableError, match="lacks core states"):
+        StateTable(states=(State("idle"),), transitions=())
+
