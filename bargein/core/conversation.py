@@ -249,6 +249,7 @@ class Conversation:
         self._sent = {k: v for k, v in self._sent.items() if v != ("cancel", ev.response_id)}
         if ev.response_id in self._gated:
             return []
+        self._gated.add(ev.response_id)  # a finished response has no audio left to send
         if ev.response_id == self._generating:
             self._generating = None
         return self._fire("response_done")

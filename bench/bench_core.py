@@ -1,0 +1,81 @@
+"""Cost of the sans-IO core per audio delta (fast path) and per state-changing event.
+
+Prints a table of medians over repeated runs. Logging is routed to a filtering logger at
+WARNING, as a production application would configure it; the figures are the core's own.
+Targets on the 2-core development machines: <= 5 us per delta, <= 20 us per state change.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+
+import structlog
+
+from bargein.core import Conversation
+from bargein.core import events as e
+
+DELTA = b"\x01\x00" * 24 * 40  # 40 ms of audio, a typical server delta
+
+
+def per_delta(n: int) -> float:
+    conv = Conversation()
+    for ev in (e.SessionReady(), e.ResponseCreated("r1"), e.AudioDelta("r1", "i1", DELTA)):
+        conv.handle(ev)
+    deltas = [e.AudioDelta("r1", "i1", DELTA) for _ in range(n)]
+    handle = conv.handle
+    start = time.perf_counter()
+    for ev in deltas:
+        handle(ev)
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def per_gated_delta(n: int) -> float:
+    conv = Conversation()
+    for ev in (e.SessionReady(interrupt_response=False), e.ResponseCreated("r1"),
+               e.AudioDelta("r1", "i1", DELTA), e.UserInterrupt(), e.PlaybackFlushed({})):
+        conv.handle(ev)
+    deltas = [e.AudioDelta("r1", "i1", DELTA) for _ in range(n)]
+    start = time.perf_counter()
+    for ev in deltas:
+        conv.handle(ev)
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def per_state_change(n: int) -> float:
+    """One barge-in cycle is 5 state-changing events; report the cost per event."""
+    conv = Conversation()
+    conv.handle(e.SessionReady(interrupt_response=False))
+    cycles = []
+    for i in range(n):
+        rid, item = f"r{i}", f"i{i}"
+        cycles.append((
+            e.ResponseCreated(rid),
+            e.AudioDelta(rid, item, DELTA),
+            e.SpeechStarted(f"u{i}", i),
+            e.PlaybackFlushed({item: 20.0}),
+            e.SpeechStopped(f"u{i}", i),
+        ))
+    start = time.perf_counter()
+    for cycle in cycles:
+        for ev in cycle:
+            conv.handle(ev)
+    return (time.perf_counter() - start) / (n * 5) * 1e6
+
+
+def main() -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    rows = [
+        ("audio delta, fast path", per_delta, 20_000, 5.0),
+        ("audio delta, stale (dropped)", per_gated_delta, 20_000, 5.0),
+        ("state-changing event (barge-in cycle)", per_state_change, 2_000, 20.0),
+    ]
+    print(f"{'what':40} {'median us':>10} {'min us':>8} {'target us':>10}")
+    for name, fn, n, target in rows:
+        runs = [fn(n) for _ in range(7)]
+        print(f"{name:40} {statistics.median(runs):10.2f} {min(runs):8.2f} {target:10.1f}")
+
+
+if __name__ == "__main__":
+    main()

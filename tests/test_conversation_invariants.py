@@ -1,0 +1,115 @@
+"""Random event sequences must never break the promises of the core."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from bargein.core import Conversation
+from bargein.core import commands as c
+from bargein.core import events as e
+from bargein.states import DEFAULT_TABLE, State, Transition
+
+RESPONSES = st.sampled_from(["r1", "r2", "r3"])
+ITEM_NO = st.integers(min_value=1, max_value=2)
+HEARD = st.floats(min_value=0, max_value=5000, allow_nan=False)
+
+THINKING = DEFAULT_TABLE.extend(
+    states=[State("thinking", interruptible=True)],
+    transitions=[
+        Transition("speech_stopped", "listening", "thinking"),
+        Transition("audio_started", "thinking", "responding"),
+        Transition("response_created", "thinking", None),
+        Transition("response_done", "thinking", "listening"),
+    ],
+)
+
+
+class ConversationMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = Conversation(THINKING)
+        self.played_bytes: dict[str, int] = defaultdict(int)
+        self.settled: Counter[str] = Counter()
+        self.live: set[str] = set()
+        """Responses the core accepted (created, or audio played) and has not yet cut off."""
+        self.stale: set[str] = set()
+        """Responses whose audio must never play again: cut off by a flush, or done."""
+
+    def _feed(self, event: e.Event) -> None:
+        illegal = self.conv.stats.illegal_events
+        commands = self.conv.handle(event)
+        accepted = self.conv.stats.illegal_events == illegal
+        if accepted and isinstance(event, e.ResponseCreated | e.AudioDelta):
+            self.live.add(event.response_id)
+        for cmd in commands:
+            if isinstance(cmd, c.PlayAudio):
+                assert cmd.response_id not in self.stale, "audio of an interrupted reply"
+                self.played_bytes[cmd.item_id] += len(cmd.audio)
+            elif isinstance(cmd, c.TruncateItem):
+                self.settled[cmd.item_id] += 1
+                assert 0 < cmd.audio_end_ms <= self.played_bytes[cmd.item_id] / 48
+            elif isinstance(cmd, c.DeleteItem):
+                self.settled[cmd.item_id] += 1
+            elif isinstance(cmd, c.FlushPlayback):
+                self.stale |= self.live
+                self.live.clear()
+        if isinstance(event, e.ResponseDone):
+            self.stale.add(event.response_id)
+
+    @rule()
+    def session_ready(self) -> None:
+        self._feed(e.SessionReady(interrupt_response=False))
+
+    @rule(rid=RESPONSES)
+    def response_created(self, rid: str) -> None:
+        self._feed(e.ResponseCreated(rid))
+
+    @rule(rid=RESPONSES, n=ITEM_NO)
+    def item_added(self, rid: str, n: int) -> None:
+        self._feed(e.OutputItemAdded(rid, f"{rid}-i{n}"))
+
+    @rule(rid=RESPONSES, n=ITEM_NO, ms=st.integers(min_value=1, max_value=400))
+    def audio(self, rid: str, n: int, ms: int) -> None:
+        self._feed(e.AudioDelta(rid, f"{rid}-i{n}", b"\0\0" * 24 * ms))
+
+    @rule(rid=RESPONSES, status=st.sampled_from(["completed", "cancelled"]))
+    def response_done(self, rid: str, status: str) -> None:
+        self._feed(e.ResponseDone(rid, status))
+
+    @rule(event=st.sampled_from([
+        e.SpeechStarted("u", 0), e.SpeechStopped("u", 0), e.LocalSpeechStarted(0.0),
+        e.UserInterrupt(), e.UserStop(), e.UserStart(), e.Disconnected(), e.Reconnected(),
+        e.RequestResponse(), e.ServerError("invalid_request_error", "x", "y", "bargein_1"),
+        e.MicAudio(b"\0\0" * 480),
+    ]))
+    def simple(self, event: e.Event) -> None:
+        self._feed(event)
+
+    @rule(heard=st.dictionaries(st.sampled_from(["r1-i1", "r1-i2", "r2-i1", "r3-i2"]), HEARD))
+    def flushed(self, heard: dict[str, float]) -> None:
+        self._feed(e.PlaybackFlushed(heard))
+
+    @rule(heard=st.dictionaries(st.sampled_from(["r1-i1", "r1-i2", "r2-i1", "r3-i2"]), HEARD))
+    def progress(self, heard: dict[str, float]) -> None:
+        self._feed(e.PlaybackProgress(heard))
+
+    @rule(heard=st.dictionaries(st.sampled_from(["r1-i1", "r1-i2", "r2-i1", "r3-i2"]), HEARD))
+    def finished(self, heard: dict[str, float]) -> None:
+        self._feed(e.PlaybackFinished(heard))
+
+    @invariant()
+    def state_is_known(self) -> None:
+        assert self.conv.state in THINKING.state_names
+
+    @invariant()
+    def each_item_settled_at_most_once(self) -> None:
+        assert all(n <= 1 for n in self.settled.values()), self.settled
+
+
+ConversationMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=40,
+                                                 deadline=None)
+TestConversationInvariants = ConversationMachine.TestCase
