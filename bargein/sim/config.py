@@ -1,0 +1,63 @@
+"""How a simulator behaves: what it says, how fast, in which voice, and what goes wrong."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bargein.sim.errors import SimError
+from bargein.sim.faults import Faults
+from bargein.sim.voice import VoiceKind
+
+DEFAULT_SCRIPT: tuple[str, ...] = (
+    "Hello! I am the bargein simulator. Ask me anything, and feel free to interrupt me "
+    "whenever you like, because that is exactly what I am here to test.",
+    "Sure. Here is a longer answer, so that you have plenty of time to cut in: the weather "
+    "today is mild, with a light breeze from the west and clouds that come and go.",
+    "Of course. Let me tell you a story about a lighthouse keeper who counted the waves "
+    "every night, one by one, until the morning light came over the hills.",
+)
+
+EventHook = Callable[[dict[str, Any], str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Options of a simulator, shared by all its connections.
+
+    - ``script``: reply texts, one per assistant turn, cycling.
+    - ``speed``: how many times faster than real time replies are sent (1.0 paces them
+      exactly in real time, ``math.inf`` sends them as fast as possible).
+    - ``chunk_ms``: milliseconds of audio per audio delta.
+    - ``reply_latency_ms``: delay between ``response.created`` and the first audio.
+    - ``voice``: ``auto`` (espeak-ng if installed), ``espeak`` or ``synthetic``.
+    - ``faults``: faults of connections that do not choose their own.
+    - ``reject_api_keys``: keys answered with HTTP 401, to test a client's rejected-key path.
+    - ``record_audio``: keep appended audio in each connection's record.
+    - ``on_event``: called with (event, api) for every event sent except injected garbage
+      (malformed frames, unknown types); what it raises is kept in ``Simulator.violations``.
+    """
+
+    script: tuple[str, ...] = DEFAULT_SCRIPT
+    speed: float = 4.0
+    chunk_ms: int = 100
+    reply_latency_ms: float = 0.0
+    voice: VoiceKind = "auto"
+    faults: Faults = field(default_factory=Faults)
+    reject_api_keys: frozenset[str] = frozenset()
+    record_audio: bool = True
+    on_event: EventHook | None = None
+
+    def __post_init__(self) -> None:
+        if not self.script or not all(text.strip() for text in self.script):
+            raise SimError("the reply script needs at least one non-empty text")
+        if not (self.speed > 0 and not math.isnan(self.speed)):
+            raise SimError(f"speed must be positive, not {self.speed}")
+        if not 10 <= self.chunk_ms <= 1000:
+            raise SimError(f"chunk_ms must be between 10 and 1000, not {self.chunk_ms}")
+        if self.reply_latency_ms < 0:
+            raise SimError("reply_latency_ms must not be negative")
+        if self.voice not in ("auto", "espeak", "synthetic"):
+            raise SimError(f"voice must be auto, espeak or synthetic, not {self.voice!r}")

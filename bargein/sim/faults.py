@@ -1,0 +1,95 @@
+"""Faults the simulator injects, chosen per connection, to test how a client copes.
+
+A client picks faults without Python access to the server through the query parameter
+``sim_faults`` or the header ``X-Bargein-Sim-Faults``, both holding ``name=value`` pairs
+separated by commas, e.g. ``late_deltas_after_cancel=3,disconnect_at=mid_reply``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from bargein.sim.errors import SimError
+
+Phase = Literal[
+    "session_created", "speech_started", "response_created", "mid_reply", "response_done"
+]
+PHASES: tuple[str, ...] = get_args(Phase)
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """What goes wrong on one connection; the default is a well-behaved server.
+
+    - ``late_deltas_after_cancel``: audio deltas of a cancelled response sent after its
+      ``response.done`` (the classic leak).
+    - ``duplicate_every``: every Nth event is sent twice, same ``event_id``.
+    - ``reorder_every``: every Nth event is held back and sent after the one that follows.
+    - ``malformed_frame_after``: after the Nth event, one text frame that is not JSON.
+    - ``unknown_events``: an event of an unknown type after ``session.created`` and after
+      each ``response.created``.
+    - ``error_mid_response``: halfway through each reply an ``error`` event, and the
+      response ends ``failed``.
+    - ``disconnect_at``: the TCP connection is dropped, without a close frame, right after
+      the given phase.
+    - ``jitter_ms``: each event is delayed by a uniform random 0..jitter_ms (order kept).
+    - ``seed``: seeds the jitter, so a run can be repeated.
+    """
+
+    late_deltas_after_cancel: int = 0
+    duplicate_every: int = 0
+    reorder_every: int = 0
+    malformed_frame_after: int = 0
+    unknown_events: bool = False
+    error_mid_response: bool = False
+    disconnect_at: Phase | None = None
+    jitter_ms: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for field in (
+            "late_deltas_after_cancel",
+            "duplicate_every",
+            "reorder_every",
+            "malformed_frame_after",
+            "jitter_ms",
+        ):
+            if getattr(self, field) < 0:
+                raise SimError(f"fault {field} must not be negative")
+        if self.disconnect_at is not None and self.disconnect_at not in PHASES:
+            raise SimError(
+                f"fault disconnect_at must be one of {', '.join(PHASES)}, "
+                f"not {self.disconnect_at!r}"
+            )
+
+    @classmethod
+    def parse(cls, spec: str) -> Faults:
+        """Faults from ``name=value,...`` (booleans as true/false, 1/0)."""
+        fields = {field.name: field for field in dataclasses.fields(cls)}
+        values: dict[str, object] = {}
+        for pair in filter(None, (part.strip() for part in spec.split(","))):
+            name, sep, raw = pair.partition("=")
+            name = name.strip()
+            if not sep or name not in fields:
+                known = ", ".join(fields)
+                raise SimError(f"bad fault {pair!r}: expected name=value with name one of {known}")
+            values[name] = _convert(name, raw.strip(), cls.__dataclass_fields__[name].type)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _convert(name: str, raw: str, annotation: object) -> object:
+    kind = str(annotation)
+    try:
+        if kind == "bool":
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1")
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise SimError(f"fault {name} got {raw!r}, which is not a {kind}") from None
+    return raw or None

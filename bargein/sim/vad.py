@@ -1,0 +1,83 @@
+"""An energy voice-activity detector with the server VAD's knobs, run on appended audio.
+
+Input audio is cut into 10 ms blocks; a block is voiced when its level exceeds
+``threshold``, where level maps RMS loudness linearly from -80 dBFS (0.0) to 0 dBFS (1.0),
+so the default threshold 0.5 means louder than -40 dBFS. Speech starts on the first voiced
+block (reported ``prefix_padding_ms`` earlier, never before the buffer started) and stops
+once ``silence_duration_ms`` of unvoiced blocks follow the last voiced one. Times are
+milliseconds on the input clock: all audio appended during the session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BLOCK_MS = 10
+_FLOOR_DB = -80.0
+
+
+@dataclass(frozen=True, slots=True)
+class VadEdge:
+    """A speech start or stop, at ``at_ms`` on the input clock."""
+
+    started: bool
+    at_ms: int
+
+
+class EnergyVad:
+    """Finds speech starts and stops in a stream of PCM16 samples at ``rate``."""
+
+    def __init__(
+        self,
+        rate: int,
+        threshold: float,
+        prefix_padding_ms: int,
+        silence_duration_ms: int,
+        start_ms: int = 0,
+    ) -> None:
+        self._block = rate * BLOCK_MS // 1000
+        self._threshold_db = _FLOOR_DB * (1.0 - threshold)
+        self._prefix_ms = prefix_padding_ms
+        self._silence_ms = silence_duration_ms
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._next_block_ms = start_ms
+        self._buffer_start_ms = start_ms
+        self.speaking = False
+        self._last_voiced_end_ms = 0
+
+    def restart(self, at_ms: int) -> None:
+        """Forget the current turn: the buffer now starts at ``at_ms`` (after commit/clear)."""
+        self.speaking = False
+        self._buffer_start_ms = at_ms
+
+    def feed(self, samples: np.ndarray) -> list[VadEdge]:
+        """Consume PCM16 samples; return the speech edges they complete, in order."""
+        if self._pending.size:
+            samples = np.concatenate((self._pending, samples))
+        whole = samples.size - samples.size % self._block
+        self._pending = samples[whole:]
+        if not whole:
+            return []
+        blocks = samples[:whole].reshape(-1, self._block).astype(np.float32)
+        power = np.mean(blocks * blocks, axis=1) / (32768.0 * 32768.0)
+        level_db = 10.0 * np.log10(np.maximum(power, 1e-12))
+        voiced = level_db > self._threshold_db
+        edges: list[VadEdge] = []
+        start_ms = self._next_block_ms
+        self._next_block_ms += voiced.size * BLOCK_MS
+        if not self.speaking and not voiced.any():
+            return edges
+        for index, is_voiced in enumerate(voiced.tolist()):
+            block_end = start_ms + (index + 1) * BLOCK_MS
+            if is_voiced:
+                if not self.speaking:
+                    self.speaking = True
+                    onset = block_end - BLOCK_MS - self._prefix_ms
+                    edges.append(VadEdge(True, max(onset, self._buffer_start_ms)))
+                self._last_voiced_end_ms = block_end
+            elif self.speaking and block_end - self._last_voiced_end_ms >= self._silence_ms:
+                self.speaking = False
+                edges.append(VadEdge(False, self._last_voiced_end_ms))
+        return edges
