@@ -160,7 +160,8 @@ class _Connection:
             event = {**event, "delta": f"<{len(event['delta'])} base64 chars>"}
         self.record.add_sent(event)
         self.out.put_nowait((data, asyncio.get_running_loop().time()))
-        if _PHASE_OF_EVENT.get(event["type"]) == self.setup.faults.disconnect_at:
+        phase = self.setup.faults.disconnect_at
+        if phase is not None and _PHASE_OF_EVENT.get(event["type"]) == phase:
             self.out.put_nowait(_ABORT)
 
     def emit_raw(self, data: bytes) -> None:

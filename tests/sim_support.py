@@ -1,0 +1,81 @@
+"""Shared helpers of the simulator tests: a validating config, test audio and a raw client."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+
+from bargein.sim import SimConfig
+from tests.wire_models import validate_server_event
+
+
+def sim_config(**changes: Any) -> SimConfig:
+    """Fast synthetic replies; every event the simulator sends is checked against the SDK."""
+    options: dict[str, Any] = {"voice": "synthetic", "speed": 50.0,
+                               "on_event": validate_server_event}
+    options.update(changes)
+    return SimConfig(**options)
+
+
+def tone(ms: int, dbfs: float = -12.0, rate: int = 24_000) -> bytes:
+    """A 220 Hz sine whose RMS level is ``dbfs``: 'speech' for an energy VAD."""
+    t = np.arange(rate * ms // 1000) / rate
+    amplitude = math.sqrt(2) * 32768 * 10 ** (dbfs / 20)
+    return (amplitude * np.sin(2 * np.pi * 220 * t)).astype("<i2").tobytes()
+
+
+def silence(ms: int, rate: int = 24_000) -> bytes:
+    return bytes(2 * rate * ms // 1000)
+
+
+class Client:
+    """A raw websockets client that keeps every server event it has read."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.events: list[dict[str, Any]] = []
+
+    @classmethod
+    async def open(cls, url: str, headers: dict[str, str] | None = None) -> Client:
+        return cls(await connect(url, additional_headers=headers))
+
+    async def send(self, event: dict[str, Any]) -> None:
+        await self.ws.send(orjson.dumps(event).decode())
+
+    async def append(self, audio: bytes, frame_bytes: int = 960) -> None:
+        """Append audio in 20 ms (pcm16) frames, as fast as the socket takes them."""
+        for start in range(0, len(audio), frame_bytes):
+            chunk = base64.b64encode(audio[start:start + frame_bytes]).decode()
+            await self.send({"type": "input_audio_buffer.append", "audio": chunk})
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        event = orjson.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        self.events.append(event)
+        return dict(event)
+
+    async def until(self, event_type: str, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Events read up to and including the next one of ``event_type``."""
+        seen = []
+        while True:
+            event = await self.recv(timeout)
+            seen.append(event)
+            if event["type"] == event_type:
+                return seen
+
+    def of_type(self, event_type: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == event_type]
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+def audio_ms(events: list[dict[str, Any]], delta_type: str, bytes_per_ms: int = 48) -> int:
+    """Milliseconds of audio carried by the ``delta_type`` events among ``events``."""
+    total = sum(len(base64.b64decode(e["delta"])) for e in events if e["type"] == delta_type)
+    return total // bytes_per_ms
