@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from wire_models import validate_client_event, validate_server_event
+
+from tests.wire_models import validate_client_event, validate_server_event
 
 GA_SESSION_UPDATE: dict[str, Any] = {
     "type": "session.update",

@@ -1,0 +1,474 @@
+"""Realtime wire JSON to core events and core commands to wire JSON, for the GA and beta APIs.
+
+Pure: no sockets, no clock. Frames are decoded by msgspec into typed structs (a tagged union
+on ``type``), which checks every field the core relies on in one pass over the JSON; the
+choice of msgspec over orjson and the stdlib is measured in ``bench/bench_codec.py``.
+Whatever arrives, ``decode`` never raises: an unreadable frame becomes ``ProtocolViolation``.
+"""
+
+from __future__ import annotations
+
+import binascii
+from typing import Any, Final, TypeAlias
+
+import msgspec
+import structlog
+
+from bargein.adapters.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from bargein.adapters.audio.resample import resample_pcm16
+from bargein.adapters.session_config import (
+    AUDIO_FORMATS,
+    SAMPLE_RATES,
+    Api,
+    AudioFormat,
+    SessionConfig,
+)
+from bargein.core.commands import (
+    CancelResponse,
+    CreateResponse,
+    DeleteItem,
+    SendAudio,
+    ServerCommand,
+    TruncateItem,
+    UpdateSession,
+)
+from bargein.core.events import (
+    AudioDelta,
+    Event,
+    InputTranscript,
+    ItemDeleted,
+    ItemTruncated,
+    OutputItemAdded,
+    ProtocolViolation,
+    ResponseCreated,
+    ResponseDone,
+    ServerError,
+    SessionReady,
+    SpeechStarted,
+    SpeechStopped,
+    TranscriptDelta,
+    UnknownServerEvent,
+)
+from bargein.errors import BargeinError
+
+log = structlog.get_logger(__name__)
+
+CORE_RATE: Final = 24000
+
+
+class CodecError(BargeinError):
+    """The codec was asked for something it cannot do (an unknown flavour, format or command)."""
+
+
+# --- wire shapes the core reads ------------------------------------------------------
+
+
+class _Wire(msgspec.Struct, tag_field="type"):
+    """Server events; unknown keys are skipped, missing or mistyped ones are errors."""
+
+
+class _SessionEvent(_Wire):
+    session: dict[str, Any]
+
+
+class _SessionCreated(_SessionEvent, tag="session.created"):
+    pass
+
+
+class _SessionUpdated(_SessionEvent, tag="session.updated"):
+    pass
+
+
+class _SpeechStarted(_Wire, tag="input_audio_buffer.speech_started"):
+    item_id: str
+    audio_start_ms: int
+
+
+class _SpeechStopped(_Wire, tag="input_audio_buffer.speech_stopped"):
+    item_id: str
+    audio_end_ms: int
+
+
+class _ResponseRef(msgspec.Struct):
+    id: str
+
+
+class _ResponseCreated(_Wire, tag="response.created"):
+    response: _ResponseRef
+
+
+class _ItemRef(msgspec.Struct):
+    id: str
+
+
+class _OutputItemAdded(_Wire, tag="response.output_item.added"):
+    response_id: str
+    item: _ItemRef
+
+
+class _AudioDelta(_Wire):
+    response_id: str
+    item_id: str
+    delta: str
+    content_index: int = 0
+
+
+class _AudioDeltaGa(_AudioDelta, tag="response.output_audio.delta"):
+    pass
+
+
+class _AudioDeltaBeta(_AudioDelta, tag="response.audio.delta"):
+    pass
+
+
+class _TranscriptDelta(_Wire):
+    response_id: str
+    item_id: str
+    delta: str
+
+
+class _TranscriptDeltaGa(_TranscriptDelta, tag="response.output_audio_transcript.delta"):
+    pass
+
+
+class _TranscriptDeltaBeta(_TranscriptDelta, tag="response.audio_transcript.delta"):
+    pass
+
+
+class _InputTranscript(_Wire, tag="conversation.item.input_audio_transcription.completed"):
+    item_id: str
+    transcript: str
+
+
+class _StatusError(msgspec.Struct):
+    code: str | None = None
+
+
+class _StatusDetails(msgspec.Struct):
+    reason: str | None = None
+    error: _StatusError | None = None
+
+
+class _DoneResponse(msgspec.Struct):
+    id: str
+    status: str
+    status_details: _StatusDetails | None = None
+
+
+class _ResponseDone(_Wire, tag="response.done"):
+    response: _DoneResponse
+
+
+class _ItemTruncated(_Wire, tag="conversation.item.truncated"):
+    item_id: str
+    audio_end_ms: int
+
+
+class _ItemDeleted(_Wire, tag="conversation.item.deleted"):
+    item_id: str
+
+
+class _ErrorBody(msgspec.Struct):
+    type: str
+    message: str
+    code: str | None = None
+    param: str | None = None
+    event_id: str | None = None
+
+
+class _Error(_Wire, tag="error"):
+    error: _ErrorBody
+
+
+class _TypeOnly(msgspec.Struct):
+    type: str
+
+
+_SHARED: Final = (
+    _SessionCreated,
+    _SessionUpdated,
+    _SpeechStarted,
+    _SpeechStopped,
+    _ResponseCreated,
+    _OutputItemAdded,
+    _InputTranscript,
+    _ResponseDone,
+    _ItemTruncated,
+    _ItemDeleted,
+    _Error,
+)
+_FLAVOURED: Final = {
+    "ga": (_AudioDeltaGa, _TranscriptDeltaGa),
+    "beta": (_AudioDeltaBeta, _TranscriptDeltaBeta),
+}
+
+_IGNORED_SHARED: Final = frozenset(
+    {
+        "conversation.created",
+        "conversation.item.created",
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.failed",
+        "conversation.item.retrieved",
+        "input_audio_buffer.cleared",
+        "input_audio_buffer.committed",
+        "output_audio_buffer.started",
+        "output_audio_buffer.stopped",
+        "output_audio_buffer.cleared",
+        "rate_limits.updated",
+        "response.content_part.added",
+        "response.content_part.done",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+    }
+)
+IGNORED_TYPES: Final[dict[Api, frozenset[str]]] = {
+    "ga": _IGNORED_SHARED
+    | {
+        "conversation.item.added",
+        "conversation.item.done",
+        "conversation.item.input_audio_transcription.segment",
+        "input_audio_buffer.dtmf_event_received",
+        "input_audio_buffer.timeout_triggered",
+        "mcp_list_tools.completed",
+        "mcp_list_tools.failed",
+        "mcp_list_tools.in_progress",
+        "response.mcp_call.completed",
+        "response.mcp_call.failed",
+        "response.mcp_call.in_progress",
+        "response.mcp_call_arguments.delta",
+        "response.mcp_call_arguments.done",
+        "response.output_audio.done",
+        "response.output_audio_transcript.done",
+        "response.output_text.delta",
+        "response.output_text.done",
+    },
+    "beta": _IGNORED_SHARED
+    | {
+        "response.audio.done",
+        "response.audio_transcript.done",
+        "response.text.delta",
+        "response.text.done",
+        "transcription_session.updated",
+    },
+}
+"""Server event types each flavour knows that the core does not consume: decoded to None."""
+
+_Decoded: TypeAlias = Event | None
+
+
+def _consumed_types(api: Api) -> frozenset[str]:
+    return frozenset(str(cls.__struct_config__.tag) for cls in _SHARED + _FLAVOURED[api])
+
+
+CONSUMED_TYPES: Final[dict[Api, frozenset[str]]] = {
+    "ga": _consumed_types("ga"),
+    "beta": _consumed_types("beta"),
+}
+"""Server event types each flavour turns into a core event."""
+
+
+def _turn_detection(session: dict[str, Any], api: Api) -> object:
+    """The session's turn detection object; a missing key reads as the server default."""
+    missing = {"type": "server_vad"}
+    if api == "beta":
+        return session.get("turn_detection", missing)
+    audio = session.get("audio")
+    audio_input = audio.get("input") if isinstance(audio, dict) else None
+    if not isinstance(audio_input, dict):
+        return missing
+    return audio_input.get("turn_detection", missing)
+
+
+def _session_ready(session: dict[str, Any], api: Api) -> SessionReady:
+    turn = _turn_detection(session, api)
+    if turn is None:
+        interrupt = False
+    elif isinstance(turn, dict) and isinstance(turn.get("interrupt_response", True), bool):
+        interrupt = turn.get("interrupt_response", True)
+    else:
+        raise msgspec.ValidationError("session turn_detection is not an object")
+    session_id = session.get("id", "")
+    if not isinstance(session_id, str):
+        raise msgspec.ValidationError("session id is not a string")
+    return SessionReady(session_id=session_id, interrupt_response=interrupt)
+
+
+def _check_format(name: str, value: str) -> AudioFormat:
+    for known in AUDIO_FORMATS:
+        if value == known:
+            return known
+    raise CodecError(f"{name} must be one of {', '.join(AUDIO_FORMATS)}, got {value!r}")
+
+
+class WireCodec:
+    """Translates one connection's frames; knows its API flavour and its audio formats.
+
+    ``input_format`` defaults to ``output_format``. Encoding an ``UpdateSession`` adopts
+    the formats of its configuration, so the codec follows the session it configures.
+    """
+
+    def __init__(
+        self,
+        api: Api = "ga",
+        output_format: AudioFormat = "pcm16",
+        *,
+        input_format: AudioFormat | None = None,
+    ) -> None:
+        if api not in _FLAVOURED:
+            raise CodecError(f"unknown Realtime API flavour {api!r}: use 'ga' or 'beta'")
+        self.api: Api = api
+        self.output_format = _check_format("output_format", output_format)
+        self.input_format = _check_format("input_format", input_format or output_format)
+        union = _SHARED + _FLAVOURED[api]
+        self._decoder = msgspec.json.Decoder(_union_type(union))
+        self._type_decoder = msgspec.json.Decoder(_TypeOnly)
+        self._ignored = IGNORED_TYPES[api]
+        self._consumed = CONSUMED_TYPES[api]
+
+    # --- server frames -> core events ----------------------------------------------------
+
+    def decode(self, frame: str | bytes) -> _Decoded:
+        """One server frame as a core event, or None for a known type the core ignores."""
+        try:
+            wire = self._decoder.decode(frame)
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            return self._undecodable(frame, exc)
+        try:
+            return self._to_event(wire)
+        except (binascii.Error, msgspec.ValidationError, ValueError, BargeinError) as exc:
+            return self._violation(f"{_type_name(wire)}: {exc}")
+
+    def _to_event(self, wire: _Wire) -> Event:
+        if isinstance(wire, _AudioDelta):
+            return AudioDelta(
+                wire.response_id, wire.item_id, self._pcm(wire.delta), wire.content_index
+            )
+        if isinstance(wire, _TranscriptDelta):
+            return TranscriptDelta(wire.response_id, wire.item_id, wire.delta)
+        if isinstance(wire, _SpeechStarted):
+            return SpeechStarted(wire.item_id, wire.audio_start_ms)
+        if isinstance(wire, _SpeechStopped):
+            return SpeechStopped(wire.item_id, wire.audio_end_ms)
+        if isinstance(wire, _ResponseCreated):
+            return ResponseCreated(wire.response.id)
+        if isinstance(wire, _OutputItemAdded):
+            return OutputItemAdded(wire.response_id, wire.item.id)
+        if isinstance(wire, _ResponseDone):
+            return _response_done(wire.response)
+        if isinstance(wire, _InputTranscript):
+            return InputTranscript(wire.item_id, wire.transcript)
+        if isinstance(wire, _ItemTruncated):
+            return ItemTruncated(wire.item_id, wire.audio_end_ms)
+        if isinstance(wire, _ItemDeleted):
+            return ItemDeleted(wire.item_id)
+        if isinstance(wire, _Error):
+            body = wire.error
+            return ServerError(body.type, body.code, body.message, body.event_id, body.param)
+        if isinstance(wire, _SessionEvent):
+            return _session_ready(wire.session, self.api)
+        raise msgspec.ValidationError(f"no core event for {type(wire).__name__}")
+
+    def _pcm(self, b64: str) -> bytes:
+        raw = binascii.a2b_base64(b64, strict_mode=True)
+        fmt = self.output_format
+        if fmt == "pcm16":
+            if len(raw) % 2:
+                raise ValueError("pcm16 audio has an odd number of bytes")
+            return raw
+        pcm8k = ulaw_decode(raw) if fmt == "g711_ulaw" else alaw_decode(raw)
+        return resample_pcm16(pcm8k, SAMPLE_RATES[fmt], CORE_RATE)
+
+    def _undecodable(self, frame: str | bytes, exc: Exception) -> _Decoded:
+        """Tell an unknown or ignored type apart from a malformed frame."""
+        try:
+            event_type = self._type_decoder.decode(frame).type
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return self._violation(f"unreadable frame: {exc}")
+        if event_type in self._ignored:
+            log.debug("server_event_ignored", type=event_type)
+            return None
+        if event_type in self._consumed:
+            return self._violation(f"{event_type}: {exc}")
+        log.debug("server_event_unknown", type=event_type)
+        return UnknownServerEvent(event_type)
+
+    @staticmethod
+    def _violation(reason: str) -> ProtocolViolation:
+        log.error("server_frame_invalid", reason=reason)
+        return ProtocolViolation(reason)
+
+    # --- core commands -> client frames --------------------------------------------------
+
+    def encode(self, command: ServerCommand) -> str:
+        """One core command as a client frame (JSON text)."""
+        return msgspec.json.encode(self.to_payload(command)).decode()
+
+    def to_payload(self, command: ServerCommand) -> dict[str, Any]:
+        """One core command as the client event object, before serialisation."""
+        payload: dict[str, Any]
+        if isinstance(command, SendAudio):
+            payload = {"type": "input_audio_buffer.append", "audio": self._b64(command.audio)}
+        elif isinstance(command, CancelResponse):
+            payload = {"type": "response.cancel"}
+            if command.response_id:
+                payload["response_id"] = command.response_id
+        elif isinstance(command, TruncateItem):
+            payload = {
+                "type": "conversation.item.truncate",
+                "item_id": command.item_id,
+                "content_index": command.content_index,
+                "audio_end_ms": command.audio_end_ms,
+            }
+        elif isinstance(command, DeleteItem):
+            payload = {"type": "conversation.item.delete", "item_id": command.item_id}
+        elif isinstance(command, UpdateSession):
+            config = command.config
+            if not isinstance(config, SessionConfig):
+                raise CodecError(
+                    "UpdateSession.config must be a bargein.adapters.session_config."
+                    f"SessionConfig, got {type(config).__name__}"
+                )
+            self.input_format = config.input_format
+            self.output_format = config.output_format
+            payload = {"type": "session.update", "session": config.to_wire(self.api)}
+        elif isinstance(command, CreateResponse):
+            payload = {"type": "response.create"}
+        else:
+            raise CodecError(f"not a server command: {type(command).__name__}")
+        if command.event_id:
+            payload["event_id"] = command.event_id
+        return payload
+
+    def _b64(self, pcm: bytes) -> str:
+        fmt = self.input_format
+        if fmt != "pcm16":
+            pcm8k = resample_pcm16(pcm, CORE_RATE, SAMPLE_RATES[fmt])
+            pcm = ulaw_encode(pcm8k) if fmt == "g711_ulaw" else alaw_encode(pcm8k)
+        return binascii.b2a_base64(pcm, newline=False).decode("ascii")
+
+
+def _response_done(response: _DoneResponse) -> ResponseDone:
+    details = response.status_details
+    reason = ""
+    if details is not None:
+        if details.reason:
+            reason = details.reason
+        elif details.error is not None and details.error.code:
+            reason = details.error.code
+    return ResponseDone(response.id, response.status, reason)
+
+
+def _type_name(wire: _Wire) -> str:
+    return str(type(wire).__struct_config__.tag)
+
+
+def _union_type(members: tuple[type[_Wire], ...]) -> Any:
+    """The tagged union msgspec decodes into."""
+    union: Any = members[0]
+    for member in members[1:]:
+        union = union | member
+    return union
+
+
+__all__ = ["CONSUMED_TYPES", "IGNORED_TYPES", "CodecError", "WireCodec"]

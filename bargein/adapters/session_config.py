@@ -1,0 +1,169 @@
+"""A typed, immutable description of a Realtime session, emitted as ``session.update``.
+
+One value describes the session; ``to_wire`` writes it in the shape the connection speaks:
+the GA API nests audio settings under ``session.audio.input/output``, the beta API keeps a
+flat session. Fields left as ``None`` are omitted so the server keeps its own defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+from bargein.errors import BargeinError
+
+Api: TypeAlias = Literal["ga", "beta"]
+AudioFormat: TypeAlias = Literal["pcm16", "g711_ulaw", "g711_alaw"]
+Eagerness: TypeAlias = Literal["low", "medium", "high", "auto"]
+
+AUDIO_FORMATS: tuple[AudioFormat, ...] = ("pcm16", "g711_ulaw", "g711_alaw")
+SAMPLE_RATES: dict[AudioFormat, int] = {"pcm16": 24000, "g711_ulaw": 8000, "g711_alaw": 8000}
+"""Wire sample rate of each format; pcm16 is 24 kHz, G.711 is 8 kHz."""
+
+_GA_FORMATS: dict[AudioFormat, dict[str, Any]] = {
+    "pcm16": {"type": "audio/pcm", "rate": 24000},
+    "g711_ulaw": {"type": "audio/pcmu"},
+    "g711_alaw": {"type": "audio/pcma"},
+}
+
+
+class SessionConfigError(BargeinError):
+    """A session setting is out of range or unknown."""
+
+
+def _check_api(api: str) -> None:
+    if api not in ("ga", "beta"):
+        raise SessionConfigError(f"unknown Realtime API flavour {api!r}: use 'ga' or 'beta'")
+
+
+def _non_negative(name: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or value < 0):
+        raise SessionConfigError(f"{name} must be a non-negative number of ms, got {value!r}")
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerVad:
+    """Silence-based turn detection on the server."""
+
+    threshold: float | None = None
+    prefix_padding_ms: int | None = None
+    silence_duration_ms: int | None = None
+    interrupt_response: bool | None = None
+    create_response: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise SessionConfigError(f"threshold must be within 0..1, got {self.threshold!r}")
+        _non_negative("prefix_padding_ms", self.prefix_padding_ms)
+        _non_negative("silence_duration_ms", self.silence_duration_ms)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``turn_detection`` object; identical in both API flavours."""
+        return _drop_none(
+            {
+                "type": "server_vad",
+                "threshold": self.threshold,
+                "prefix_padding_ms": self.prefix_padding_ms,
+                "silence_duration_ms": self.silence_duration_ms,
+                "interrupt_response": self.interrupt_response,
+                "create_response": self.create_response,
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticVad:
+    """Turn detection by a model that judges whether the user has finished."""
+
+    eagerness: Eagerness | None = None
+    interrupt_response: bool | None = None
+    create_response: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.eagerness is not None and self.eagerness not in ("low", "medium", "high", "auto"):
+            raise SessionConfigError(
+                f"eagerness must be low, medium, high or auto, got {self.eagerness!r}"
+            )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``turn_detection`` object; identical in both API flavours."""
+        return _drop_none(
+            {
+                "type": "semantic_vad",
+                "eagerness": self.eagerness,
+                "interrupt_response": self.interrupt_response,
+                "create_response": self.create_response,
+            }
+        )
+
+
+TurnDetection: TypeAlias = ServerVad | SemanticVad
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """What ``session.update`` sets. ``turn_detection=None`` means manual turns."""
+
+    input_format: AudioFormat = "pcm16"
+    output_format: AudioFormat = "pcm16"
+    turn_detection: TurnDetection | None = field(default_factory=ServerVad)
+    voice: str | None = None
+    instructions: str | None = None
+    input_transcription_model: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("input_format", "output_format"):
+            value = getattr(self, name)
+            if value not in AUDIO_FORMATS:
+                raise SessionConfigError(
+                    f"{name} must be one of {', '.join(AUDIO_FORMATS)}, got {value!r}"
+                )
+
+    @property
+    def interrupt_response(self) -> bool:
+        """Whether the server cancels a response by itself when the user speaks."""
+        if self.turn_detection is None:
+            return False
+        return self.turn_detection.interrupt_response is not False
+
+    def to_wire(self, api: Api) -> dict[str, Any]:
+        """The ``session`` object of ``session.update`` in the GA or beta shape."""
+        _check_api(api)
+        turn = None if self.turn_detection is None else self.turn_detection.to_wire()
+        transcription = (
+            None
+            if self.input_transcription_model is None
+            else {"model": self.input_transcription_model}
+        )
+        if api == "beta":
+            session = _drop_none(
+                {
+                    "modalities": ["audio", "text"],
+                    "input_audio_format": self.input_format,
+                    "output_audio_format": self.output_format,
+                    "voice": self.voice,
+                    "instructions": self.instructions,
+                    "input_audio_transcription": transcription,
+                }
+            )
+            session["turn_detection"] = turn
+            return session
+        audio_input: dict[str, Any] = {"format": dict(_GA_FORMATS[self.input_format])}
+        if transcription is not None:
+            audio_input["transcription"] = transcription
+        audio_input["turn_detection"] = turn
+        audio_output = _drop_none(
+            {"format": dict(_GA_FORMATS[self.output_format]), "voice": self.voice}
+        )
+        return _drop_none(
+            {
+                "type": "realtime",
+                "output_modalities": ["audio"],
+                "instructions": self.instructions,
+                "audio": {"input": audio_input, "output": audio_output},
+            }
+        )

@@ -1,0 +1,316 @@
+"""The codec reads every server frame the core needs and never raises, whatever arrives."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from structlog.testing import capture_logs
+
+from bargein.adapters.audio import g711
+from bargein.adapters.codec import CodecError, WireCodec
+from bargein.adapters.session_config import SessionConfig
+from bargein.core import events as ev
+from bargein.core.commands import (
+    CancelResponse,
+    CreateResponse,
+    DeleteItem,
+    PlayAudio,
+    SendAudio,
+    TruncateItem,
+    UpdateSession,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "wire"
+
+
+def fixtures(api: str) -> list[dict[str, Any]]:
+    loaded: list[dict[str, Any]] = json.loads((FIXTURES / f"server_events_{api}.json").read_text())
+    return loaded
+
+
+def expected_event(expect: dict[str, dict[str, Any]] | None) -> ev.Event | None:
+    if expect is None:
+        return None
+    ((name, fields),) = expect.items()
+    if "audio_b64" in fields:
+        fields = dict(fields)
+        fields["audio"] = base64.b64decode(fields.pop("audio_b64"))
+    event: ev.Event = getattr(ev, name)(**fields)
+    return event
+
+
+@pytest.mark.parametrize(
+    ("api", "case"),
+    [(api, case) for api in ("ga", "beta") for case in fixtures(api)],
+    ids=lambda value: value["name"] if isinstance(value, dict) else value,
+)
+def test_fixture_frames_decode_to_their_core_event(api: str, case: dict[str, Any]) -> None:
+    frame = json.dumps(case["frame"])
+    codec = WireCodec(api)  # type: ignore[arg-type]
+    assert codec.decode(frame) == expected_event(case["expect"])
+    assert codec.decode(frame.encode()) == expected_event(case["expect"])
+
+
+def test_audio_delta_keeps_the_exact_pcm_bytes() -> None:
+    pcm = bytes(range(256)) * 3
+    frame = {
+        "type": "response.output_audio.delta",
+        "response_id": "r",
+        "item_id": "i",
+        "content_index": 0,
+        "delta": base64.b64encode(pcm).decode(),
+    }
+    event = WireCodec("ga").decode(json.dumps(frame))
+    assert isinstance(event, ev.AudioDelta)
+    assert event.audio == pcm
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        (b"not json", "unreadable frame"),
+        ("[1, 2]", "unreadable frame"),
+        ('{"event_id": "e"}', "unreadable frame"),
+        ('{"type": 5}', "unreadable frame"),
+        (b'{"type": "error", "error": {"message": "\xff"}}', "utf-8"),
+        ('{"type": "response.created"}', "response.created"),
+        ('{"type": "conversation.item.truncated", "item_id": "i", "audio_end_ms": "12"}', "int"),
+        (
+            '{"type": "response.output_audio.delta", "response_id": "r", "item_id": "i", '
+            '"delta": "AA=A!"}',
+            "response.output_audio.delta",
+        ),
+        (
+            '{"type": "response.output_audio.delta", "response_id": "r", "item_id": "i", '
+            '"delta": "AA=="}',
+            "odd number of bytes",
+        ),
+        (
+            '{"type": "session.created", "session": {"audio": {"input": {"turn_detection": 3}}}}',
+            "turn_detection",
+        ),
+        ('{"type": "session.updated", "session": {"id": 7}}', "session id"),
+        ('{"type": "error", "error": {"type": "x"}}', "message"),
+    ],
+)
+def test_malformed_frames_become_protocol_violations_logged_as_errors(
+    frame: str | bytes, reason: str
+) -> None:
+    with capture_logs() as logs:
+        event = WireCodec("ga").decode(frame)
+    assert isinstance(event, ev.ProtocolViolation)
+    assert reason in event.reason
+    assert [entry["log_level"] for entry in logs] == ["error"]
+
+
+def test_unknown_types_become_a_generic_event_logged_at_debug() -> None:
+    with capture_logs() as logs:
+        event = WireCodec("ga").decode('{"type": "response.hologram.delta", "x": 1}')
+    assert event == ev.UnknownServerEvent("response.hologram.delta")
+    assert [(entry["event"], entry["log_level"]) for entry in logs] == [
+        ("server_event_unknown", "debug")
+    ]
+
+
+def test_each_flavour_only_knows_its_own_event_names() -> None:
+    beta_delta = '{"type": "response.audio.delta", "response_id": "r", "item_id": "i", "delta": ""}'
+    assert WireCodec("ga").decode(beta_delta) == ev.UnknownServerEvent("response.audio.delta")
+    assert isinstance(WireCodec("beta").decode(beta_delta), ev.AudioDelta)
+
+
+def test_ignored_types_decode_to_none_at_debug() -> None:
+    with capture_logs() as logs:
+        assert WireCodec("beta").decode('{"type": "response.audio.done"}') is None
+    assert logs[0]["log_level"] == "debug"
+
+
+@pytest.mark.parametrize(
+    ("session", "interrupt"),
+    [
+        ({}, True),
+        ({"audio": {"input": {}}}, True),
+        ({"audio": {"input": {"turn_detection": {"type": "server_vad"}}}}, True),
+        ({"audio": {"input": {"turn_detection": None}}}, False),
+        (
+            {
+                "audio": {
+                    "input": {
+                        "turn_detection": {"type": "semantic_vad", "interrupt_response": False}
+                    }
+                }
+            },
+            False,
+        ),
+    ],
+)
+def test_ga_session_ready_reads_interrupt_response(
+    session: dict[str, Any], interrupt: bool
+) -> None:
+    event = WireCodec("ga").decode(json.dumps({"type": "session.updated", "session": session}))
+    assert event == ev.SessionReady(session_id="", interrupt_response=interrupt)
+
+
+def test_beta_session_ready_reads_the_flat_turn_detection() -> None:
+    frame = {"type": "session.created", "session": {"id": "s1", "turn_detection": None}}
+    assert WireCodec("beta").decode(json.dumps(frame)) == ev.SessionReady("s1", False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=200), st.text(max_size=200)))
+def test_decode_never_raises_on_arbitrary_input(frame: str | bytes) -> None:
+    WireCodec("ga").decode(frame)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+known_types = st.sampled_from(
+    [case["frame"]["type"] for case in fixtures("ga")] + ["unknown.type", "error"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    known_types,
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "response_id",
+                "item_id",
+                "delta",
+                "audio_end_ms",
+                "session",
+                "response",
+                "error",
+                "item",
+            ]
+        ),
+        json_values,
+        max_size=5,
+    ),
+)
+def test_decode_never_raises_on_arbitrary_fields_of_known_types(
+    event_type: str, fields: dict[str, Any]
+) -> None:
+    event = WireCodec("ga").decode(json.dumps({**fields, "type": event_type}))
+    assert event is None or isinstance(event, ev.Event.__args__)  # type: ignore[attr-defined]
+
+
+# --- encoding ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "payload"),
+    [
+        (
+            CancelResponse("resp_1", event_id="e1"),
+            {"type": "response.cancel", "response_id": "resp_1", "event_id": "e1"},
+        ),
+        (CancelResponse(""), {"type": "response.cancel"}),
+        (
+            TruncateItem("item_1", 1234, event_id="e2"),
+            {
+                "type": "conversation.item.truncate",
+                "item_id": "item_1",
+                "content_index": 0,
+                "audio_end_ms": 1234,
+                "event_id": "e2",
+            },
+        ),
+        (DeleteItem("item_1"), {"type": "conversation.item.delete", "item_id": "item_1"}),
+        (CreateResponse(event_id="e3"), {"type": "response.create", "event_id": "e3"}),
+        (
+            SendAudio(b"\x01\x00\xff\x7f"),
+            {"type": "input_audio_buffer.append", "audio": "AQD/fw=="},
+        ),
+    ],
+)
+def test_commands_encode_to_exact_payloads(command: Any, payload: dict[str, Any]) -> None:
+    assert json.loads(WireCodec("ga").encode(command)) == payload
+    assert json.loads(WireCodec("beta").encode(command)) == payload
+
+
+@pytest.mark.parametrize("api", ["ga", "beta"])
+def test_update_session_uses_the_flavours_shape(api: str) -> None:
+    config = SessionConfig(voice="alloy")
+    payload = json.loads(WireCodec(api).encode(UpdateSession(config, event_id="e4")))  # type: ignore[arg-type]
+    assert payload == {"type": "session.update", "session": config.to_wire(api), "event_id": "e4"}  # type: ignore[arg-type]
+
+
+def test_update_session_adopts_the_configured_formats() -> None:
+    codec = WireCodec("ga")
+    codec.encode(UpdateSession(SessionConfig(input_format="g711_ulaw", output_format="g711_alaw")))
+    assert (codec.input_format, codec.output_format) == ("g711_ulaw", "g711_alaw")
+
+
+def test_update_session_refuses_a_config_of_another_type() -> None:
+    with pytest.raises(CodecError, match="SessionConfig"):
+        WireCodec("ga").encode(UpdateSession({"voice": "alloy"}))
+
+
+def test_speaker_commands_are_not_server_commands() -> None:
+    with pytest.raises(CodecError, match="PlayAudio"):
+        WireCodec("ga").encode(PlayAudio("r", "i", b""))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"api": "v2"}, "flavour"),
+        ({"output_format": "opus"}, "output_format"),
+        ({"input_format": "mp3"}, "input_format"),
+    ],
+)
+def test_bad_codec_settings_raise_codec_error(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(CodecError, match=message):
+        WireCodec(**kwargs)
+
+
+# --- G.711 ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "encode"),
+    [("g711_ulaw", g711.ulaw_encode), ("g711_alaw", g711.alaw_encode)],
+)
+def test_g711_deltas_decode_to_pcm16_at_24khz(fmt: str, encode: Any) -> None:
+    n = np.arange(800)  # 100 ms at 8 kHz
+    tone8k = (8000 * np.sin(2 * np.pi * 300 * n / 8000)).astype("<i2").tobytes()
+    frame = {
+        "type": "response.output_audio.delta",
+        "response_id": "r",
+        "item_id": "i",
+        "delta": base64.b64encode(encode(tone8k)).decode(),
+    }
+    event = WireCodec("ga", fmt).decode(json.dumps(frame))  # type: ignore[arg-type]
+    assert isinstance(event, ev.AudioDelta)
+    assert len(event.audio) == 100 * ev.BYTES_PER_MS
+    heard = np.frombuffer(event.audio, dtype="<i2").astype(float)
+    expected = 8000 * np.sin(2 * np.pi * 300 * np.arange(2400) / 24000)
+    middle = slice(200, 2200)  # away from the block edges
+    assert np.sqrt(np.mean((heard[middle] - expected[middle]) ** 2)) < 300
+
+
+@pytest.mark.parametrize(
+    ("fmt", "decode"),
+    [("g711_ulaw", g711.ulaw_decode), ("g711_alaw", g711.alaw_decode)],
+)
+def test_send_audio_is_encoded_to_the_g711_input_format(fmt: str, decode: Any) -> None:
+    pcm24k = (8000 * np.sin(2 * np.pi * 300 * np.arange(2400) / 24000)).astype("<i2").tobytes()
+    payload = json.loads(WireCodec("ga", input_format=fmt).encode(SendAudio(pcm24k)))  # type: ignore[arg-type]
+    wire = base64.b64decode(payload["audio"])
+    assert len(wire) == 800  # 100 ms at 8 kHz, one byte per sample
+    sent = np.frombuffer(decode(wire), dtype="<i2").astype(float)
+    expected = 8000 * np.sin(2 * np.pi * 300 * np.arange(800) / 8000)
+    assert np.sqrt(np.mean((sent[50:750] - expected[50:750]) ** 2)) < 300
