@@ -17,8 +17,11 @@ from tests.wire_models import validate_server_event
 
 def sim_config(**changes: Any) -> SimConfig:
     """Fast synthetic replies; every event the simulator sends is checked against the SDK."""
-    options: dict[str, Any] = {"voice": "synthetic", "speed": 50.0,
-                               "on_event": validate_server_event}
+    options: dict[str, Any] = {
+        "voice": "synthetic",
+        "speed": 50.0,
+        "on_event": validate_server_event,
+    }
     options.update(changes)
     return SimConfig(**options)
 
@@ -51,7 +54,7 @@ class Client:
     async def append(self, audio: bytes, frame_bytes: int = 960) -> None:
         """Append audio in 20 ms (pcm16) frames, as fast as the socket takes them."""
         for start in range(0, len(audio), frame_bytes):
-            chunk = base64.b64encode(audio[start:start + frame_bytes]).decode()
+            chunk = base64.b64encode(audio[start : start + frame_bytes]).decode()
             await self.send({"type": "input_audio_buffer.append", "audio": chunk})
 
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:

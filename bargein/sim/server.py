@@ -284,7 +284,7 @@ class _Connection:
     def on_append(self, event: dict[str, Any]) -> None:
         audio = event.get("audio")
         try:
-            raw = binascii.a2b_base64(audio) if isinstance(audio, str) else None
+            raw = binascii.a2b_base64(audio, strict_mode=True) if isinstance(audio, str) else None
         except binascii.Error:
             raw = None
         if raw is None:

@@ -1,0 +1,76 @@
+"""A connection's record: client events with arrival times, the audio appended, what was sent."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+
+from bargein.sim import Simulator, SimError
+from tests.sim_support import Client, silence, sim_config, tone
+
+
+async def test_client_events_are_recorded_in_order_with_times_and_audio_apart() -> None:
+    async with Simulator(sim_config()) as sim:
+        client = await Client.open(sim.realtime_url)
+        await client.recv()
+        audio = tone(100) + silence(60)
+        await client.append(audio)
+        await asyncio.sleep(0.05)
+        await client.send({"type": "response.cancel", "event_id": "evt_late"})
+        record = await sim.connection(0)
+        last = await record.wait_for("response.cancel")
+        assert last.event == {"type": "response.cancel", "event_id": "evt_late"}
+        times = [r.at_ms for r in record]
+        assert times == sorted(times) and times[-1] - times[-2] >= 45
+        appends = record.client_events("input_audio_buffer.append")
+        assert len(appends) == 8 and all("audio" not in e for e in appends)
+        assert bytes(record.audio) == audio
+        assert record.server_events("error")[0]["error"]["code"] == "response_cancel_not_active"
+    sim.check()
+
+
+async def test_sent_audio_deltas_are_hollowed_in_the_record() -> None:
+    async with Simulator(sim_config(script=("Hi there.",))) as sim:
+        client = await Client.open(sim.realtime_url)
+        await client.send({"type": "response.create"})
+        await client.until("response.done")
+        record = await sim.connection(0)
+        sent = record.server_events("response.output_audio.delta")
+        received = client.of_type("response.output_audio.delta")
+        assert len(sent) == len(received) > 0
+        assert sent[0]["delta"] == f"<{len(received[0]['delta'])} base64 chars>"
+        assert base64.b64decode(received[0]["delta"])
+
+
+async def test_audio_recording_can_be_turned_off() -> None:
+    async with Simulator(sim_config(record_audio=False)) as sim:
+        client = await Client.open(sim.realtime_url)
+        await client.append(tone(100))
+        record = await sim.connection(0)
+        await record.wait_for("input_audio_buffer.append", count=5)
+        assert record.audio == bytearray()
+
+
+async def test_wait_for_times_out_and_notices_a_close() -> None:
+    async with Simulator(sim_config()) as sim:
+        client = await Client.open(sim.realtime_url)
+        record = await sim.connection(0)
+        with pytest.raises(SimError, match="within"):
+            await record.wait_for("response.create", timeout=0.1)
+        await client.close()
+        with pytest.raises(SimError, match="closed"):
+            await record.wait_for("response.create", timeout=2)
+        assert record.closed
+
+
+async def test_a_hook_rejection_is_reported_by_check() -> None:
+    def refuse_truncated(event: dict[str, object], api: str) -> None:
+        assert event["type"] != "session.created", "no thanks"
+
+    async with Simulator(sim_config(on_event=refuse_truncated)) as sim:
+        client = await Client.open(sim.realtime_url)
+        assert (await client.recv())["type"] == "session.created"
+    with pytest.raises(AssertionError, match="session.created: no thanks"):
+        sim.check()
