@@ -6,7 +6,7 @@ import orjson
 import pytest
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
-from bargein.sim import FAULTS_HEADER, Faults, Simulator, SimError
+from bargein.sim import FAULTS_HEADER, Faults, SimError, Simulator
 from tests.sim_support import Client, sim_config
 
 SCRIPT = ("One two three four five six seven eight nine ten.",)
@@ -96,7 +96,7 @@ async def test_an_error_mid_response_fails_it() -> None:
         assert response["status"] == "failed"
         assert response["status_details"]["error"]["code"] == error["error"]["code"]
         deltas = [e for e in events if e["type"] == "response.output_audio.delta"]
-        assert 0 < len(deltas) and events.index(error) > events.index(deltas[-1])
+        assert len(deltas) > 0 and events.index(error) > events.index(deltas[-1])
     sim.check()
 
 

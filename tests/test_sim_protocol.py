@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from bargein.sim import Simulator, SimError
+from bargein.sim import SimError, Simulator
 from bargein.sim.voice import speak
 from tests.sim_support import Client, audio_ms, silence, sim_config, tone
 

@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from bargein.sim import Simulator, SimError
+from bargein.sim import SimError, Simulator
 from tests.sim_support import Client, silence, sim_config, tone
 
 
@@ -72,5 +72,5 @@ async def test_a_hook_rejection_is_reported_by_check() -> None:
     async with Simulator(sim_config(on_event=refuse_truncated)) as sim:
         client = await Client.open(sim.realtime_url)
         assert (await client.recv())["type"] == "session.created"
-    with pytest.raises(AssertionError, match="session.created: no thanks"):
+    with pytest.raises(AssertionError, match=r"session\.created: no thanks"):
         sim.check()
