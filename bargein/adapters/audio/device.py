@@ -1,0 +1,102 @@
+"""Opening PortAudio streams through pyaudio (the ``audio`` extra), with one-line typed errors.
+
+Shared by the speaker and the microphone: lazy import (so bargein works without the extra),
+the device's rate choice (24 kHz if the device takes it, else its default rate, which the
+adapter resamples), and the translation of PortAudio failures into AudioDeviceError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from bargein.errors import BargeinError
+
+RATE = 24000
+
+
+class AudioDeviceError(BargeinError):
+    """No audio library, no audio server or no usable device."""
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence what ALSA/JACK print to fd 2 while PortAudio probes its host APIs."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def load_pyaudio() -> Any:
+    """Import pyaudio, or explain how to get it."""
+    try:
+        import pyaudio  # optional extra, imported on first use
+    except ImportError:
+        raise AudioDeviceError(
+            "pyaudio is not installed: pip install 'bargein[audio]' (needs portaudio19-dev)"
+        ) from None
+    return pyaudio
+
+
+def open_stream(
+    *,
+    output: bool,
+    block_frames: int,
+    callback: Callable[[bytes | None, int, dict[str, float], int], tuple[bytes | None, int]],
+    device_index: int | None = None,
+    rate: int | None = None,
+) -> tuple[Any, Any, int]:
+    """Open (not start) a mono int16 callback stream; return (PyAudio, stream, device rate)."""
+    pyaudio = load_pyaudio()
+    with _quiet_stderr():
+        pa = pyaudio.PyAudio()
+    kind = "output" if output else "input"
+    try:
+        info = (
+            pa.get_device_info_by_index(device_index)
+            if device_index is not None
+            else (
+                pa.get_default_output_device_info()
+                if output
+                else pa.get_default_input_device_info()
+            )
+        )
+        chosen = rate if rate is not None else _pick_rate(pa, pyaudio, info, output)
+        stream = pa.open(
+            format=pyaudio.paInt16,
+            channels=1,
+            rate=chosen,
+            output=output,
+            input=not output,
+            frames_per_buffer=block_frames * chosen // RATE,
+            output_device_index=device_index if output else None,
+            input_device_index=None if output else device_index,
+            stream_callback=callback,
+            start=False,
+        )
+    except (OSError, ValueError) as exc:
+        pa.terminate()
+        raise AudioDeviceError(
+            f"no usable audio {kind} device ({exc}); is an audio server running?"
+        ) from None
+    return pa, stream, chosen
+
+
+def _pick_rate(pa: Any, pyaudio: Any, info: dict[str, Any], output: bool) -> int:
+    direction = "output" if output else "input"
+    try:
+        pa.is_format_supported(
+            RATE,
+            **{f"{direction}_device": info["index"], f"{direction}_channels": 1},
+            **{f"{direction}_format": pyaudio.paInt16},
+        )
+    except ValueError:
+        return int(info["defaultSampleRate"])
+    return RATE

@@ -1,0 +1,123 @@
+"""The playout queue and heard-audio ledger every sink shares, so all sinks stop and count alike.
+
+A sink pulls fixed blocks from the queue on its output clock and records, per block, which
+item's samples sit where and when the block starts sounding. "Heard" is then the part of each
+recorded block whose start time has passed. A flush replaces the queue with a short fade of its
+head, so the output goes silent one fade after the blocks already handed to the device.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FADE_MS = 5.0
+
+
+@dataclass(slots=True)
+class _Segment:
+    item_id: str
+    samples: npt.NDArray[np.int16]
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    starts_at: float  # seconds on the sink's output clock when the block's first sample sounds
+    ends_at: float  # when its last item sample has sounded
+    parts: tuple[tuple[str, int, int], ...]  # (item_id, offset in block, sample count)
+
+
+class Playout:
+    """Thread-safe queue of item audio plus the ledger of what each pulled block carried."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._lock = threading.Lock()
+        self._queue: deque[_Segment] = deque()
+        self._blocks: deque[_Block] = deque()
+        self._settled: dict[str, int] = {}  # samples per item in blocks fully heard
+        self._handed_end = 0.0  # output-clock time when the last handed item sample ends
+
+    def push(self, item_id: str, samples: npt.NDArray[np.int16]) -> None:
+        if len(samples):
+            with self._lock:
+                self._queue.append(_Segment(item_id, samples))
+
+    def pull(self, frames: int, starts_at: float) -> npt.NDArray[np.int16]:
+        """Take the next block for the device; what the queue lacks is silence (underrun)."""
+        out = np.zeros(frames, dtype=np.int16)
+        parts: list[tuple[str, int, int]] = []
+        filled = 0
+        with self._lock:
+            while filled < frames and self._queue:
+                head = self._queue[0]
+                n = min(frames - filled, len(head.samples))
+                out[filled : filled + n] = head.samples[:n]
+                parts.append((head.item_id, filled, n))
+                filled += n
+                if n == len(head.samples):
+                    self._queue.popleft()
+                else:
+                    head.samples = head.samples[n:]
+            if parts:
+                self._handed_end = starts_at + filled / self.rate
+                self._blocks.append(_Block(starts_at, self._handed_end, tuple(parts)))
+        return out
+
+    def heard_samples(self, now: float) -> dict[str, int]:
+        """Samples per item that have sounded by ``now`` on the output clock."""
+        with self._lock:
+            while self._blocks and self._blocks[0].ends_at <= now:
+                for item_id, _, n in self._blocks.popleft().parts:
+                    self._settled[item_id] = self._settled.get(item_id, 0) + n
+            heard = dict(self._settled)
+            for block in self._blocks:
+                played = int((now - block.starts_at) * self.rate)
+                for item_id, offset, n in block.parts:
+                    heard[item_id] = heard.get(item_id, 0) + max(0, min(n, played - offset))
+            return heard
+
+    def flush(self, now: float) -> tuple[dict[str, int], float]:
+        """Keep only a fade of the queue's head; return final samples per item and silence time.
+
+        The blocks already handed to the device will still sound, so they count as heard; so
+        does the fade, which the next pulled block carries.
+        """
+        fade_len = round(self.rate * FADE_MS / 1000)
+        with self._lock:
+            fade: deque[_Segment] = deque()
+            remaining = fade_len
+            while remaining and self._queue:
+                head = self._queue.popleft()
+                take = head.samples[:remaining]
+                fade.append(_Segment(head.item_id, take.copy()))
+                remaining -= len(take)
+            ramp = np.linspace(1.0, 0.0, fade_len + 1)[1:]
+            at = 0
+            for seg in fade:
+                n = len(seg.samples)
+                seg.samples = np.rint(seg.samples * ramp[at : at + n]).astype(np.int16)
+                at += n
+            self._queue = fade
+            final = dict(self._settled)
+            for block in self._blocks:
+                for item_id, _, n in block.parts:
+                    final[item_id] = final.get(item_id, 0) + n
+            for seg in fade:
+                final[seg.item_id] = final.get(seg.item_id, 0) + len(seg.samples)
+            silent_at = max(self._handed_end, now) + at / self.rate
+        return final, max(0.0, silent_at - now)
+
+    def idle(self, now: float) -> bool:
+        with self._lock:
+            return not self._queue and now >= self._handed_end
+
+
+def to_ms(samples: Mapping[str, int], rate: int) -> dict[str, float]:
+    """Sample counts at ``rate`` as milliseconds."""
+    return {item_id: n * 1000.0 / rate for item_id, n in samples.items()}

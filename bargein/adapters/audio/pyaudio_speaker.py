@@ -1,0 +1,98 @@
+"""The speaker: a PortAudio callback stream that knows what has actually left the device.
+
+The callback pulls one block at a time from the shared Playout and stamps it with PortAudio's
+``output_buffer_dac_time``; ``heard_ms()`` compares those stamps with ``stream.get_time()``,
+so audio still waiting in the device's buffers is not counted as heard. The stream runs from
+construction to close (playing silence when idle), because a newly started stream drops its
+first 5-10 ms. ``flush()`` never touches the stream: it swaps the queue for a 5 ms fade, which
+the next callback plays, and reports what will have sounded by then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bargein.adapters.audio.device import RATE, load_pyaudio, open_stream
+from bargein.adapters.audio.memory import pcm_samples
+from bargein.adapters.audio.playout import Playout, to_ms
+from bargein.adapters.audio.protocols import FlushReport
+from bargein.adapters.audio.resample import StreamResampler
+
+
+class PyAudioSpeaker:
+    """AudioSink on the default (or given) PortAudio output device.
+
+    ``block_frames`` is the device block in 24 kHz frames (240, 480 or 960 = 10, 20, 40 ms):
+    smaller blocks stop sooner and cost more wake-ups. ``device_rate`` forces the device rate
+    (otherwise 24 kHz when the device takes it, else its default rate, resampled to).
+    """
+
+    def __init__(
+        self,
+        *,
+        block_frames: int = 240,
+        device_index: int | None = None,
+        device_rate: int | None = None,
+    ) -> None:
+        self._pa, self._stream, self.device_rate = open_stream(
+            output=True,
+            block_frames=block_frames,
+            callback=self._callback,
+            device_index=device_index,
+            rate=device_rate,
+        )
+        self.block_frames = block_frames
+        self._playout = Playout(self.device_rate)
+        self._resamplers: dict[str, StreamResampler] = {}
+        self._latency = float(self._stream.get_output_latency())
+        self._continue = int(load_pyaudio().paContinue)
+        self._closed_at: float | None = None
+        self._stream.start_stream()
+
+    def _callback(
+        self, _in: bytes | None, frame_count: int, time_info: dict[str, float], _status: int
+    ) -> tuple[bytes, int]:
+        starts_at = time_info["output_buffer_dac_time"] or (
+            time_info["current_time"] + self._latency
+        )
+        return self._playout.pull(frame_count, starts_at).tobytes(), self._continue
+
+    def _now(self) -> float:
+        return self._closed_at if self._closed_at is not None else float(self._stream.get_time())
+
+    @property
+    def output_latency_ms(self) -> float:
+        """PortAudio's estimate of the time from a callback's block to the listener."""
+        return self._latency * 1000
+
+    def play(self, item_id: str, pcm: bytes) -> None:
+        if self._closed_at is not None:
+            return
+        if self.device_rate != RATE:
+            resampler = self._resamplers.setdefault(
+                item_id, StreamResampler(RATE, self.device_rate)
+            )
+            pcm = resampler.process(pcm)
+        self._playout.push(item_id, pcm_samples(pcm))
+
+    def flush(self) -> FlushReport:
+        self._resamplers.clear()
+        final, silent_after_s = self._playout.flush(self._now())
+        return FlushReport(
+            heard_ms=to_ms(final, self.device_rate), silent_after_ms=silent_after_s * 1000
+        )
+
+    def heard_ms(self) -> Mapping[str, float]:
+        return to_ms(self._playout.heard_samples(self._now()), self.device_rate)
+
+    @property
+    def idle(self) -> bool:
+        return self._playout.idle(self._now())
+
+    def close(self) -> None:
+        """Stop at once (PortAudio aborts on close; buffered audio is dropped, not counted)."""
+        if self._closed_at is not None:
+            return
+        self._closed_at = float(self._stream.get_time())
+        self._stream.close()
+        self._pa.terminate()

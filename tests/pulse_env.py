@@ -1,0 +1,108 @@
+"""A private PulseAudio for tests of the real pyaudio adapters, and a recorder of what it played.
+
+``pulse`` (session-scoped) starts the daemon with scripts/start-pulse.sh when it is not already
+running and exports its environment before any PyAudio is created. It skips only where no
+audio server can be started at all (no ``pulseaudio`` binary).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PULSE_DIR = Path(os.environ.get("BARGEIN_PULSE_DIR", "/tmp/bargein-pulse"))
+RATE = 24000
+SPEAKER = "ci_speaker"
+MIC = "ci_mic"
+
+
+def ensure_pulse() -> None:
+    """Start (or reuse) the private daemon and export its variables into ``os.environ``."""
+    subprocess.run(
+        ["bash", str(REPO / "scripts" / "start-pulse.sh")],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "BARGEIN_PULSE_DIR": str(PULSE_DIR)},
+        timeout=30,
+    )
+    for line in (PULSE_DIR / "env").read_text().splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def pulse() -> Iterator[None]:
+    if shutil.which("pulseaudio") is None or shutil.which("parec") is None:
+        pytest.skip("no audio server can be started: pulseaudio/pulseaudio-utils not installed")
+    ensure_pulse()
+    yield
+
+
+class MonitorRecorder:
+    """Records a sink's monitor with parec, noting when each chunk arrived (monotonic clock)."""
+
+    def __init__(self, sink: str = SPEAKER, latency_ms: int = 5) -> None:
+        self._proc = subprocess.Popen(
+            [
+                "parec",
+                f"--latency-msec={latency_ms}",
+                "--format=s16le",
+                f"--rate={RATE}",
+                "--channels=1",
+                "--raw",
+                "-d",
+                f"{sink}.monitor",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self._chunks: list[bytes] = []
+        self._arrivals: list[tuple[float, int]] = []  # (time, total samples received by then)
+        self._total = 0
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        while True:
+            data = os.read(fd, 480)
+            if not data:
+                return
+            now = time.monotonic()
+            self._chunks.append(data)
+            self._total += len(data) // 2
+            self._arrivals.append((now, self._total))
+
+    def stop(self) -> npt.NDArray[np.int16]:
+        """Stop recording and return every sample received."""
+        self._proc.terminate()
+        self._proc.wait(timeout=5)
+        self._thread.join(timeout=5)
+        raw = b"".join(self._chunks)
+        return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
+
+    def arrival_time(self, sample_index: int) -> float:
+        """When the chunk holding ``sample_index`` arrived from the monitor."""
+        for at, total in self._arrivals:
+            if total > sample_index:
+                return at
+        raise ValueError(f"sample {sample_index} was never recorded")
+
+
+def sounding_span(samples: npt.NDArray[np.int16], threshold: int = 64) -> tuple[int, int]:
+    """First and one-past-last sample index above ``threshold`` (raises if all silent)."""
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > threshold)
+    if len(loud) == 0:
+        raise AssertionError("the monitor recorded only silence")
+    return int(loud[0]), int(loud[-1]) + 1
