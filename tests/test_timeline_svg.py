@@ -139,16 +139,32 @@ def test_mismatched_lengths_share_one_clock() -> None:
     assert len({y for x, y in heard if x > cut}) > 2
 
 
-def test_envelope_keeps_a_single_sample_peak() -> None:
+def test_envelope_keeps_single_sample_peaks_both_ways() -> None:
     samples = np.zeros(10 * RATE, dtype="<i2")
     samples[5 * RATE] = 32000
+    samples[5 * RATE + 1] = -32000
     root = parse(render_timeline_svg(samples.tobytes(), b"", [], []))
     origin, per_second = x_scale(root)
     points = envelope(root, "lane-user")
     baseline = points[0][1]
-    peak_x, peak_y = min(points, key=lambda point: point[1])
-    assert peak_y < baseline - 30  # a min/max envelope, not an average
-    assert peak_x == pytest.approx(origin + 5 * per_second, abs=1.0)
+    top_x, top_y = min(points, key=lambda point: point[1])
+    bottom_x, bottom_y = max(points, key=lambda point: point[1])
+    # a min/max envelope: neither averaged away nor cancelled out within the column
+    assert top_y < baseline - 30 and bottom_y > baseline + 30
+    assert top_x == pytest.approx(origin + 5 * per_second, abs=1.0)
+    assert bottom_x == top_x
+
+
+def test_legend_wraps_inside_the_picture() -> None:
+    states = [(i * 100.0, f"custom_state_number_{i}") for i in range(20)]
+    root = parse(render_timeline_svg(pcm(2.0), b"", states, []))
+    width = float(root.attrib["width"])
+    texts = group(root, "legend").findall("svg:text", NS)
+    assert len(texts) == 3 + len(states)
+    assert len({text.attrib["y"] for text in texts}) > 1
+    for text in texts:
+        assert float(text.attrib["x"]) + 6.4 * len(text.text or "") <= width
+    assert max(float(text.attrib["y"]) for text in texts) < float(root.attrib["height"])
 
 
 def test_output_is_deterministic_and_unknown_states_get_a_stable_colour() -> None:
