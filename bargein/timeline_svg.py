@@ -206,10 +206,10 @@ def _wave_lane(
 def _envelope(samples: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
     """Min and max of each of the plot's columns (plus the closing edge), scaled to -1..1."""
     columns = _PLOT_WIDTH + 1
-    if not samples.size or total <= 0:
+    if not samples.size:
         zeros = np.zeros(columns)
         return zeros, zeros
-    padded = np.zeros(max(total, samples.size, 1), dtype=np.int16)
+    padded = np.zeros(max(total, samples.size), dtype=np.int16)
     padded[: samples.size] = samples
     starts = np.minimum(np.arange(columns) * padded.size // _PLOT_WIDTH, padded.size - 1)
     low = np.minimum.reduceat(padded, starts).astype(np.float64) / 32768.0
