@@ -92,6 +92,10 @@ class MonitorRecorder:
         raw = b"".join(self._chunks)
         return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
 
+    def arrived_by(self, moment: float) -> int:
+        """How many samples the monitor had delivered by ``moment``."""
+        return max((total for at, total in self._arrivals if at <= moment), default=0)
+
     def arrival_time(self, sample_index: int) -> float:
         """When the chunk holding ``sample_index`` arrived from the monitor."""
         for at, total in self._arrivals:
@@ -106,3 +110,16 @@ def sounding_span(samples: npt.NDArray[np.int16], threshold: int = 64) -> tuple[
     if len(loud) == 0:
         raise AssertionError("the monitor recorded only silence")
     return int(loud[0]), int(loud[-1]) + 1
+
+
+def speech_like(ms: int, seed: int = 0, amplitude: float = 9000.0) -> bytes:
+    """A voiced, syllable-modulated harmonic signal at 24 kHz: speech-like, never silent."""
+    rng = np.random.default_rng(seed)
+    n = ms * RATE // 1000
+    t = np.arange(n) / RATE
+    f0 = 140 + 35 * np.sin(2 * np.pi * 1.3 * t + rng.uniform(0, 6.28))
+    phase = 2 * np.pi * np.cumsum(f0) / RATE
+    voice = sum(np.sin(k * phase) / k for k in range(1, 20))
+    syllables = 0.65 + 0.35 * np.sin(2 * np.pi * 4.0 * t + rng.uniform(0, 6.28))
+    signal = voice * syllables
+    return np.rint(amplitude * signal / np.max(np.abs(signal))).astype("<i2").tobytes()

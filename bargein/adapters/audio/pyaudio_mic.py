@@ -1,0 +1,109 @@
+"""The microphone: a PortAudio callback stream cut into 20 ms frames at 24 kHz mono.
+
+The audio thread never waits: it resamples, cuts frames, and appends them to a bounded deque
+(dropping the oldest when the consumer falls behind, and counting them), then wakes the event
+loop with ``call_soon_threadsafe``. Each frame carries the capture time of its first sample
+from PortAudio's ``input_buffer_adc_time``, in ms on the stream's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import AsyncIterator
+
+from bargein.adapters.audio.device import RATE, load_pyaudio, open_stream
+from bargein.adapters.audio.protocols import AudioFrame
+from bargein.adapters.audio.resample import StreamResampler
+
+
+class PyAudioMicrophone:
+    """AudioSource on the default (or given) PortAudio input device."""
+
+    def __init__(
+        self,
+        *,
+        frame_ms: int = 20,
+        max_frames: int = 50,
+        block_frames: int = 480,
+        device_index: int | None = None,
+        device_rate: int | None = None,
+    ) -> None:
+        self._frame_bytes = frame_ms * RATE // 1000 * 2
+        self._frames: deque[AudioFrame] = deque()
+        self._max_frames = max_frames
+        self._lock = threading.Lock()
+        self._pending = bytearray()
+        self._pending_at_ms = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._closed = False
+        self.dropped = 0  # frames discarded because the consumer fell behind
+        self._continue = int(load_pyaudio().paContinue)
+        self._pa, self._stream, self.device_rate = open_stream(
+            output=False,
+            block_frames=block_frames,
+            callback=self._callback,
+            device_index=device_index,
+            rate=device_rate,
+        )
+        self._resampler = (
+            StreamResampler(self.device_rate, RATE) if self.device_rate != RATE else None
+        )
+        self._stream.start_stream()
+
+    def _callback(
+        self, in_data: bytes | None, _count: int, time_info: dict[str, float], _status: int
+    ) -> tuple[None, int]:
+        pcm = in_data or b""
+        if self._resampler is not None:
+            pcm = self._resampler.process(pcm)
+        captured = time_info["input_buffer_adc_time"] or time_info["current_time"]
+        if not self._pending:
+            self._pending_at_ms = captured * 1000
+        self._pending += pcm
+        ready: list[AudioFrame] = []
+        while len(self._pending) >= self._frame_bytes:
+            ready.append(AudioFrame(bytes(self._pending[: self._frame_bytes]), self._pending_at_ms))
+            del self._pending[: self._frame_bytes]
+            self._pending_at_ms += self._frame_bytes * 1000 / (2 * RATE)
+        if ready:
+            with self._lock:
+                for frame in ready:
+                    if len(self._frames) >= self._max_frames:
+                        self._frames.popleft()
+                        self.dropped += 1
+                    self._frames.append(frame)
+            self._notify()
+        return None, self._continue
+
+    def _notify(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the loop has closed; nobody is listening any more
+                self._loop = None
+
+    async def frames(self) -> AsyncIterator[AudioFrame]:
+        wake = self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        while True:
+            wake.clear()
+            with self._lock:
+                frame = self._frames.popleft() if self._frames else None
+            if frame is not None:
+                yield frame
+            elif self._closed:
+                return
+            else:
+                await wake.wait()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stream.close()
+        self._pa.terminate()
+        self._notify()
