@@ -22,6 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PULSE_DIR = Path(os.environ.get("BARGEIN_PULSE_DIR", "/tmp/bargein-pulse"))
 RATE = 24000
+MS = RATE // 1000  # samples per ms
 SPEAKER = "ci_speaker"
 MIC = "ci_mic"
 
