@@ -14,6 +14,7 @@ import logging
 import random
 import re
 import socket
+import traceback
 from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Any
@@ -307,6 +308,7 @@ async def test_a_rejected_key_is_a_typed_error_that_never_shows_the_key(
     assert server.headers[0]["Authorization"] == f"Bearer {wrong}"  # the key was really sent
     ours = [r for r in caplog.records if not r.name.startswith("websockets.server")]
     shown = [str(caught.value), repr(caught.value), *(r.getMessage() for r in ours)]
+    shown.append("".join(traceback.format_exception(caught.value)))
     shown += [repr(transport_for(server, key=wrong)), repr(ApiKey(wrong))]
     assert caught.value.__cause__ is None and caught.value.__context__ is not None
     assert any("Authorization" in record.getMessage() for record in ours)
