@@ -1,8 +1,9 @@
 """Realtime wire JSON to core events and core commands to wire JSON, for the GA and beta APIs.
 
 Pure: no sockets, no clock. Frames are decoded by msgspec into typed structs (a tagged union
-on ``type``), which checks every field the core relies on in one pass over the JSON; the
-choice of msgspec over orjson and the stdlib is measured in ``bench/bench_codec.py``.
+on ``type``), which checks every field the core relies on in one pass over the JSON, and
+audio by pybase64 (SIMD); both choices, against orjson, the stdlib JSON and ``binascii``, are
+measured in ``bench/bench_codec.py``.
 Whatever arrives, ``decode`` never raises: an unreadable frame becomes ``ProtocolViolation``.
 """
 
@@ -12,6 +13,7 @@ import binascii
 from typing import Any, Final, TypeAlias
 
 import msgspec
+import pybase64
 import structlog
 
 from bargein.adapters.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
@@ -370,7 +372,7 @@ class WireCodec:
         raise msgspec.ValidationError(f"no core event for {type(wire).__name__}")
 
     def _pcm(self, b64: str) -> bytes:
-        raw = binascii.a2b_base64(b64, strict_mode=True)
+        raw = pybase64.b64decode(b64, validate=True)
         fmt = self.output_format
         if fmt == "pcm16":
             if len(raw) % 2:
@@ -445,7 +447,7 @@ class WireCodec:
         if fmt != "pcm16":
             pcm8k = resample_pcm16(pcm, CORE_RATE, SAMPLE_RATES[fmt])
             pcm = ulaw_encode(pcm8k) if fmt == "g711_ulaw" else alaw_encode(pcm8k)
-        return binascii.b2a_base64(pcm, newline=False).decode("ascii")
+        return pybase64.b64encode_as_string(pcm)
 
 
 def _response_done(response: _DoneResponse) -> ResponseDone:

@@ -1,0 +1,134 @@
+"""Decoding one audio delta frame (JSON + base64) into a core event, against the official SDK.
+
+Every candidate turns the same wire frames into the same thing where it can: bargein's codec
+and the three JSON-library variants produce ``AudioDelta`` with PCM bytes; the SDK rows show
+what ``openai`` does with an incoming frame (its connection's ``parse_event``, which builds
+models without validating them, and a validating pydantic parse of the server-event union),
+alone and followed by the base64 decode a user still needs to get audio. Candidates run
+interleaved in rounds so that machine noise hits them alike; the table shows the median
+microseconds per frame and each SDK row's ratio to bargein's codec.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, Union, get_args
+
+import msgspec
+import orjson
+import pybase64
+import pydantic
+from openai._models import construct_type_unchecked
+from openai.types.realtime.realtime_server_event import RealtimeServerEvent
+
+from bargein.adapters.codec import WireCodec
+from bargein.core.events import BYTES_PER_MS, AudioDelta
+
+ROUNDS = 15
+FRAMES_PER_ROUND = 400
+DURATIONS_MS = (20, 40, 100)
+
+
+def frames(duration_ms: int) -> list[bytes]:
+    """Distinct GA audio delta frames as the server sends them (with its extra keys)."""
+    out = []
+    for n in range(FRAMES_PER_ROUND):
+        pcm = bytes((n + i) % 251 for i in range(duration_ms * BYTES_PER_MS))
+        frame = {
+            "type": "response.output_audio.delta",
+            "event_id": f"event_{n:06d}",
+            "response_id": "resp_CEbqbAfvZ9ed8W1ACdPxm",
+            "item_id": "item_CEbqbbV5T6ZxcP6BKkWc0",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": base64.b64encode(pcm).decode(),
+        }
+        out.append(json.dumps(frame).encode())
+    return out
+
+
+def via_dict(
+    loads: Callable[[bytes], Any], b64decode: Callable[[str], bytes]
+) -> Callable[[bytes], AudioDelta]:
+    """The codec's job done by hand on a generic JSON decode (to compare libraries)."""
+
+    def decode(frame: bytes) -> AudioDelta:
+        obj = loads(frame)
+        return AudioDelta(
+            obj["response_id"], obj["item_id"], b64decode(obj["delta"]), obj["content_index"]
+        )
+
+    return decode
+
+
+def sdk_union() -> pydantic.TypeAdapter[Any]:
+    """The SDK's server-event union, validated as pydantic does with a discriminator."""
+    members = get_args(get_args(RealtimeServerEvent)[0])
+    for member in members:
+        member.model_rebuild()
+    union = Annotated[Union[members], pydantic.Field(discriminator="type")]  # noqa: UP007
+    return pydantic.TypeAdapter(union)
+
+
+def main() -> int:
+    codec = WireCodec("ga")
+    validating = sdk_union()
+    generic = msgspec.json.Decoder().decode
+
+    def fast_b64(text: str) -> bytes:
+        return pybase64.b64decode(text, validate=True)
+
+    def std_b64(text: str) -> bytes:
+        return binascii.a2b_base64(text, strict_mode=True)
+
+    def sdk_parse(frame: bytes) -> Any:
+        return construct_type_unchecked(value=json.loads(frame), type_=RealtimeServerEvent)
+
+    def sdk_validate(frame: bytes) -> Any:
+        return validating.validate_json(frame)
+
+    candidates: dict[str, Callable[[bytes], Any]] = {
+        "bargein codec (msgspec typed struct)": codec.decode,
+        "  same job: orjson dict, pybase64": via_dict(orjson.loads, fast_b64),
+        "  same job: msgspec dict, pybase64": via_dict(generic, fast_b64),
+        "  same job: stdlib json dict, pybase64": via_dict(json.loads, fast_b64),
+        "  same job: msgspec dict, binascii": via_dict(generic, std_b64),
+        "SDK parse_event (construct, no b64)": sdk_parse,
+        "SDK parse_event + b64 decode": lambda f: base64.b64decode(sdk_parse(f).delta),
+        "SDK pydantic validate (no b64)": sdk_validate,
+        "SDK pydantic validate + b64 decode": lambda f: base64.b64decode(sdk_validate(f).delta),
+    }
+    print(f"python {sys.version.split()[0]}, {ROUNDS} rounds x {FRAMES_PER_ROUND} frames each")
+    for duration in DURATIONS_MS:
+        data = frames(duration)
+        reference = codec.decode(data[0])
+        assert isinstance(reference, AudioDelta)
+        for name, decode in candidates.items():  # same audio out of every route
+            out = decode(data[0])
+            audio = out.audio if isinstance(out, AudioDelta) else out
+            if isinstance(audio, bytes):
+                assert audio == reference.audio, name
+        timings: dict[str, list[float]] = {name: [] for name in candidates}
+        for _ in range(ROUNDS):
+            for name, decode in candidates.items():
+                start = time.perf_counter()
+                for frame in data:
+                    decode(frame)
+                timings[name].append((time.perf_counter() - start) / len(data) * 1e6)
+        ours = statistics.median(timings["bargein codec (msgspec typed struct)"])
+        print(f"\naudio delta of {duration} ms ({len(data[0])} bytes of JSON)")
+        print(f"{'route':42} {'median us':>10} {'min us':>8} {'x bargein':>10}")
+        for name, runs in timings.items():
+            median = statistics.median(runs)
+            print(f"{name:42} {median:10.2f} {min(runs):8.2f} {median / ours:10.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
