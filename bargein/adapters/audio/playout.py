@@ -77,7 +77,7 @@ class Playout:
                     self._settled[item_id] = self._settled.get(item_id, 0) + n
             heard = dict(self._settled)
             for block in self._blocks:
-                played = int((now - block.starts_at) * self.rate)
+                played = int((now - block.starts_at) * self.rate + 1e-6)  # float noise
                 for item_id, offset, n in block.parts:
                     heard[item_id] = heard.get(item_id, 0) + max(0, min(n, played - offset))
             return heard
