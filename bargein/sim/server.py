@@ -281,8 +281,8 @@ class _Connection:
             self.vad = self._new_vad()
         self.emit({"type": "session.updated", "session": render(new, self.api, self.ids("sess"))})
 
-    def on_append(self, event: dict[str, Any]) -> None:
-        audio = event.get("audio")
+    def on_append(self, event: dict[str, Any], audio: object) -> None:
+        """Take ``audio`` (the append's payload, kept out of the record) to the VAD."""
         try:
             raw = binascii.a2b_base64(audio, strict_mode=True) if isinstance(audio, str) else None
         except binascii.Error:
@@ -702,7 +702,6 @@ class _Connection:
 
 _HANDLERS: Final[dict[str, Callable[[_Connection, dict[str, Any]], None]]] = {
     "session.update": _Connection.on_session_update,
-    "input_audio_buffer.append": _Connection.on_append,
     "input_audio_buffer.commit": _Connection.on_commit,
     "input_audio_buffer.clear": _Connection.on_clear,
     "conversation.item.create": _Connection.on_item_create,
@@ -841,10 +840,12 @@ class Simulator:
                     conn.error("invalid_json", "The message must be a JSON object.")
                     continue
                 if event.get("type") == "input_audio_buffer.append":
-                    record.add_received({k: v for k, v in event.items() if k != "audio"})
+                    audio = event.pop("audio", None)
+                    record.add_received(event)
+                    conn.on_append(event, audio)
                 else:
                     record.add_received(event)
-                conn.handle(event)
+                    conn.handle(event)
         except ConnectionClosed:
             pass
         finally:

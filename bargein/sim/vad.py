@@ -38,7 +38,10 @@ class EnergyVad:
         start_ms: int = 0,
     ) -> None:
         self._block = rate * BLOCK_MS // 1000
-        self._threshold_db = _FLOOR_DB * (1.0 - threshold)
+        # a block is voiced when its sum of squared samples beats this (level compared
+        # in the power domain: no logarithm per block)
+        threshold_db = _FLOOR_DB * (1.0 - threshold)
+        self._threshold_energy = self._block * 32768.0**2 * 10.0 ** (threshold_db / 10.0)
         self._prefix_ms = prefix_padding_ms
         self._silence_ms = silence_duration_ms
         self._pending = np.zeros(0, dtype=np.int16)
@@ -61,9 +64,7 @@ class EnergyVad:
         if not whole:
             return []
         blocks = samples[:whole].reshape(-1, self._block).astype(np.float32)
-        power = np.mean(blocks * blocks, axis=1) / (32768.0 * 32768.0)
-        level_db = 10.0 * np.log10(np.maximum(power, 1e-12))
-        voiced = level_db > self._threshold_db
+        voiced = np.add.reduce(blocks * blocks, axis=1) > self._threshold_energy
         edges: list[VadEdge] = []
         start_ms = self._next_block_ms
         self._next_block_ms += voiced.size * BLOCK_MS
