@@ -17,7 +17,7 @@ import pybase64
 import structlog
 
 from bargein.adapters.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
-from bargein.adapters.audio.resample import resample_pcm16
+from bargein.adapters.audio.resample import StreamResampler
 from bargein.adapters.session_config import (
     AUDIO_FORMATS,
     SAMPLE_RATES,
@@ -123,6 +123,20 @@ class _AudioDeltaBeta(_AudioDelta, tag="response.audio.delta"):
     pass
 
 
+class _AudioDone(_Wire):
+    response_id: str
+    item_id: str
+    content_index: int = 0
+
+
+class _AudioDoneGa(_AudioDone, tag="response.output_audio.done"):
+    pass
+
+
+class _AudioDoneBeta(_AudioDone, tag="response.audio.done"):
+    pass
+
+
 class _TranscriptDelta(_Wire):
     response_id: str
     item_id: str
@@ -200,8 +214,8 @@ _SHARED: Final = (
     _Error,
 )
 _FLAVOURED: Final = {
-    "ga": (_AudioDeltaGa, _TranscriptDeltaGa),
-    "beta": (_AudioDeltaBeta, _TranscriptDeltaBeta),
+    "ga": (_AudioDeltaGa, _AudioDoneGa, _TranscriptDeltaGa),
+    "beta": (_AudioDeltaBeta, _AudioDoneBeta, _TranscriptDeltaBeta),
 }
 
 _IGNORED_SHARED: Final = frozenset(
@@ -240,14 +254,12 @@ IGNORED_TYPES: Final[dict[Api, frozenset[str]]] = {
         "response.mcp_call.in_progress",
         "response.mcp_call_arguments.delta",
         "response.mcp_call_arguments.done",
-        "response.output_audio.done",
         "response.output_audio_transcript.done",
         "response.output_text.delta",
         "response.output_text.done",
     },
     "beta": _IGNORED_SHARED
     | {
-        "response.audio.done",
         "response.audio_transcript.done",
         "response.text.delta",
         "response.text.done",
@@ -308,6 +320,9 @@ class WireCodec:
 
     ``input_format`` defaults to ``output_format``. Encoding an ``UpdateSession`` adopts
     the formats of its configuration, so the codec follows the session it configures.
+    G.711 audio is resampled as a stream (one resampler per assistant item, one for the
+    microphone) so block edges leave no glitches; each item's last ~1.5 ms, held back by
+    the filter, comes out as one more ``AudioDelta`` when its audio is done.
     """
 
     def __init__(
@@ -327,6 +342,8 @@ class WireCodec:
         self._type_decoder = msgspec.json.Decoder(_TypeOnly)
         self._ignored = IGNORED_TYPES[api]
         self._consumed = CONSUMED_TYPES[api]
+        self._speaker: dict[str, tuple[str, StreamResampler]] = {}
+        self._mic: StreamResampler | None = None
 
     # --- server frames -> core events ----------------------------------------------------
 
@@ -341,11 +358,12 @@ class WireCodec:
         except (binascii.Error, msgspec.ValidationError, ValueError, BargeinError) as exc:
             return self._violation(f"{_type_name(wire)}: {exc}")
 
-    def _to_event(self, wire: _Wire) -> Event:
+    def _to_event(self, wire: _Wire) -> _Decoded:
         if isinstance(wire, _AudioDelta):
-            return AudioDelta(
-                wire.response_id, wire.item_id, self._pcm(wire.delta), wire.content_index
-            )
+            audio = self._pcm(wire.response_id, wire.item_id, wire.delta)
+            return AudioDelta(wire.response_id, wire.item_id, audio, wire.content_index)
+        if isinstance(wire, _AudioDone):
+            return self._audio_tail(wire)
         if isinstance(wire, _TranscriptDelta):
             return TranscriptDelta(wire.response_id, wire.item_id, wire.delta)
         if isinstance(wire, _SpeechStarted):
@@ -357,6 +375,9 @@ class WireCodec:
         if isinstance(wire, _OutputItemAdded):
             return OutputItemAdded(wire.response_id, wire.item.id)
         if isinstance(wire, _ResponseDone):
+            self._speaker = {
+                item: entry for item, entry in self._speaker.items() if entry[0] != wire.response.id
+            }
             return _response_done(wire.response)
         if isinstance(wire, _InputTranscript):
             return InputTranscript(wire.item_id, wire.transcript)
@@ -371,7 +392,7 @@ class WireCodec:
             return _session_ready(wire.session, self.api)
         raise msgspec.ValidationError(f"no core event for {type(wire).__name__}")
 
-    def _pcm(self, b64: str) -> bytes:
+    def _pcm(self, response_id: str, item_id: str, b64: str) -> bytes:
         raw = pybase64.b64decode(b64, validate=True)
         fmt = self.output_format
         if fmt == "pcm16":
@@ -379,7 +400,21 @@ class WireCodec:
                 raise ValueError("pcm16 audio has an odd number of bytes")
             return raw
         pcm8k = ulaw_decode(raw) if fmt == "g711_ulaw" else alaw_decode(raw)
-        return resample_pcm16(pcm8k, SAMPLE_RATES[fmt], CORE_RATE)
+        entry = self._speaker.get(item_id)
+        if entry is None:
+            entry = self._speaker[item_id] = (
+                response_id,
+                StreamResampler(SAMPLE_RATES[fmt], CORE_RATE),
+            )
+        return entry[1].process(pcm8k)
+
+    def _audio_tail(self, wire: _AudioDone) -> AudioDelta | None:
+        """The end of a G.711 item that the stream resampler still holds, if any."""
+        entry = self._speaker.pop(wire.item_id, None)
+        tail = entry[1].flush() if entry is not None else b""
+        if not tail:
+            return None
+        return AudioDelta(wire.response_id, wire.item_id, tail, wire.content_index)
 
     def _undecodable(self, frame: str | bytes, exc: Exception) -> _Decoded:
         """Tell an unknown or ignored type apart from a malformed frame."""
@@ -431,8 +466,10 @@ class WireCodec:
                     "UpdateSession.config must be a bargein.adapters.session_config."
                     f"SessionConfig, got {type(config).__name__}"
                 )
-            self.input_format = config.input_format
-            self.output_format = config.output_format
+            if config.input_format != self.input_format:
+                self.input_format, self._mic = config.input_format, None
+            if config.output_format != self.output_format:
+                self.output_format, self._speaker = config.output_format, {}
             payload = {"type": "session.update", "session": config.to_wire(self.api)}
         elif isinstance(command, CreateResponse):
             payload = {"type": "response.create"}
@@ -445,7 +482,9 @@ class WireCodec:
     def _b64(self, pcm: bytes) -> str:
         fmt = self.input_format
         if fmt != "pcm16":
-            pcm8k = resample_pcm16(pcm, CORE_RATE, SAMPLE_RATES[fmt])
+            if self._mic is None:
+                self._mic = StreamResampler(CORE_RATE, SAMPLE_RATES[fmt])
+            pcm8k = self._mic.process(pcm)
             pcm = ulaw_encode(pcm8k) if fmt == "g711_ulaw" else alaw_encode(pcm8k)
         return pybase64.b64encode_as_string(pcm)
 
