@@ -45,6 +45,13 @@ def load_pyaudio() -> Any:
     return pyaudio
 
 
+def new_pyaudio() -> Any:
+    """A PyAudio instance, created without the host APIs' probing noise on stderr."""
+    pyaudio = load_pyaudio()
+    with _quiet_stderr():
+        return pyaudio.PyAudio()
+
+
 def open_stream(
     *,
     output: bool,
@@ -55,8 +62,7 @@ def open_stream(
 ) -> tuple[Any, Any, int]:
     """Open (not start) a mono int16 callback stream; return (PyAudio, stream, device rate)."""
     pyaudio = load_pyaudio()
-    with _quiet_stderr():
-        pa = pyaudio.PyAudio()
+    pa = new_pyaudio()
     kind = "output" if output else "input"
     try:
         info = (

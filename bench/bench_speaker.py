@@ -1,0 +1,138 @@
+"""Stop latency and heard-ms error of the pyaudio speaker against the seed article's approach.
+
+Both play the same speech-like item on the private PulseAudio's ci_speaker sink and are
+interrupted at a random moment; the sink's monitor (recorded with parec) is the judge.
+
+* bargein: PyAudioSpeaker (callback mode, DAC-timed ledger, fade on flush).
+* seed: a thread doing blocking ``write()``s of blocks taken from a queue; on interrupt the
+  queue is cleared and the device drains; "heard" is what had been handed to ``write()``.
+
+Columns: heard error = reported heard - heard on the monitor (ms; negative = under-reported);
+stop = time from the interrupt call to the arrival of the last audible sample from the
+monitor (includes the monitor's own capture latency of a few ms, common to both columns).
+Medians over TRIALS runs. Run: scripts/start-pulse.sh && .venv/bin/python bench/bench_speaker.py
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bargein.adapters.audio.device import load_pyaudio, new_pyaudio
+from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
+from tests.pulse_env import MS, MonitorRecorder, ensure_pulse, sounding_span, speech_like
+
+BLOCKS = (240, 480, 960)
+TRIALS = 5
+ITEM_MS = 1500
+
+
+class SeedSpeaker:
+    """The seed article's playback: blocking writes from a worker thread fed by a queue."""
+
+    def __init__(self, block: int) -> None:
+        pyaudio = load_pyaudio()
+        self._pa = new_pyaudio()
+        self._stream: Any = self._pa.open(
+            format=pyaudio.paInt16, channels=1, rate=24000, output=True, frames_per_buffer=block
+        )
+        self._block_bytes = block * 2
+        self._queue: queue.Queue[bytes | None] = queue.Queue()
+        self.handed_samples = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self.handed_samples += len(chunk) // 2
+            self._stream.write(chunk)
+
+    def play(self, pcm: bytes) -> None:
+        for i in range(0, len(pcm), self._block_bytes):
+            self._queue.put(pcm[i : i + self._block_bytes])
+
+    def interrupt(self) -> float:
+        """Clear the queue and let the device drain; return the 'heard' estimate in ms."""
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        return self.handed_samples / MS
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+        self._stream.close()  # after the writer has stopped: never abort under a blocking write
+        self._pa.terminate()
+
+
+def trial(kind: str, block: int, rng: random.Random) -> tuple[float, float]:
+    speech = speech_like(ITEM_MS, seed=rng.randrange(1000))
+    recorder = MonitorRecorder()
+    time.sleep(0.15)
+    if kind == "bargein":
+        speaker = PyAudioSpeaker(block_frames=block)
+        time.sleep(0.1)
+        speaker.play("item", speech)
+        time.sleep(rng.uniform(0.4, 0.9))
+        interrupted_at = time.monotonic()
+        reported = speaker.flush().heard_ms["item"]
+        time.sleep(0.4)
+        speaker.close()
+    else:
+        seed = SeedSpeaker(block)
+        time.sleep(0.1)
+        seed.play(speech)
+        time.sleep(rng.uniform(0.4, 0.9))
+        interrupted_at = time.monotonic()
+        reported = seed.interrupt()
+        time.sleep(0.4)
+        seed.close()
+    recorded = recorder.stop()
+    start, end = sounding_span(recorded)
+    heard = (end - start) / MS
+    stop_ms = (recorder.arrival_time(end - 1) - interrupted_at) * 1000
+    return reported - heard, stop_ms
+
+
+def main() -> None:
+    ensure_pulse()
+    rng = random.Random(7)
+    started = time.monotonic()
+    rows = []
+    for block in BLOCKS:
+        results: dict[str, list[tuple[float, float]]] = {"bargein": [], "seed": []}
+        for _ in range(TRIALS):
+            for kind in ("bargein", "seed"):  # interleaved, so both see the same machine load
+                results[kind].append(trial(kind, block, rng))
+        rows.append((block, results))
+    print(f"pyaudio speaker on PulseAudio null sink, {TRIALS} trials each, medians")
+    print(
+        f"{'block':>6} {'ms':>4} | {'bargein heard err':>17} {'bargein stop':>12}"
+        f" | {'seed heard err':>14} {'seed stop':>10} | {'stop ratio':>10}"
+    )
+    for block, results in rows:
+        b_err = statistics.median(abs(e) for e, _ in results["bargein"])
+        b_stop = statistics.median(s for _, s in results["bargein"])
+        s_err = statistics.median(e for e, _ in results["seed"])
+        s_stop = statistics.median(s for _, s in results["seed"])
+        print(
+            f"{block:>6} {block // MS:>4} | {b_err:>14.1f} ms {b_stop:>9.1f} ms"
+            f" | {s_err:>+11.1f} ms {s_stop:>7.1f} ms | {s_stop / b_stop:>9.2f}x"
+        )
+    print(
+        f"(bargein heard err is |error|; seed's is signed; ran {time.monotonic() - started:.0f} s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
