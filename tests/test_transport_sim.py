@@ -1,0 +1,82 @@
+"""The transport and codec against the project's Realtime simulator, in both flavours.
+
+A whole exchange over loopback: configure, speak (server VAD), receive a streamed reply,
+barge in, truncate. The simulator checks every event it sends against the official models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bargein.adapters import endpoints
+from bargein.adapters.secrets import ApiKey
+from bargein.adapters.session_config import AudioFormat, ServerVad, SessionConfig
+from bargein.adapters.transport import RealtimeTransport
+from bargein.core import events as ev
+from bargein.core.commands import SendAudio, TruncateItem, UpdateSession
+from bargein.sim import SimConfig, Simulator
+from bargein.testing.sim import realtime_sim  # noqa: F401
+from tests.sim_support import silence, sim_config, tone
+
+FRAME = 20 * ev.BYTES_PER_MS
+
+
+@pytest.fixture
+def realtime_sim_config() -> SimConfig:
+    return sim_config(speed=1.0, chunk_ms=40, script=("A reply long enough to interrupt " * 4,))
+
+
+async def speak(transport: RealtimeTransport, audio: bytes) -> None:
+    for start in range(0, len(audio), FRAME):
+        await transport.send(SendAudio(audio[start : start + FRAME]))
+
+
+async def until(events: AsyncIterator[ev.Event], kind: type[ev.Event]) -> list[ev.Event]:
+    seen: list[ev.Event] = []
+    while not isinstance(seen[-1] if seen else None, kind):
+        seen.append(await asyncio.wait_for(anext(events), 10))
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("api", "fmt"), [("ga", "pcm16"), ("beta", "pcm16"), ("ga", "g711_ulaw"), ("beta", "g711_alaw")]
+)
+async def test_a_barge_in_over_the_wire(
+    realtime_sim: Simulator,  # noqa: F811
+    api: str,
+    fmt: AudioFormat,
+) -> None:
+    endpoint = endpoints.custom(realtime_sim.url, "gpt-realtime", api=api)  # type: ignore[arg-type]
+    config = SessionConfig(
+        input_format=fmt,
+        output_format=fmt,
+        turn_detection=ServerVad(silence_duration_ms=300, interrupt_response=True),
+    )
+    async with RealtimeTransport(endpoint, ApiKey("sk-sim-" + "0" * 20)) as transport:
+        events = transport.events()
+        await transport.send(UpdateSession(config))
+        await until(events, ev.SessionReady)  # session.created
+        updated = (await until(events, ev.SessionReady))[-1]
+        assert isinstance(updated, ev.SessionReady) and updated.interrupt_response
+        await speak(transport, tone(600) + silence(500))
+        turn = await until(events, ev.AudioDelta)
+        assert [type(e) for e in turn if isinstance(e, ev.SpeechStarted | ev.SpeechStopped)] == [
+            ev.SpeechStarted,
+            ev.SpeechStopped,
+        ]
+        first = turn[-1]
+        assert isinstance(first, ev.AudioDelta) and len(first.audio) > 0
+        await speak(transport, tone(400))  # the user talks over the reply
+        rest = await until(events, ev.ResponseDone)
+        done = rest[-1]
+        assert isinstance(done, ev.ResponseDone) and done.status == "cancelled"
+        assert any(isinstance(e, ev.SpeechStarted) for e in rest)
+        await transport.send(TruncateItem(first.item_id, 40))
+        truncated = await until(events, ev.ItemTruncated)
+        assert truncated[-1] == ev.ItemTruncated(first.item_id, 40)
+    record = await realtime_sim.connection(0)
+    assert record.client_events("session.update")
+    assert record.client_events("conversation.item.truncate")
