@@ -385,3 +385,18 @@ def test_reconnect_delays_grow_exponentially_within_the_jitter_band() -> None:
         delays = [policy.delay(attempt, rng) for _ in range(200)]
         assert all(0.75 * ceiling <= d <= ceiling for d in delays)
         assert max(delays) - min(delays) > 0.1 * ceiling  # jitter really spreads them
+
+
+async def test_close_during_reconnection_ends_iteration_quietly(server: LoopbackRealtime) -> None:
+    transport = transport_for(server, reconnect=ReconnectPolicy(base_delay=0.3, jitter=0))
+    await transport.connect()
+    events = transport.events()
+    await next_event(events)
+    server.abort_current()
+    assert isinstance(await next_event(events), ev.Disconnected)
+    reconnecting = asyncio.ensure_future(anext(events))
+    await asyncio.sleep(0.05)
+    await transport.close()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(reconnecting, 2)
+    assert len(server.connections) == 1

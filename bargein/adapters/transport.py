@@ -209,7 +209,8 @@ class RealtimeTransport:
             self._ws = None
             log.warning("realtime_disconnected", host=self.endpoint.host, reason=reason)
             yield Disconnected(reason)
-            await self._reconnect()
+            if not await self._reconnect():
+                return
             yield Reconnected()
 
     def __aiter__(self) -> AsyncIterator[Event]:
@@ -217,14 +218,15 @@ class RealtimeTransport:
 
     # --- internals -----------------------------------------------------------------------
 
-    async def _reconnect(self) -> None:
+    async def _reconnect(self) -> bool:
+        """Connect again and re-send the session; False if ``close()`` came meanwhile."""
         last: TransportError | None = None
         for attempt in range(self._policy.max_attempts):
             wait = self._policy.delay(attempt, self._rng)
             log.info("realtime_reconnecting", attempt=attempt + 1, wait_s=round(wait, 3))
             await asyncio.sleep(wait)
             if self._closing:
-                raise NotConnected("the transport was closed while reconnecting")
+                return False
             try:
                 ws = await self._open()
             except KeyRejected:
@@ -238,9 +240,12 @@ class RealtimeTransport:
                 except ConnectionClosed as exc:
                     last = ConnectFailed(f"dropped again at once ({_close_reason(exc)})")
                     continue
+            if self._closing:
+                await ws.close()
+                return False
             self._ws = ws
             log.info("realtime_reconnected", attempt=attempt + 1)
-            return
+            return True
         detail = f": {last}" if last is not None else ""
         raise ConnectionLost(
             f"lost the connection to {self.endpoint.host} and "
