@@ -41,8 +41,10 @@ BUDGET_S = 170.0
 LATE_MS = 100.0
 
 SERVER = """
-import sys
+import os, sys, threading
 from bargein.sim import SimConfig, serve
+# exit with the benchmark, even when it is killed: its end of our stdin closes
+threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
 config = SimConfig(script=(sys.argv[1],), speed=1.0, voice="synthetic", record_audio=False)
 serve("127.0.0.1", 0, config, on_ready=lambda url: print(url, flush=True))
 """
@@ -186,6 +188,7 @@ def main() -> None:
     args = parser.parse_args()
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, REPLY],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

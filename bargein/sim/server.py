@@ -35,7 +35,6 @@ from bargein.sim.faults import Faults
 from bargein.sim.record import ConnectionRecord
 from bargein.sim.session import (
     Api,
-    Format,
     InvalidSession,
     Settings,
     bytes_per_ms,
@@ -44,7 +43,7 @@ from bargein.sim.session import (
     updated,
 )
 from bargein.sim.vad import EnergyVad, VadEdge
-from bargein.sim.voice import speak
+from bargein.sim.voice import Voicebank
 
 log = structlog.get_logger(__name__)
 
@@ -124,6 +123,7 @@ class _Connection:
     setup: _Handshake
     record: ConnectionRecord
     violations: list[str]
+    voices: Voicebank
     settings: Settings = field(init=False)
     ids: Callable[[str], str] = field(init=False)
     out: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
@@ -580,7 +580,7 @@ class _Connection:
         """Send the reply's audio and transcript deltas at ``speed`` times real time."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        reply.audio = await _spoken(reply.text, self.config, self.settings.output_format)
+        reply.audio = self.voices.audio(reply.text, self.settings.output_format)
         chunk = self.config.chunk_ms * bytes_per_ms(self.settings.output_format)
         chunks = max(1, math.ceil(len(reply.audio) / chunk))
         words = reply.text.split(" ")
@@ -712,18 +712,6 @@ _HANDLERS: Final[dict[str, Callable[[_Connection, dict[str, Any]], None]]] = {
 }
 
 
-async def _spoken(text: str, config: SimConfig, fmt: Format) -> bytes:
-    """The reply's audio in the session's output format (espeak runs in a thread)."""
-    pcm = await asyncio.to_thread(speak, text, config.voice)
-    if fmt == "pcm16":
-        return pcm
-    from bargein.adapters.audio import g711
-    from bargein.adapters.audio.resample import resample_pcm16
-
-    narrow = resample_pcm16(pcm, 24_000, 8_000)
-    return g711.ulaw_encode(narrow) if fmt == "g711_ulaw" else g711.alaw_encode(narrow)
-
-
 class Simulator:
     """A running simulator: ``async with Simulator(config) as sim:`` then connect to ``sim.url``.
 
@@ -742,6 +730,7 @@ class Simulator:
         self.violations: list[str] = []
         self._server: Server | None = None
         self._new_record = asyncio.Event()
+        self._voices = Voicebank(self.config.voice)
 
     @property
     def url(self) -> str:
@@ -752,6 +741,7 @@ class Simulator:
         return f"{self.url}/realtime"
 
     async def start(self) -> None:
+        await self._voices.prepare(self.config.script)
         try:
             self._server = await ws_serve(
                 self._serve,
@@ -817,7 +807,7 @@ class Simulator:
         record = ConnectionRecord(setup.api, setup.path, setup.faults_spec)
         self.records.append(record)
         self._new_record.set()
-        conn = _Connection(ws, self.config, setup, record, self.violations)
+        conn = _Connection(ws, self.config, setup, record, self.violations, self._voices)
         sender = asyncio.create_task(conn.send_loop())
         conn.emit(
             {

@@ -7,7 +7,7 @@ shaped like speech without any external program. Both voices return PCM16 mono 2
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import io
 import re
 import shutil
@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 from bargein.sim.errors import SimError
+from bargein.sim.session import Format
 
 RATE = 24_000
 VoiceKind = Literal["auto", "espeak", "synthetic"]
@@ -43,7 +44,6 @@ def speak(text: str, kind: VoiceKind = "auto") -> bytes:
     raise SimError(f"unknown voice {kind!r}: expected 'auto', 'espeak' or 'synthetic'")
 
 
-@functools.lru_cache(maxsize=256)
 def _espeak(text: str) -> bytes:
     from bargein.adapters.audio.resample import resample_pcm16
 
@@ -62,11 +62,41 @@ def _espeak(text: str) -> bytes:
     return resample_pcm16(pcm, rate, RATE)
 
 
+class Voicebank:
+    """The script's replies rendered once, per output format, so replies start at once.
+
+    ``prepare`` speaks every text in a worker thread before the server accepts clients;
+    ``audio`` then only looks up (and on first use per G.711 format, encodes) the result.
+    """
+
+    def __init__(self, kind: VoiceKind) -> None:
+        self._kind = kind
+        self._audio: dict[tuple[str, Format], bytes] = {}
+
+    async def prepare(self, texts: tuple[str, ...]) -> None:
+        for text in texts:
+            if (text, "pcm16") not in self._audio:
+                self._audio[text, "pcm16"] = await asyncio.to_thread(speak, text, self._kind)
+
+    def audio(self, text: str, fmt: Format) -> bytes:
+        """``text`` spoken in ``fmt`` (PCM16 24 kHz, or G.711 at 8 kHz)."""
+        if (text, fmt) not in self._audio:
+            pcm = self._audio.get((text, "pcm16")) or speak(text, self._kind)
+            self._audio[text, "pcm16"] = pcm
+            if fmt != "pcm16":
+                from bargein.adapters.audio import g711
+                from bargein.adapters.audio.resample import resample_pcm16
+
+                narrow = resample_pcm16(pcm, RATE, 8_000)
+                encode = g711.ulaw_encode if fmt == "g711_ulaw" else g711.alaw_encode
+                self._audio[text, fmt] = encode(narrow)
+        return self._audio[text, fmt]
+
+
 def _syllables(word: str) -> int:
     return max(1, len(_VOWEL_GROUPS.findall(word.lower())))
 
 
-@functools.lru_cache(maxsize=256)
 def _synthetic(text: str) -> bytes:
     words = text.split() or ["..."]
     pieces: list[np.ndarray] = []
