@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import math
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
-from bargein.sim import SimConfig
+from bargein.sim import SimConfig, Simulator
 from tests.wire_models import validate_server_event
 
 
@@ -24,6 +26,14 @@ def sim_config(**changes: Any) -> SimConfig:
     }
     options.update(changes)
     return SimConfig(**options)
+
+
+@contextlib.asynccontextmanager
+async def serving(**changes: Any) -> AsyncIterator[Simulator]:
+    """A running simulator with ``sim_config(**changes)``; fails if it sent an invalid event."""
+    async with Simulator(sim_config(**changes)) as sim:
+        yield sim
+    sim.check()
 
 
 def tone(ms: int, dbfs: float = -12.0, rate: int = 24_000) -> bytes:

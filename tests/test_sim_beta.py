@@ -8,16 +8,15 @@ import numpy as np
 
 from bargein.adapters.audio import g711
 from bargein.adapters.audio.resample import resample_pcm16
-from bargein.sim import Simulator
 from bargein.sim.voice import speak
-from tests.sim_support import Client, audio_ms, silence, sim_config, tone
+from tests.sim_support import Client, audio_ms, serving, silence, tone
 
 BETA = {"OpenAI-Beta": "realtime=v1"}
 SCRIPT = ("Short beta reply here.",)
 
 
 async def test_beta_session_and_reply_use_beta_names_and_shapes() -> None:
-    async with Simulator(sim_config(script=SCRIPT)) as sim:
+    async with serving(script=SCRIPT) as sim:
         client = await Client.open(sim.realtime_url + "?model=gpt-4o-realtime-preview", BETA)
         session = (await client.recv())["session"]
         assert (session["input_audio_format"], session["turn_detection"]["type"]) == (
@@ -50,11 +49,10 @@ async def test_beta_session_and_reply_use_beta_names_and_shapes() -> None:
         assert transcript == SCRIPT[0]
         assert events[-1]["response"]["output"][0]["content"][0]["type"] == "audio"
         assert (await sim.connection(0)).api == "beta"
-    sim.check()
 
 
 async def test_beta_rejects_ga_shaped_sessions() -> None:
-    async with Simulator(sim_config()) as sim:
+    async with serving() as sim:
         client = await Client.open(sim.realtime_url, BETA)
         await client.recv()
         await client.send({"type": "session.update", "session": {"type": "realtime"}})
@@ -67,7 +65,7 @@ def _ulaw_tone(ms: int, dbfs: float = -12.0) -> bytes:
 
 
 async def test_beta_g711_ulaw_in_and_out() -> None:
-    async with Simulator(sim_config(script=SCRIPT)) as sim:
+    async with serving(script=SCRIPT) as sim:
         client = await Client.open(sim.realtime_url, BETA)
         await client.recv()
         await client.send(
@@ -90,11 +88,10 @@ async def test_beta_g711_ulaw_in_and_out() -> None:
         assert reply == expected
         record = await sim.connection(0)
         assert (bytes(record.audio), record.audio_format) == (audio, "g711_ulaw")
-    sim.check()
 
 
 async def test_ga_g711_alaw_in_and_out_and_truncate_in_ms() -> None:
-    async with Simulator(sim_config(script=SCRIPT)) as sim:
+    async with serving(script=SCRIPT) as sim:
         client = await Client.open(sim.realtime_url)
         await client.recv()
         await client.send(
@@ -137,11 +134,10 @@ async def test_ga_g711_alaw_in_and_out_and_truncate_in_ms() -> None:
             }
         )
         assert (await client.recv())["type"] == "conversation.item.truncated"
-    sim.check()
 
 
 async def test_input_format_cannot_change_after_audio() -> None:
-    async with Simulator(sim_config()) as sim:
+    async with serving() as sim:
         client = await Client.open(sim.realtime_url, BETA)
         await client.recv()
         await client.append(silence(100))
@@ -149,4 +145,3 @@ async def test_input_format_cannot_change_after_audio() -> None:
             {"type": "session.update", "session": {"input_audio_format": "g711_alaw"}}
         )
         assert (await client.recv())["type"] == "error"
-    sim.check()

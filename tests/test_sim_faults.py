@@ -7,7 +7,7 @@ import pytest
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from bargein.sim import FAULTS_HEADER, Faults, SimError, Simulator
-from tests.sim_support import Client, sim_config
+from tests.sim_support import Client, serving
 
 SCRIPT = ("One two three four five six seven eight nine ten.",)
 
@@ -17,7 +17,7 @@ async def faulty(sim: Simulator, spec: str) -> Client:
 
 
 async def test_late_deltas_after_a_cancel_leak_after_response_done() -> None:
-    async with Simulator(sim_config(script=SCRIPT, speed=1.0)) as sim:
+    async with serving(script=SCRIPT, speed=1.0) as sim:
         client = await faulty(sim, "late_deltas_after_cancel=3")
         await client.send({"type": "response.create"})
         await client.until("response.output_audio.delta")
@@ -26,11 +26,10 @@ async def test_late_deltas_after_a_cancel_leak_after_response_done() -> None:
         late = [await client.recv() for _ in range(3)]
         assert {e["type"] for e in late} == {"response.output_audio.delta"}
         assert {e["response_id"] for e in late} == {done["response"]["id"]}
-    sim.check()
 
 
 async def test_without_the_fault_nothing_follows_a_cancel() -> None:
-    async with Simulator(sim_config(script=SCRIPT, speed=1.0)) as sim:
+    async with serving(script=SCRIPT, speed=1.0) as sim:
         client = await Client.open(sim.realtime_url)
         await client.send({"type": "response.create"})
         await client.until("response.output_audio.delta")
@@ -38,11 +37,10 @@ async def test_without_the_fault_nothing_follows_a_cancel() -> None:
         await client.until("response.done")
         with pytest.raises(TimeoutError):
             await client.recv(timeout=0.3)
-    sim.check()
 
 
 async def test_duplicated_events_repeat_their_event_id() -> None:
-    async with Simulator(sim_config(script=SCRIPT)) as sim:
+    async with serving(script=SCRIPT) as sim:
         client = await faulty(sim, "duplicate_every=4")
         await client.send({"type": "response.create"})
         await client.until("response.done")
@@ -50,11 +48,10 @@ async def test_duplicated_events_repeat_their_event_id() -> None:
         sent = [r.event["event_id"] for r in (await sim.connection(0)).sent]
         assert len(ids) == len(sent) + len(sent) // 4
         assert ids[3] == ids[4] and ids[8] == ids[9]
-    sim.check()
 
 
 async def test_reordered_events_swap_with_their_successor() -> None:
-    async with Simulator(sim_config(script=SCRIPT)) as sim:
+    async with serving(script=SCRIPT) as sim:
         client = await faulty(sim, "reorder_every=3")
         await client.send({"type": "response.create"})
         while len(client.events) < 12:
@@ -63,11 +60,10 @@ async def test_reordered_events_swap_with_their_successor() -> None:
         received = [e["event_id"] for e in client.events][:11]
         assert sorted(received) == sorted(sent)
         assert received[2:4] == [sent[3], sent[2]] and received[5:7] == [sent[6], sent[5]]
-    sim.check()
 
 
 async def test_a_malformed_frame_after_the_nth_event() -> None:
-    async with Simulator(sim_config()) as sim:
+    async with serving() as sim:
         client = await faulty(sim, "malformed_frame_after=1")
         assert orjson.loads(await client.ws.recv())["type"] == "session.created"
         with pytest.raises(orjson.JSONDecodeError):
@@ -75,18 +71,17 @@ async def test_a_malformed_frame_after_the_nth_event() -> None:
 
 
 async def test_unknown_event_types_appear() -> None:
-    async with Simulator(sim_config()) as sim:
+    async with serving() as sim:
         client = await faulty(sim, "unknown_events=true")
         await client.recv()
         assert (await client.recv())["type"] == "sim.unknown_event"
         await client.send({"type": "response.create"})
         events = await client.until("response.done")
         assert [e["type"] for e in events][1] == "sim.unknown_event"
-    sim.check()
 
 
 async def test_an_error_mid_response_fails_it() -> None:
-    async with Simulator(sim_config(script=SCRIPT)) as sim:
+    async with serving(script=SCRIPT) as sim:
         client = await faulty(sim, "error_mid_response=1")
         await client.send({"type": "response.create"})
         events = await client.until("response.done")
@@ -97,7 +92,6 @@ async def test_an_error_mid_response_fails_it() -> None:
         assert response["status_details"]["error"]["code"] == error["error"]["code"]
         deltas = [e for e in events if e["type"] == "response.output_audio.delta"]
         assert len(deltas) > 0 and events.index(error) > events.index(deltas[-1])
-    sim.check()
 
 
 @pytest.mark.parametrize(
@@ -110,7 +104,7 @@ async def test_an_error_mid_response_fails_it() -> None:
     ],
 )
 async def test_abrupt_disconnect_at_a_phase(phase: str, last: str) -> None:
-    async with Simulator(sim_config(script=SCRIPT)) as sim:
+    async with serving(script=SCRIPT) as sim:
         client = await faulty(sim, f"disconnect_at={phase}")
         if phase != "session_created":
             await client.send({"type": "response.create"})
@@ -121,13 +115,12 @@ async def test_abrupt_disconnect_at_a_phase(phase: str, last: str) -> None:
         assert client.events[-1]["type"] == last
         if phase == "mid_reply":
             assert not [e for e in client.events if e["type"] == "response.done"]
-    sim.check()
 
 
 async def test_disconnect_at_speech_started() -> None:
     from tests.sim_support import tone
 
-    async with Simulator(sim_config()) as sim:
+    async with serving() as sim:
         client = await faulty(sim, "disconnect_at=speech_started")
         await client.append(tone(200))
         with pytest.raises(ConnectionClosedError):
@@ -136,18 +129,16 @@ async def test_disconnect_at_speech_started() -> None:
 
 
 async def test_jitter_delays_but_keeps_order() -> None:
-    async with Simulator(sim_config(script=SCRIPT, speed=1e6)) as sim:
+    async with serving(script=SCRIPT, speed=1e6) as sim:
         client = await faulty(sim, "jitter_ms=30,seed=7")
         await client.send({"type": "response.create"})
         await client.until("response.done")
         record = await sim.connection(0)
         assert [e["event_id"] for e in client.events] == [r.event["event_id"] for r in record.sent]
-    sim.check()
 
 
 async def test_faults_by_header_and_by_server_default() -> None:
-    config = sim_config(faults=Faults(unknown_events=True))
-    async with Simulator(config) as sim:
+    async with serving(faults=Faults(unknown_events=True)) as sim:
         plain = await Client.open(sim.realtime_url)
         await plain.recv()
         assert (await plain.recv())["type"] == "sim.unknown_event"
@@ -170,7 +161,7 @@ async def test_faults_by_header_and_by_server_default() -> None:
 async def test_a_bad_fault_spec_is_refused(spec: str) -> None:
     with pytest.raises(SimError):
         Faults.parse(spec)
-    async with Simulator(sim_config()) as sim:
+    async with serving() as sim:
         with pytest.raises(InvalidStatus) as caught:
             await faulty(sim, spec)
         assert caught.value.response.status_code == 400

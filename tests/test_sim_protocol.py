@@ -12,7 +12,7 @@ from websockets.exceptions import InvalidStatus
 
 from bargein.sim import SimError, Simulator
 from bargein.sim.voice import speak
-from tests.sim_support import Client, audio_ms, silence, sim_config, tone
+from tests.sim_support import Client, audio_ms, serving, silence, sim_config, tone
 
 SCRIPT = ("One two three four five six seven eight.", "Nine ten eleven twelve.")
 
@@ -144,7 +144,7 @@ async def test_replies_follow_the_script_turn_by_turn(sim: Simulator) -> None:
 
 
 async def test_speech_cancels_the_reply_when_interrupt_response_is_on() -> None:
-    async with Simulator(sim_config(script=SCRIPT, speed=1.0)) as sim:
+    async with serving(script=SCRIPT, speed=1.0) as sim:
         client = await opened(sim)
         await client.send({"type": "response.create"})
         await client.until("response.output_audio.delta")
@@ -157,7 +157,6 @@ async def test_speech_cancels_the_reply_when_interrupt_response_is_on() -> None:
         assert done["output"][0]["status"] == "incomplete"
         with pytest.raises(TimeoutError):
             await client.recv(timeout=0.3)
-    sim.check()
 
 
 async def test_speech_does_not_cancel_when_interrupt_response_is_off(sim: Simulator) -> None:
@@ -189,7 +188,7 @@ async def test_speech_does_not_cancel_when_interrupt_response_is_off(sim: Simula
 
 
 async def test_response_cancel_and_cancel_without_a_response() -> None:
-    async with Simulator(sim_config(speed=1.0)) as sim:
+    async with serving(speed=1.0) as sim:
         client = await opened(sim)
         await client.send({"type": "response.create"})
         await client.until("response.output_audio.delta")
@@ -203,18 +202,16 @@ async def test_response_cancel_and_cancel_without_a_response() -> None:
         error = await client.recv()
         assert error["error"]["code"] == "response_cancel_not_active"
         assert error["error"]["event_id"] == "evt_c"
-    sim.check()
 
 
 async def test_a_second_response_create_while_one_is_active_is_refused() -> None:
-    async with Simulator(sim_config(speed=1.0)) as sim:
+    async with serving(speed=1.0) as sim:
         client = await opened(sim)
         await client.send({"type": "response.create"})
         await client.until("response.created")
         await client.send({"type": "response.create"})
         errors = [e for e in await client.until("error")]
         assert errors[-1]["error"]["code"] == "conversation_already_has_active_response"
-    sim.check()
 
 
 async def test_truncate_within_and_beyond_the_audio_sent(sim: Simulator) -> None:
@@ -333,7 +330,7 @@ async def test_pacing_real_time_and_faster() -> None:
     reply_ms = len(speak(text[0], "synthetic")) // 48
     durations = {}
     for speed in (1.0, 4.0, math.inf):
-        async with Simulator(sim_config(script=text, speed=speed)) as sim:
+        async with serving(script=text, speed=speed) as sim:
             client = await opened(sim)
             await client.send({"type": "response.create"})
             await client.until("response.created")
@@ -363,7 +360,7 @@ async def test_other_paths_are_not_found(sim: Simulator) -> None:
 
 
 async def test_a_rejected_key_gets_401_and_other_keys_pass() -> None:
-    async with Simulator(sim_config(reject_api_keys=frozenset({"sk-bad"}))) as sim:
+    async with serving(reject_api_keys=frozenset({"sk-bad"})) as sim:
         with pytest.raises(InvalidStatus) as caught:
             await Client.open(sim.realtime_url, {"Authorization": "Bearer sk-bad"})
         assert caught.value.response.status_code == 401

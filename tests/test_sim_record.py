@@ -7,12 +7,12 @@ import base64
 
 import pytest
 
-from bargein.sim import SimError, Simulator
-from tests.sim_support import Client, silence, sim_config, tone
+from bargein.sim import SimError
+from tests.sim_support import Client, serving, silence, tone
 
 
 async def test_client_events_are_recorded_in_order_with_times_and_audio_apart() -> None:
-    async with Simulator(sim_config()) as sim:
+    async with serving() as sim:
         client = await Client.open(sim.realtime_url)
         await client.recv()
         audio = tone(100) + silence(60)
@@ -28,11 +28,10 @@ async def test_client_events_are_recorded_in_order_with_times_and_audio_apart() 
         assert len(appends) == 8 and all("audio" not in e for e in appends)
         assert bytes(record.audio) == audio
         assert record.server_events("error")[0]["error"]["code"] == "response_cancel_not_active"
-    sim.check()
 
 
 async def test_sent_audio_deltas_are_hollowed_in_the_record() -> None:
-    async with Simulator(sim_config(script=("Hi there.",))) as sim:
+    async with serving(script=("Hi there.",)) as sim:
         client = await Client.open(sim.realtime_url)
         await client.send({"type": "response.create"})
         await client.until("response.done")
@@ -45,7 +44,7 @@ async def test_sent_audio_deltas_are_hollowed_in_the_record() -> None:
 
 
 async def test_audio_recording_can_be_turned_off() -> None:
-    async with Simulator(sim_config(record_audio=False)) as sim:
+    async with serving(record_audio=False) as sim:
         client = await Client.open(sim.realtime_url)
         await client.append(tone(100))
         record = await sim.connection(0)
@@ -54,7 +53,7 @@ async def test_audio_recording_can_be_turned_off() -> None:
 
 
 async def test_wait_for_times_out_and_notices_a_close() -> None:
-    async with Simulator(sim_config()) as sim:
+    async with serving() as sim:
         client = await Client.open(sim.realtime_url)
         record = await sim.connection(0)
         with pytest.raises(SimError, match="within"):
@@ -66,11 +65,14 @@ async def test_wait_for_times_out_and_notices_a_close() -> None:
 
 
 async def test_a_hook_rejection_is_reported_by_check() -> None:
-    def refuse_truncated(event: dict[str, object], api: str) -> None:
-        assert event["type"] != "session.created", "no thanks"
+    def refuse_created(event: dict[str, object], api: str) -> None:
+        if event["type"] == "session.created":
+            raise AssertionError("no thanks")
 
-    async with Simulator(sim_config(on_event=refuse_truncated)) as sim:
-        client = await Client.open(sim.realtime_url)
-        assert (await client.recv())["type"] == "session.created"
+    with pytest.raises(AssertionError, match=r"session\.created: no thanks"):
+        async with serving(on_event=refuse_created) as sim:
+            client = await Client.open(sim.realtime_url)
+            assert (await client.recv())["type"] == "session.created"
+    assert sim.violations == ["session.created: no thanks"]
     with pytest.raises(AssertionError, match=r"session\.created: no thanks"):
         sim.check()
