@@ -28,7 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bargein.adapters.audio.device import load_pyaudio, new_pyaudio
 from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
-from tests.pulse_env import MS, MonitorRecorder, ensure_pulse, sounding_span, speech_like
+from tests.pulse_env import (
+    MS,
+    MonitorRecorder,
+    ensure_pulse,
+    sounding_ms,
+    sounding_span,
+    speech_like,
+)
 
 BLOCKS = (240, 480, 960)
 TRIALS = 5
@@ -98,8 +105,8 @@ def trial(kind: str, block: int, rng: random.Random) -> tuple[float, float]:
         time.sleep(0.4)
         seed.close()
     recorded = recorder.stop()
-    start, end = sounding_span(recorded)
-    heard = (end - start) / MS
+    _, end = sounding_span(recorded)
+    heard = sounding_ms(recorded)
     stop_ms = (recorder.arrival_time(end - 1) - interrupted_at) * 1000
     return reported - heard, stop_ms
 

@@ -124,3 +124,11 @@ def speech_like(ms: int, seed: int = 0, amplitude: float = 9000.0) -> bytes:
     syllables = 0.65 + 0.35 * np.sin(2 * np.pi * 4.0 * t + rng.uniform(0, 6.28))
     signal = voice * syllables
     return np.rint(amplitude * signal / np.max(np.abs(signal))).astype("<i2").tobytes()
+
+
+def sounding_ms(samples: npt.NDArray[np.int16], threshold: int = 64) -> float:
+    """Milliseconds of sound, in 0.5 ms windows: gaps (an underrun's silence) do not count."""
+    window = MS // 2
+    usable = len(samples) // window * window
+    peaks = np.abs(samples[:usable].astype(np.int32)).reshape(-1, window).max(axis=1)
+    return float(np.count_nonzero(peaks > threshold)) / 2
