@@ -131,17 +131,23 @@ def test_device_at_48k_is_resampled_and_still_counted_exactly() -> None:
     assert abs(report.heard_ms["x"] - sounding_ms(recorded)) <= 10.0
 
 
-def test_no_audio_server_is_one_typed_line() -> None:
+@pytest.mark.parametrize(
+    ("adapter", "kind"),
+    [("pyaudio_speaker.PyAudioSpeaker", "output"), ("pyaudio_mic.PyAudioMicrophone", "input")],
+)
+def test_no_audio_server_is_one_typed_line(adapter: str, kind: str) -> None:
+    module, name = adapter.split(".")
     env = {**os.environ, "PULSE_SERVER": "unix:/nonexistent/bargein-socket"}
     code = (
-        "from bargein.adapters.audio.device import AudioDeviceError\n"
-        "from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker\n"
-        "try:\n    PyAudioSpeaker()\n"
-        "except AudioDeviceError as e:\n    print(type(e).__mro__[1].__name__, '|', e)\n"
+        "from bargein.errors import BargeinError\n"
+        f"from bargein.adapters.audio.{module} import {name}\n"
+        f"try:\n    {name}()\n"
+        "except BargeinError as e:\n    print(type(e).__name__, '|', e)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=30
     )
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 1, out
-    assert lines[0].startswith("BargeinError | no usable audio output device")
+    assert lines[0].startswith(f"AudioDeviceError | no usable audio {kind} device")
+    assert out.stderr == ""  # no ALSA/JACK probing noise, no traceback

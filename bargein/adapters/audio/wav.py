@@ -63,10 +63,6 @@ class WavSource:
         self._frame_bytes = frame_ms * RATE // 1000 * 2
         self._closed = False
 
-    @property
-    def duration_ms(self) -> float:
-        return len(self._pcm) * 1000.0 / (2 * RATE)
-
     async def frames(self) -> AsyncIterator[AudioFrame]:
         started = time.monotonic()
         offset = 0
