@@ -3,12 +3,19 @@
 Every client event is kept with its arrival time in milliseconds since the connection
 opened (monotonic clock). ``input_audio_buffer.append`` events are kept without their audio
 payload; the decoded audio goes to ``audio`` instead, so a long session stays small.
+
+Times (in arrays) and events (in lists) are kept side by side and joined into
+:class:`RecordedEvent` only when read: an append's event dict holds only strings, so the
+garbage collector does not track it, whereas one record object per event made full
+collections pause a server of a few hundred sessions for tens of milliseconds (seen in
+bench/bench_sim_load.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,23 +42,37 @@ class ConnectionRecord:
     api: str
     path: str
     faults: str
-    received: list[RecordedEvent] = field(default_factory=list)
-    sent: list[RecordedEvent] = field(default_factory=list)
     audio: bytearray = field(default_factory=bytearray)
     audio_format: str = "pcm16"
     closed: bool = False
+    _received_at: array[float] = field(default_factory=lambda: array("d"))
+    _received: list[dict[str, Any]] = field(default_factory=list)
+    _sent_at: array[float] = field(default_factory=lambda: array("d"))
+    _sent: list[dict[str, Any]] = field(default_factory=list)
     _opened: float = field(default_factory=time.monotonic)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def received(self) -> list[RecordedEvent]:
+        """Every client event, in arrival order."""
+        return list(self)
+
+    @property
+    def sent(self) -> list[RecordedEvent]:
+        """Every server event the simulator queued, in order (audio deltas hollowed)."""
+        return [RecordedEvent(*pair) for pair in zip(self._sent_at, self._sent, strict=True)]
 
     def now_ms(self) -> float:
         return (time.monotonic() - self._opened) * 1000.0
 
     def add_received(self, event: dict[str, Any]) -> None:
-        self.received.append(RecordedEvent(self.now_ms(), event))
+        self._received_at.append(self.now_ms())
+        self._received.append(event)
         self._changed.set()
 
     def add_sent(self, event: dict[str, Any]) -> None:
-        self.sent.append(RecordedEvent(self.now_ms(), event))
+        self._sent_at.append(self.now_ms())
+        self._sent.append(event)
 
     def mark_closed(self) -> None:
         self.closed = True
@@ -59,14 +80,15 @@ class ConnectionRecord:
 
     def client_events(self, event_type: str) -> list[dict[str, Any]]:
         """The client's events of ``event_type``, in arrival order."""
-        return [r.event for r in self.received if r.type == event_type]
+        return [event for event in self._received if event.get("type") == event_type]
 
     def server_events(self, event_type: str) -> list[dict[str, Any]]:
         """The events the simulator sent of ``event_type``, in order (audio deltas hollowed)."""
-        return [r.event for r in self.sent if r.type == event_type]
+        return [event for event in self._sent if event.get("type") == event_type]
 
     def __iter__(self) -> Iterator[RecordedEvent]:
-        return iter(self.received)
+        pairs = zip(self._received_at, self._received, strict=True)
+        return (RecordedEvent(*pair) for pair in pairs)
 
     async def wait_for(
         self, event_type: str, count: int = 1, timeout: float = 5.0
@@ -74,10 +96,14 @@ class ConnectionRecord:
         """Wait until the client has sent ``count`` events of ``event_type``; return the last."""
 
         async def seen() -> RecordedEvent:
+            scanned, found = 0, 0
             while True:
-                matching = [r for r in self.received if r.type == event_type]
-                if len(matching) >= count:
-                    return matching[count - 1]
+                for index in range(scanned, len(self._received)):
+                    scanned += 1
+                    if self._received[index].get("type") == event_type:
+                        found += 1
+                        if found == count:
+                            return RecordedEvent(self._received_at[index], self._received[index])
                 if self.closed:
                     raise SimError(f"connection closed before the client sent {event_type}")
                 self._changed.clear()
