@@ -29,13 +29,15 @@ MIC = "ci_mic"
 
 def ensure_pulse() -> None:
     """Start (or reuse) the private daemon and export its variables into ``os.environ``."""
-    subprocess.run(
+    started = subprocess.run(
         ["bash", str(REPO / "scripts" / "start-pulse.sh")],
-        check=True,
         capture_output=True,
+        text=True,
         env={**os.environ, "BARGEIN_PULSE_DIR": str(PULSE_DIR)},
         timeout=30,
     )
+    if started.returncode != 0:
+        raise RuntimeError(f"scripts/start-pulse.sh failed: {started.stderr.strip()}")
     for line in (PULSE_DIR / "env").read_text().splitlines():
         name, _, value = line.removeprefix("export ").partition("=")
         os.environ[name] = value
