@@ -89,6 +89,5 @@ async def test_a_slow_consumer_loses_the_oldest_frames_and_they_are_counted() ->
     assert time.monotonic() - started < 0.05
     mic.close()
     assert first is not None
-    assert mic.dropped >= 10
-    frames_since_first = mic.dropped + 5
-    assert frames_since_first >= 20
+    # ~25 frames were captured while nobody read; only the newest 5 were kept.
+    assert mic.dropped >= 15
