@@ -1,0 +1,186 @@
+"""The session over real sockets: the simulator, the real transport and codec, memory audio
+on a clock that runs in real time. This is how a program embeds bargein."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bargein import Conversation
+from bargein.adapters import endpoints
+from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
+from bargein.adapters.session_config import ServerVad, SessionConfig
+from bargein.adapters.transport import ConnectionLost, RealtimeTransport, ReconnectPolicy
+from bargein.core import events as e
+from bargein.session import Closed, Interrupted, Observation, Session, StateChanged
+from bargein.sim import Simulator
+from bargein.sim.voice import speak
+from bargein.states import DEFAULT_TABLE, State, Transition
+from tests.sim_support import serving, silence, tone
+from tests.wire_models import validate_client_event
+
+SCRIPT = (
+    "This first answer is long enough that the user will surely cut in before it ends, "
+    "which is the whole point of this test.",
+    "Short second answer.",
+)
+
+# user: speaks 0.2-0.8 s; the reply starts ~1.3 s; barges in at 2.2 s; then quiet
+USER = silence(200) + tone(600) + silence(1400) + tone(500) + silence(3000)
+
+
+@contextlib.asynccontextmanager
+async def realtime_clock(clock: VirtualClock) -> AsyncIterator[None]:
+    """Advance ``clock`` in 10 ms steps at the pace of the wall clock."""
+
+    async def tick() -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while True:
+            target = (loop.time() - start) * 1000.0
+            while clock.ms + 10 <= target:
+                clock.advance_ms(10)
+            await asyncio.sleep(0.005)
+
+    task = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def converse(
+    sim: Simulator, api: str, conversation: Conversation | None = None, *,
+    interrupt_response: bool = True,
+) -> tuple[Session, MemorySink, list[Observation]]:
+    clock = VirtualClock()
+    source, sink = MemorySource(clock, USER), MemorySink(clock)
+    transport = RealtimeTransport(endpoints.custom(sim.url, api=api, auth="none"), None)  # type: ignore[arg-type]
+    await transport.connect()
+    seen: list[Observation] = []
+    async with realtime_clock(clock), Session(transport, source, sink, conversation,
+                       clock=lambda: clock.ms / 1000) as session:
+        session.subscribe(seen.append)
+        session.handle(e.ConfigureSession(SessionConfig(
+            turn_detection=ServerVad(interrupt_response=interrupt_response))))
+        await asyncio.sleep(5.5)
+        output = sink.output()
+    seen.append(Closed(0, "test"))
+    sink.output = lambda: output  # type: ignore[method-assign]
+    return session, sink, seen
+
+
+def first_sound(pcm: np.ndarray[Any, Any]) -> int:
+    return int(np.flatnonzero(pcm)[0])
+
+
+@pytest.mark.parametrize("api", ["ga", "beta"])
+@pytest.mark.parametrize("interrupt_response", [True, False])
+async def test_barge_in_end_to_end(api: str, interrupt_response: bool) -> None:
+    async with serving(script=SCRIPT, speed=4.0) as sim:
+        session, sink, seen = await converse(sim, api, interrupt_response=interrupt_response)
+        record = sim.records[0]
+    interrupted = [o for o in seen if isinstance(o, Interrupted)]
+    assert len(interrupted) == 1, seen
+    (barge,) = interrupted
+    assert barge.trigger == "speech_started"
+    (settlement,) = barge.settlements
+    assert settlement.action == "truncate"
+    (truncate,) = record.client_events("conversation.item.truncate")
+    assert truncate["audio_end_ms"] == settlement.audio_end_ms
+    assert truncate["item_id"] == settlement.item_id
+    cancels = record.client_events("response.cancel")
+    assert len(cancels) == (0 if interrupt_response else 1)
+    for event in record.received:
+        payload = dict(event.event)
+        if payload["type"] == "input_audio_buffer.append":
+            payload["audio"] = ""
+        validate_client_event(payload, api)
+
+    out = np.frombuffer(sink.output(), dtype="<i2")
+    first, second = (np.frombuffer(speak(t, "synthetic"), dtype="<i2") for t in SCRIPT)
+    start = first_sound(out) - first_sound(first)
+    played = out[start:start + len(first)]
+    matched = int(np.argmax(played != first[: len(played)]))
+    assert abs(truncate["audio_end_ms"] - matched / 24) <= 10, (truncate, matched / 24)
+    # the reported stop latency is the truth (to the ms), and it is the sink's output latency
+    # (20 ms), at most one block (10 ms) and the fade (5 ms)
+    cut = start + matched
+    silent_at = (barge.at_ms + barge.stop_latency_ms) * 24
+    assert silent_at - 24 - 120 <= cut <= silent_at + 24
+    assert barge.stop_latency_ms <= 20 + 10 + 5 + 1
+    second_start = cut + first_sound(out[cut + 240:]) + 240 - first_sound(second)
+    assert not out[cut + 240: second_start].any(), "audio of the interrupted reply followed"
+    assert np.array_equal(out[second_start:second_start + len(second)], second), \
+        "the next reply plays whole"
+    figures = list(session.figures.values())
+    assert figures[0].interrupted and figures[0].audio_end_ms == truncate["audio_end_ms"]
+    assert figures[0].time_to_first_audio_ms is not None
+    assert not figures[1].interrupted
+
+
+async def test_custom_state_hooks_and_observation_stream() -> None:
+    thinking = DEFAULT_TABLE.extend(
+        states=[State("thinking", interruptible=True)],
+        transitions=[
+            Transition("speech_stopped", "listening", "thinking", reason="user finished"),
+            Transition("response_created", "thinking", None),
+            Transition("audio_started", "thinking", "responding", reason="first audio"),
+            Transition("response_done", "thinking", "listening"),
+        ],
+    )
+    async with serving(script=SCRIPT, speed=4.0) as sim:
+        session, _, seen = await converse(sim, "ga", Conversation(thinking))
+    moves = [(o.source, o.dest) for o in seen if isinstance(o, StateChanged)]
+    assert ("listening", "thinking") in moves and ("thinking", "responding") in moves
+    assert session.conversation.state in thinking.state_names
+
+
+async def test_observations_iterator_ends_when_the_session_closes() -> None:
+    async with serving(script=SCRIPT, speed=4.0) as sim:
+        clock = VirtualClock()
+        transport = RealtimeTransport(endpoints.custom(sim.url, auth="none"), None)
+        await transport.connect()
+        session = Session(transport, MemorySource(clock), MemorySink(clock))
+        got: list[Observation] = []
+
+        async def collect() -> None:
+            async for obs in session.observations():
+                got.append(obs)
+
+        collector = asyncio.create_task(collect())
+        await asyncio.sleep(0)  # the iterator subscribes before anything happens
+        session.start()
+        await asyncio.sleep(0.3)
+        threads_before = threading.active_count()
+        await session.close()
+        await asyncio.wait_for(collector, 2)
+    assert isinstance(got[-1], Closed)
+    assert any(isinstance(o, StateChanged) and o.dest == "listening" for o in got)
+    assert all(t.done() for t in session._tasks)
+    assert threading.active_count() <= threads_before
+
+
+async def test_a_lost_server_ends_the_session_with_a_typed_error() -> None:
+    async with serving(script=SCRIPT, speed=4.0) as sim:
+        clock = VirtualClock()
+        transport = RealtimeTransport(endpoints.custom(sim.url, auth="none"), None,
+                                      reconnect=ReconnectPolicy(max_attempts=1, base_delay=0.01))
+        await transport.connect()
+        session = Session(transport, MemorySource(clock), MemorySink(clock))
+        session.start()
+        await asyncio.sleep(0.2)
+        await sim.stop()
+        with pytest.raises(ConnectionLost, match="reconnection attempts failed"):
+            await asyncio.wait_for(session.wait(), 10)
+        assert session.conversation.state == "idle"
+        await session.close()
+    assert all(t.done() for t in session._tasks)
