@@ -5,14 +5,16 @@ The callback pulls one block at a time from the shared Playout and stamps it wit
 so audio still waiting in the device's buffers is not counted as heard. The stream runs from
 construction to close (playing silence when idle), because a newly started stream drops its
 first 5-10 ms. ``flush()`` never touches the stream: it swaps the queue for a 5 ms fade, which
-the next callback plays, and reports what will have sounded by then.
+the next callback plays, and reports what will have sounded by then. Audio already inside the
+device (PortAudio keeps two blocks, PulseAudio ~10 ms more) still plays out before the fade;
+``FlushReport.silent_after_ms`` says when the output is silent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bargein.adapters.audio.device import RATE, load_pyaudio, open_stream
+from bargein.adapters.audio.device import RATE, AudioDeviceError, load_pyaudio, open_stream
 from bargein.adapters.audio.memory import pcm_samples
 from bargein.adapters.audio.playout import Playout, to_ms
 from bargein.adapters.audio.protocols import FlushReport
@@ -34,6 +36,8 @@ class PyAudioSpeaker:
         device_index: int | None = None,
         device_rate: int | None = None,
     ) -> None:
+        if block_frames <= 0:
+            raise AudioDeviceError(f"block_frames must be positive, got {block_frames}")
         self._pa, self._stream, self.device_rate = open_stream(
             output=True,
             block_frames=block_frames,
