@@ -6,9 +6,9 @@ payload; the decoded audio goes to ``audio`` instead, so a long session stays sm
 
 Times (in arrays) and events (in lists) are kept side by side and joined into
 :class:`RecordedEvent` only when read: an append's event dict holds only strings, so the
-garbage collector does not track it, whereas one record object per event made full
-collections pause a server of a few hundred sessions for tens of milliseconds (seen in
-bench/bench_sim_load.py).
+garbage collector does not track it, and sent events are kept as their JSON bytes; one
+record object per event made full collections pause a server of a few hundred sessions
+for tens of milliseconds (seen in bench/bench_sim_load.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from bargein.sim.errors import SimError
 
@@ -48,7 +50,7 @@ class ConnectionRecord:
     _received_at: array[float] = field(default_factory=lambda: array("d"))
     _received: list[dict[str, Any]] = field(default_factory=list)
     _sent_at: array[float] = field(default_factory=lambda: array("d"))
-    _sent: list[dict[str, Any]] = field(default_factory=list)
+    _sent: list[bytes] = field(default_factory=list)
     _opened: float = field(default_factory=time.monotonic)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -60,7 +62,8 @@ class ConnectionRecord:
     @property
     def sent(self) -> list[RecordedEvent]:
         """Every server event the simulator queued, in order (audio deltas hollowed)."""
-        return [RecordedEvent(*pair) for pair in zip(self._sent_at, self._sent, strict=True)]
+        pairs = zip(self._sent_at, self._sent, strict=True)
+        return [RecordedEvent(at, orjson.loads(data)) for at, data in pairs]
 
     def now_ms(self) -> float:
         return (time.monotonic() - self._opened) * 1000.0
@@ -70,9 +73,10 @@ class ConnectionRecord:
         self._received.append(event)
         self._changed.set()
 
-    def add_sent(self, event: dict[str, Any]) -> None:
+    def add_sent(self, data: bytes) -> None:
+        """Keep a sent event as its JSON: bytes cost the garbage collector nothing."""
         self._sent_at.append(self.now_ms())
-        self._sent.append(event)
+        self._sent.append(data)
 
     def mark_closed(self) -> None:
         self.closed = True
@@ -84,7 +88,7 @@ class ConnectionRecord:
 
     def server_events(self, event_type: str) -> list[dict[str, Any]]:
         """The events the simulator sent of ``event_type``, in order (audio deltas hollowed)."""
-        return [event for event in self._sent if event.get("type") == event_type]
+        return [event.event for event in self.sent if event.type == event_type]
 
     def __iter__(self) -> Iterator[RecordedEvent]:
         pairs = zip(self._received_at, self._received, strict=True)

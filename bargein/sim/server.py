@@ -157,8 +157,10 @@ class _Connection:
                 self.violations.append(f"{event.get('type')}: {exc}")
         data = orjson.dumps(event)
         if event["type"].endswith("audio.delta"):
-            event = {**event, "delta": f"<{len(event['delta'])} base64 chars>"}
-        self.record.add_sent(event)
+            hollow = {**event, "delta": f"<{len(event['delta'])} base64 chars>"}
+            self.record.add_sent(orjson.dumps(hollow))
+        else:
+            self.record.add_sent(data)
         self.out.put_nowait((data, asyncio.get_running_loop().time()))
         phase = self.setup.faults.disconnect_at
         if phase is not None and _PHASE_OF_EVENT.get(event["type"]) == phase:
