@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import structlog
+
+from bargein.adapters.endpoints import Endpoint
+from bargein.adapters.secrets import ENV_VARS, ApiKey, redact
 from bargein.errors import BargeinError
 from bargein.states import DEFAULT_TABLE, StateTable
 from bargein.states.diagram import render
+
+DEFAULT_MODEL = "gpt-realtime"
 
 
 class UsageError(BargeinError):
@@ -44,6 +52,83 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bargein.console import configure_logging
+    from bargein.demo import demo
+
+    configure_logging(args.log_format, args.log_level)
+    asyncio.run(demo(Path(args.out)))
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from bargein.console import configure_logging
+    from bargein.sim import Faults, SimConfig, serve
+
+    configure_logging(args.log_format, args.log_level)
+    config = SimConfig(speed=args.speed, voice=args.voice, faults=Faults.parse(args.faults))
+    serve(args.host, args.port, config,
+          on_ready=lambda url: print(f"bargein simulator on {url} (Ctrl-C stops)", flush=True))
+    return 0
+
+
+def endpoint_from(args: argparse.Namespace) -> tuple[Endpoint, ApiKey | None]:
+    """The endpoint and key the talk options name; the key only ever from the environment."""
+    from bargein.adapters import endpoints
+
+    if args.azure_resource or args.azure_deployment:
+        if not (args.azure_resource and args.azure_deployment):
+            raise UsageError("Azure needs both --azure-resource and --azure-deployment")
+        key = ApiKey.from_env(ENV_VARS["azure"])
+        if args.azure_api_version:
+            return endpoints.azure_preview(args.azure_resource, args.azure_deployment,
+                                           args.azure_api_version), key
+        return endpoints.azure(args.azure_resource, args.azure_deployment, args.api), key
+    if args.url:
+        endpoint = endpoints.custom(args.url, args.model, api=args.api)
+        if endpoint.is_loopback and not os.environ.get(ENV_VARS["openai"], "").strip():
+            return endpoints.custom(args.url, args.model, api=args.api, auth="none"), None
+        return endpoint, ApiKey.from_env(ENV_VARS["openai"])
+    return endpoints.openai(args.model, args.api), ApiKey.from_env(ENV_VARS["openai"])
+
+
+def cmd_talk(args: argparse.Namespace) -> int:
+    from bargein.adapters.session_config import SemanticVad, ServerVad, SessionConfig
+    from bargein.console import LivePrinter, configure_logging, figures_table
+    from bargein.runner import RunOptions, run
+
+    configure_logging(args.log_format, args.log_level)
+    endpoint, key = endpoint_from(args)
+    turn = (
+        SemanticVad(interrupt_response=not args.client_cancel)
+        if args.vad == "semantic"
+        else ServerVad(interrupt_response=not args.client_cancel)
+    )
+    options = RunOptions(
+        endpoint=endpoint,
+        key=key,
+        input=args.input,
+        output=args.output,
+        config=SessionConfig(turn_detection=turn, voice=args.voice,
+                             instructions=args.instructions,
+                             input_transcription_model=args.transcription_model),
+        linger_s=args.linger,
+        allow_plaintext=args.allow_plaintext,
+    )
+    printer = LivePrinter()
+    print(f"talking to {endpoint.host} ({endpoint.api} API); Ctrl-C ends", flush=True)
+    session = asyncio.run(run(options, [printer]))
+    print("\nper response:\n" + figures_table(session.figures.values()), flush=True)
+    return 0
+
+
+def _logging_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-format", choices=["console", "json"], default="console",
+                        help="structured logs on stderr, as text or JSON lines")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        default="warning")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bargein", description="Realtime voice conversations where barge-in is done right."
@@ -55,6 +140,48 @@ def build_parser() -> argparse.ArgumentParser:
                          help="an extended StateTable (default: the built-in machine)")
     diagram.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     diagram.set_defaults(run=cmd_diagram)
+
+    demo = sub.add_parser("demo", help="an offline conversation with a barge-in (no key, "
+                                       "no sound card)")
+    demo.add_argument("--out", default="bargein-demo", metavar="DIR",
+                      help="where heard.wav and timeline.svg go (default: ./bargein-demo)")
+    _logging_options(demo)
+    demo.set_defaults(run=cmd_demo)
+
+    talk = sub.add_parser("talk", help="a live conversation (OpenAI, Azure, or a simulator)")
+    talk.add_argument("--url", help="a Realtime base URL, e.g. ws://127.0.0.1:8765/v1")
+    talk.add_argument("--api", choices=["ga", "beta"], default="ga")
+    talk.add_argument("--model", default=DEFAULT_MODEL)
+    talk.add_argument("--azure-resource", metavar="NAME")
+    talk.add_argument("--azure-deployment", metavar="NAME")
+    talk.add_argument("--azure-api-version", metavar="VERSION",
+                      help="use Azure's preview endpoint with this api-version")
+    talk.add_argument("--input", default="mic", metavar="mic|PATH.wav")
+    talk.add_argument("--output", default="speaker", metavar="speaker|PATH.wav")
+    talk.add_argument("--voice")
+    talk.add_argument("--instructions")
+    talk.add_argument("--transcription-model", metavar="MODEL",
+                      help="also transcribe what the user says")
+    talk.add_argument("--vad", choices=["server", "semantic"], default="server")
+    talk.add_argument("--client-cancel", action="store_true",
+                      help="the server does not cancel on speech; bargein sends response.cancel")
+    talk.add_argument("--linger", type=float, default=2.0, metavar="SECONDS",
+                      help="with a WAV input: quiet time after it ends before the run stops")
+    talk.add_argument("--allow-plaintext", action="store_true",
+                      help="allow ws:// to a host that is not this machine")
+    _logging_options(talk)
+    talk.set_defaults(run=cmd_talk)
+
+    sim = sub.add_parser("sim", help="serve the Realtime simulator for other programs")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8765)
+    sim.add_argument("--speed", type=float, default=4.0,
+                     help="how many times faster than real time replies are sent")
+    sim.add_argument("--voice", choices=["auto", "espeak", "synthetic"], default="auto")
+    sim.add_argument("--faults", default="", metavar="name=value,...",
+                     help="faults for every connection, e.g. late_deltas_after_cancel=3")
+    _logging_options(sim)
+    sim.set_defaults(run=cmd_sim)
     return parser
 
 
@@ -63,10 +190,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except BargeinError as exc:
-        print(f"bargein: {exc}", file=sys.stderr)
-        return 2
+        print(f"bargein: {redact(str(exc))}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug of ours: still one line, the details in the debug log
+        structlog.get_logger(__name__).debug("unexpected_error", exc_info=True)
+        print(f"bargein: unexpected {type(exc).__name__}: {redact(str(exc))} "
+              "(run with --log-level debug for details)", file=sys.stderr)
+        return 1
     return code
 
 

@@ -35,14 +35,15 @@ FRAMES_PER_ROUND = 400
 DURATIONS_MS = (20, 40, 100)
 
 
-def frames(duration_ms: int) -> list[bytes]:
-    """Distinct GA audio delta frames as the server sends them (with its extra keys)."""
+def frames(duration_ms: int, round_no: int = 0) -> list[bytes]:
+    """Distinct GA audio delta frames as the server sends them (with its extra keys); event
+    ids are unique across rounds, as on a real connection (the codec drops repeats)."""
     out = []
     for n in range(FRAMES_PER_ROUND):
         pcm = bytes((n + i) % 251 for i in range(duration_ms * BYTES_PER_MS))
         frame = {
             "type": "response.output_audio.delta",
-            "event_id": f"event_{n:06d}",
+            "event_id": f"event_{round_no:03d}_{n:06d}",
             "response_id": "resp_CEbqbAfvZ9ed8W1ACdPxm",
             "item_id": "item_CEbqbbV5T6ZxcP6BKkWc0",
             "output_index": 0,
@@ -106,8 +107,9 @@ def main() -> int:
     }
     print(f"python {sys.version.split()[0]}, {ROUNDS} rounds x {FRAMES_PER_ROUND} frames each")
     for duration in DURATIONS_MS:
-        data = frames(duration)
-        reference = codec.decode(data[0])
+        rounds = [frames(duration, r) for r in range(ROUNDS + 1)]
+        data = rounds[ROUNDS]
+        reference = WireCodec("ga").decode(data[0])
         assert isinstance(reference, AudioDelta)
         for name, decode in candidates.items():  # same audio out of every route
             out = decode(data[0])
@@ -115,7 +117,7 @@ def main() -> int:
             if isinstance(audio, bytes):
                 assert audio == reference.audio, name
         timings: dict[str, list[float]] = {name: [] for name in candidates}
-        for _ in range(ROUNDS):
+        for data in rounds[:ROUNDS]:
             for name, decode in candidates.items():
                 start = time.perf_counter()
                 for frame in data:

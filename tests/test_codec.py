@@ -54,9 +54,8 @@ def expected_event(expect: dict[str, dict[str, Any]] | None) -> ev.Event | None:
 )
 def test_fixture_frames_decode_to_their_core_event(api: str, case: dict[str, Any]) -> None:
     frame = json.dumps(case["frame"])
-    codec = WireCodec(api)  # type: ignore[arg-type]
-    assert codec.decode(frame) == expected_event(case["expect"])
-    assert codec.decode(frame.encode()) == expected_event(case["expect"])
+    assert WireCodec(api).decode(frame) == expected_event(case["expect"])  # type: ignore[arg-type]
+    assert WireCodec(api).decode(frame.encode()) == expected_event(case["expect"])  # type: ignore[arg-type]
 
 
 def test_audio_delta_keeps_the_exact_pcm_bytes() -> None:
@@ -343,3 +342,23 @@ def test_send_audio_streams_to_the_g711_input_format(fmt: str, encode: Any, deco
     expected = encode(resample_pcm16(pcm, 24000, 8000))[: len(sent)]
     same = np.mean(np.frombuffer(sent, np.uint8) == np.frombuffer(expected, np.uint8))
     assert same > 0.99
+
+
+def test_a_duplicated_delivery_is_dropped_once_seen() -> None:
+    codec = WireCodec("ga")
+    frame = json.dumps({"type": "response.output_audio.delta", "event_id": "event_7",
+                        "response_id": "r", "item_id": "i", "output_index": 0,
+                        "content_index": 0, "delta": base64.b64encode(b"\0\0" * 24).decode()})
+    assert isinstance(codec.decode(frame), ev.AudioDelta)
+    with capture_logs() as logs:
+        assert codec.decode(frame) is None
+    assert logs[0]["event"] == "server_event_duplicated"
+    other = frame.replace("event_7", "event_8")
+    assert isinstance(codec.decode(other), ev.AudioDelta)
+
+
+def test_output_items_that_are_not_messages_are_not_the_speakers_business() -> None:
+    frame = json.dumps({"type": "response.output_item.added", "event_id": "e1",
+                        "response_id": "r", "output_index": 0,
+                        "item": {"id": "fc1", "type": "function_call"}})
+    assert WireCodec("ga").decode(frame) is None

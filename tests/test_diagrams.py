@@ -70,5 +70,5 @@ def test_cli_writes_an_extended_machine(tmp_path: Path, capsys: pytest.CaptureFi
     out = tmp_path / "m.mmd"
     assert main(["diagram", "--machine", "my_machine:TABLE", "-o", str(out)]) == 0
     assert "thinking" in out.read_text()
-    assert main(["diagram", "--machine", "my_machine:NOPE"]) == 2
+    assert main(["diagram", "--machine", "my_machine:NOPE"]) == 1
     assert "is not a bargein StateTable" in capsys.readouterr().err

@@ -10,6 +10,7 @@ Whatever arrives, ``decode`` never raises: an unreadable frame becomes ``Protoco
 from __future__ import annotations
 
 import binascii
+from collections import deque
 from typing import Any, Final, TypeAlias
 
 import msgspec
@@ -62,11 +63,17 @@ class CodecError(BargeinError):
     """The codec was asked for something it cannot do (an unknown flavour, format or command)."""
 
 
+_SEEN_IDS: Final = 1024
+"""How many recent server event ids are remembered to drop duplicate deliveries."""
+
+
 # --- wire shapes the core reads ------------------------------------------------------
 
 
-class _Wire(msgspec.Struct, tag_field="type"):
+class _Wire(msgspec.Struct, tag_field="type", kw_only=True):
     """Server events; unknown keys are skipped, missing or mistyped ones are errors."""
+
+    event_id: str = ""
 
 
 class _SessionEvent(_Wire):
@@ -101,6 +108,7 @@ class _ResponseCreated(_Wire, tag="response.created"):
 
 class _ItemRef(msgspec.Struct):
     id: str
+    type: str = "message"
 
 
 class _OutputItemAdded(_Wire, tag="response.output_item.added"):
@@ -344,6 +352,8 @@ class WireCodec:
         self._consumed = CONSUMED_TYPES[api]
         self._speaker: dict[str, tuple[str, StreamResampler]] = {}
         self._mic: StreamResampler | None = None
+        self._seen: set[str] = set()
+        self._seen_order: deque[str] = deque()
 
     # --- server frames -> core events ----------------------------------------------------
 
@@ -353,10 +363,24 @@ class WireCodec:
             wire = self._decoder.decode(frame)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             return self._undecodable(frame, exc)
+        if wire.event_id and self._already_seen(wire.event_id):
+            log.warning("server_event_duplicated", type=_type_name(wire), event_id=wire.event_id)
+            return None
         try:
             return self._to_event(wire)
         except (binascii.Error, msgspec.ValidationError, ValueError, BargeinError) as exc:
             return self._violation(f"{_type_name(wire)}: {exc}")
+
+    def _already_seen(self, event_id: str) -> bool:
+        """Event ids are unique per connection: a repeat is a duplicate delivery (played
+        twice, a repeated audio delta would garble the reply)."""
+        if event_id in self._seen:
+            return True
+        self._seen.add(event_id)
+        self._seen_order.append(event_id)
+        if len(self._seen_order) > _SEEN_IDS:
+            self._seen.discard(self._seen_order.popleft())
+        return False
 
     def _to_event(self, wire: _Wire) -> _Decoded:
         if isinstance(wire, _AudioDelta):
@@ -373,6 +397,9 @@ class WireCodec:
         if isinstance(wire, _ResponseCreated):
             return ResponseCreated(wire.response.id)
         if isinstance(wire, _OutputItemAdded):
+            # only a message carries audio; a function call is no business of the speaker
+            if wire.item.type != "message":
+                return None
             return OutputItemAdded(wire.response_id, wire.item.id)
         if isinstance(wire, _ResponseDone):
             self._speaker = {

@@ -61,15 +61,22 @@ class WavSource:
         self.clock = clock if clock is not None else VirtualClock()
         self._realtime = realtime
         self._frame_bytes = frame_ms * RATE // 1000 * 2
+        self._offset = 0
         self._closed = False
+
+    @property
+    def exhausted(self) -> bool:
+        """True once the whole file has been streamed; silence follows."""
+        return self._offset >= len(self._pcm)
 
     async def frames(self) -> AsyncIterator[AudioFrame]:
         started = time.monotonic()
-        offset = 0
+        self._offset = 0
         while not self._closed:
+            offset = self._offset
             frame = self._pcm[offset : offset + self._frame_bytes]
             frame += bytes(self._frame_bytes - len(frame))
-            offset += self._frame_bytes
+            offset = self._offset = offset + self._frame_bytes
             if self._realtime:
                 due = started + offset / (2 * RATE)
                 await asyncio.sleep(max(0.0, due - time.monotonic()))

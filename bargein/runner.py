@@ -1,0 +1,154 @@
+"""One whole conversation run, as ``bargein talk`` and ``bargein demo`` do it.
+
+Opens the audio adapters first (a missing device fails before any network traffic),
+connects, configures the session, runs it until the server closes, the input is over and
+nothing is playing, or the caller stops it, and always closes everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from bargein.adapters.audio.memory import VirtualClock
+from bargein.adapters.audio.protocols import AudioFrame, AudioSink, AudioSource
+from bargein.adapters.audio.wav import WavSink, WavSource
+from bargein.adapters.endpoints import Endpoint
+from bargein.adapters.secrets import ApiKey
+from bargein.adapters.session_config import SessionConfig
+from bargein.adapters.transport import RealtimeTransport
+from bargein.core import Conversation
+from bargein.core.events import ConfigureSession
+from bargein.session import Observer, Session
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What to talk to, with what, and when to stop."""
+
+    endpoint: Endpoint
+    key: ApiKey | None
+    input: str = "mic"
+    """``mic`` or a WAV path (streamed in real time, then silence)."""
+    output: str = "speaker"
+    """``speaker`` or a WAV path (aligned to the input's clock)."""
+    config: SessionConfig = field(default_factory=SessionConfig)
+    linger_s: float = 2.0
+    """With a WAV input: how long the conversation must be quiet after the input ends."""
+    speaker_block_frames: int = 240
+    allow_plaintext: bool = False
+
+
+class _Clocked:
+    """Advances a virtual clock by each frame that passes, so a WAV sink can follow a mic."""
+
+    def __init__(self, source: AudioSource, clock: VirtualClock) -> None:
+        self.source, self.clock = source, clock
+
+    async def frames(self) -> AsyncIterator[AudioFrame]:
+        async for frame in self.source.frames():
+            self.clock.advance_samples(len(frame.pcm) // 2)
+            yield frame
+
+    def close(self) -> None:
+        self.source.close()
+
+
+@dataclass(slots=True)
+class _Audio:
+    source: AudioSource
+    sink: AudioSink
+    clock: Callable[[], float]
+    input_over: Callable[[], bool]
+
+
+def _open_audio(options: RunOptions) -> _Audio:
+    """Source and sink as the options say; closes what it opened if the other fails."""
+    vclock: VirtualClock | None = None
+    source: AudioSource
+    if options.input == "mic":
+        from bargein.adapters.audio.pyaudio_mic import PyAudioMicrophone
+
+        source = PyAudioMicrophone()
+        input_over: Callable[[], bool] = lambda: False  # noqa: E731 - a mic never ends
+        if options.output != "speaker":
+            vclock = VirtualClock()
+            source = _Clocked(source, vclock)
+    else:
+        wav = WavSource(options.input)
+        source, vclock = wav, wav.clock
+        input_over = lambda: wav.exhausted  # noqa: E731
+    try:
+        sink: AudioSink
+        if options.output == "speaker":
+            from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
+
+            sink = PyAudioSpeaker(block_frames=options.speaker_block_frames)
+        else:
+            assert vclock is not None
+            sink = WavSink(Path(options.output), vclock, latency_frames=0)  # a file has no DAC
+    except BaseException:
+        source.close()
+        raise
+    if vclock is not None:
+        clock = vclock
+        return _Audio(source, sink, lambda: clock.ms / 1000.0, input_over)
+    return _Audio(source, sink, time.monotonic, input_over)
+
+
+async def run(
+    options: RunOptions,
+    observers: Iterable[Observer] = (),
+    conversation: Conversation | None = None,
+) -> Session:
+    """Hold one conversation to its end; returns the closed session (figures inside)."""
+    audio = _open_audio(options)
+    transport = RealtimeTransport(
+        options.endpoint, options.key, allow_plaintext=options.allow_plaintext
+    )
+    session = Session(transport, audio.source, audio.sink, conversation, clock=audio.clock)
+    for observer in observers:
+        session.subscribe(observer)
+    try:
+        await transport.connect()
+        session.start()
+        session.handle(ConfigureSession(options.config))
+        watcher = asyncio.create_task(_finish_when_quiet(session, audio, options.linger_s))
+        try:
+            reason = await session.wait()
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        log.info("run_finished", reason=reason)
+    finally:
+        await session.close()
+    return session
+
+
+async def _finish_when_quiet(session: Session, audio: _Audio, linger_s: float) -> None:
+    """End the run once the input is over and the conversation has been quiet a while."""
+    quiet_since: float | None = None
+    while True:
+        await asyncio.sleep(0.05)
+        quiet = (
+            audio.input_over()
+            and session.conversation.state == "listening"
+            and audio.sink.idle
+        )
+        now = time.monotonic()
+        if not quiet:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= linger_s:
+            session.finish("input over")
+            return

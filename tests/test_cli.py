@@ -1,0 +1,240 @@
+"""The command line, run as a user runs it: a real process, real sockets, real files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bargein.sim import SimConfig, Simulator
+from bargein.sim.voice import speak
+from tests.sim_support import serving, silence, tone
+from tests.wire_models import validate_client_event
+
+SCRIPT = (
+    "This first answer is long enough that the user will surely cut in before it ends, "
+    "which is the whole point of this test.",
+    "Short second answer.",
+)
+USER = silence(200) + tone(600) + silence(1400) + tone(500) + silence(300)
+FAKE_KEY = "sk-test-THISKEYMUSTNEVERBESHOWN0123456789"
+
+
+def write_wav(path: Path, pcm: bytes, rate: int = 24_000) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    return path
+
+
+def read_pcm(path: Path) -> np.ndarray[Any, Any]:
+    with wave.open(str(path), "rb") as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 24_000)
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+
+
+def env(**changes: str | None) -> dict[str, str]:
+    out = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY",
+                                                           "AZURE_OPENAI_API_KEY")}
+    for key, value in changes.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+async def bargein(*args: str, environ: dict[str, str] | None = None,
+                  timeout: float = 60) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bargein", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=environ if environ is not None else env(),
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def one_clear_line(code: int, err: str, fragment: str) -> None:
+    assert code != 0
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("bargein: ")]
+    assert len(lines) == 1 and fragment in lines[0], err
+    assert FAKE_KEY not in err
+
+
+def first_sound(pcm: np.ndarray[Any, Any]) -> int:
+    return int(np.flatnonzero(pcm)[0])
+
+
+def explain(out: np.ndarray[Any, Any], replies: list[np.ndarray[Any, Any]]
+            ) -> list[tuple[int, int, int]]:
+    """Account for every sound in ``out`` as a reply played from its start: a list of
+    (reply index, start sample, samples played). Anything else is stale audio: fail."""
+    pieces = []
+    pos = 0
+    while True:
+        sounding = np.flatnonzero(out[pos:])
+        if not len(sounding):
+            return pieces
+        at = pos + int(sounding[0])
+        best = (-1, 0, 0)
+        for index, reply in enumerate(replies):
+            start = at - first_sound(reply)
+            played = out[start:start + len(reply)]
+            diff = np.flatnonzero(played != reply[: len(played)])
+            n = int(diff[0]) if len(diff) else len(played)
+            best = max(best, (index, start, n), key=lambda x: x[2])
+        assert best[2] >= 2400, f"unexplained (stale?) audio at {at / 24:.0f} ms"
+        pieces.append(best)
+        whole = best[2] == len(replies[best[0]])
+        pos = best[1] + best[2] + (0 if whole else 240)  # a cut ends with a 5 ms fade
+
+
+def json_logs(err: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+
+
+# --- errors: one clear line, never a traceback -----------------------------------------
+
+async def test_missing_key() -> None:
+    code, _, err = await bargein("talk", "--input", "x.wav", "--output", "y.wav")
+    one_clear_line(code, err, "OPENAI_API_KEY")
+
+
+async def test_missing_azure_key() -> None:
+    code, _, err = await bargein("talk", "--azure-resource", "r", "--azure-deployment", "d")
+    one_clear_line(code, err, "AZURE_OPENAI_API_KEY")
+
+
+async def test_unreachable_endpoint(tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "in.wav", USER)
+    code, _, err = await bargein("talk", "--url", "ws://127.0.0.1:9/v1", "--input", str(wav),
+                                 "--output", str(tmp_path / "out.wav"))
+    one_clear_line(code, err, "cannot reach 127.0.0.1")
+
+
+async def test_bad_wav(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really a wav")
+    code, _, err = await bargein("talk", "--url", "ws://127.0.0.1:9/v1", "--input", str(bad),
+                                 "--output", str(tmp_path / "out.wav"))
+    one_clear_line(code, err, "bad.wav")
+
+
+async def test_rejected_key_never_shows_the_key(tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "in.wav", USER)
+    config = SimConfig(voice="synthetic", reject_api_keys=frozenset({FAKE_KEY}))
+    async with Simulator(config) as sim:
+        code, out, err = await bargein(
+            "talk", "--url", sim.url, "--input", str(wav), "--output", str(tmp_path / "o.wav"),
+            "--log-level", "debug", environ=env(OPENAI_API_KEY=FAKE_KEY))
+    one_clear_line(code, err, "rejected the API key")
+    assert FAKE_KEY not in out
+
+
+async def test_plaintext_to_a_remote_host_is_refused(tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "in.wav", USER)
+    code, _, err = await bargein("talk", "--url", "ws://example.invalid/v1", "--input",
+                                 str(wav), "--output", str(tmp_path / "o.wav"),
+                                 environ=env(OPENAI_API_KEY=FAKE_KEY))
+    one_clear_line(code, err, "plaintext")
+
+
+async def test_no_audio_device(tmp_path: Path) -> None:
+    environ = env(PULSE_SERVER="unix:/nonexistent/pulse", AUDIODEV="null")
+    code, _, err = await bargein("talk", "--url", "ws://127.0.0.1:9/v1", "--input", "mic",
+                                 "--output", str(tmp_path / "o.wav"), environ=environ)
+    one_clear_line(code, err, "")
+    assert "audio" in err.lower() or "device" in err.lower() or "microphone" in err.lower()
+
+
+# --- the conversation, end to end ------------------------------------------------------
+
+async def talk(sim: Simulator, tmp_path: Path, *extra: str, url: str | None = None
+               ) -> tuple[np.ndarray[Any, Any], list[dict[str, Any]], str]:
+    wav_in = write_wav(tmp_path / "in.wav", USER)
+    wav_out = tmp_path / "out.wav"
+    code, out, err = await bargein(
+        "talk", "--url", url or sim.url, "--input", str(wav_in), "--output", str(wav_out),
+        "--log-format", "json", "--log-level", "info", "--linger", "1.5", *extra)
+    assert code == 0, err
+    assert "Traceback" not in err
+    return read_pcm(wav_out), json_logs(err), out
+
+
+def check_client_events(sim: Simulator, api: str) -> None:
+    for record in sim.records:
+        for event in record.received:
+            payload = dict(event.event)
+            if payload["type"] == "input_audio_buffer.append":
+                payload["audio"] = ""
+            validate_client_event(payload, api)
+
+
+@pytest.mark.parametrize("api", ["ga", "beta"])
+async def test_talk_with_a_barge_in(api: str, tmp_path: Path) -> None:
+    async with serving(script=SCRIPT, speed=4.0) as sim:
+        out, logs, stdout = await talk(sim, tmp_path, "--api", api)
+        record = sim.records[0]
+    assert record.api == api
+    check_client_events(sim, api)
+    (truncate,) = record.client_events("conversation.item.truncate")
+    (interrupted,) = [x for x in logs if x["event"] == "interrupted"]
+    first, second = (np.frombuffer(speak(t, "synthetic"), dtype="<i2") for t in SCRIPT)
+    start = first_sound(out) - first_sound(first)
+    played = out[start:start + len(first)]
+    matched = int(np.argmax(played != first[: len(played)]))
+    cut = start + matched
+    # silent from at most one block (10 ms) after the interruption reached the client,
+    # the 5 ms fade included
+    assert cut <= interrupted["signal_at_ms"] * 24 + 240 + 120
+    # the truncate says exactly what the output holds of that reply
+    assert abs(truncate["audio_end_ms"] - matched / 24) <= 10
+    # nothing of the interrupted reply follows; the next reply plays whole
+    rest = out[cut + 240:]
+    second_start = cut + 240 + first_sound(rest) - first_sound(second)
+    assert not out[cut + 240:second_start].any()
+    assert np.array_equal(out[second_start:second_start + len(second)], second)
+    assert "BARGE-IN" in stdout and "per response:" in stdout
+
+
+@pytest.mark.parametrize(
+    ("faults", "expect"),
+    [
+        ("late_deltas_after_cancel=5", "dropped"),
+        ("disconnect_at=mid_reply", "reconnected"),
+        ("error_mid_response=true", "error"),
+        ("duplicate_every=7,reorder_every=11,unknown_events=true,malformed_frame_after=30",
+         "survived"),
+    ],
+)
+async def test_talk_survives_faults_without_stale_audio(faults: str, expect: str,
+                                                        tmp_path: Path) -> None:
+    async with serving(script=SCRIPT, speed=4.0) as sim:
+        out, logs, _ = await talk(sim, tmp_path, url=f"{sim.url}?sim_faults={faults}")
+    check_client_events(sim, "ga")
+    replies = [np.frombuffer(speak(t, "synthetic"), dtype="<i2") for t in SCRIPT]
+    pieces = explain(out, replies)
+    assert pieces, "the assistant was never heard"
+    if expect in ("dropped", "survived"):  # a drop or an error cuts the reply in flight
+        assert pieces[-1][2] == len(replies[pieces[-1][0]]), "the last reply plays whole"
+    if expect == "dropped":
+        assert any(x["event"] == "interrupted" for x in logs)
+    if expect == "reconnected":
+        assert any(x["event"] == "realtime_reconnected" for x in logs)
+        assert len(sim.records) == 2
+    if expect == "error":
+        assert any(x["event"] == "server_error" for x in logs)
+    if expect == "survived":
+        assert any(x["event"] == "protocol_violation" for x in logs)
