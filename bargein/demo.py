@@ -18,7 +18,7 @@ from bargein.adapters.audio.wav import read_wav_24k_mono
 from bargein.console import LivePrinter, figures_table
 from bargein.runner import RunOptions, run
 from bargein.session import Interrupted, Observation, StateChanged
-from bargein.sim import SimConfig, Simulator
+from bargein.sim import Faults, SimConfig, Simulator
 from bargein.timeline_svg import render_timeline_svg
 
 ASSISTANT_SCRIPT = (
@@ -26,6 +26,15 @@ ASSISTANT_SCRIPT = (
     "wrecked three fishing boats on the rocks. Its first keeper lit the lamp every night "
     "for forty years, and the tower still guides ships home today.",
     "It opens at nine in the morning, every day except Monday.",
+)
+
+
+SIM_CONFIG = SimConfig(
+    script=ASSISTANT_SCRIPT,
+    speed=2.0,  # generated faster than played, as by the real service, but still going at the barge-in
+    reply_latency_ms=400.0,
+    # the classic leak: the server keeps sending audio of the reply it has cancelled
+    faults=Faults(late_deltas_after_cancel=5),
 )
 
 
@@ -43,7 +52,7 @@ async def demo(out_dir: Path, out: TextIO = sys.stdout) -> DemoResult:
     observations: list[Observation] = []
     printer = LivePrinter(out)
     with resources.as_file(user_wav) as user_path:
-        async with Simulator(SimConfig(script=ASSISTANT_SCRIPT, speed=4.0)) as sim:
+        async with Simulator(SIM_CONFIG) as sim:
             print(f"simulator listening on {sim.url}; the user speaks from {user_wav.name}",
                   file=out)
             options = RunOptions(
