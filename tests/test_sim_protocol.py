@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -383,3 +386,52 @@ async def test_connection_waits_for_a_client(sim: Simulator) -> None:
     assert record.api == "ga"
     with pytest.raises(SimError, match="no connection number 1"):
         await sim.connection(1, timeout=0.1)
+
+
+async def test_semantic_vad_is_accepted_and_echoed_in_its_own_shape(sim: Simulator) -> None:
+    client = await opened(sim)
+    await client.send(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "audio": {"input": {"turn_detection": {"type": "semantic_vad"}}},
+            },
+        }
+    )
+    vad = (await client.recv())["session"]["audio"]["input"]["turn_detection"]
+    assert vad["type"] == "semantic_vad" and "threshold" not in vad
+    await client.append(tone(300) + silence(700))
+    assert (await client.until("response.done"))[-1]["response"]["status"] == "completed"
+
+
+def test_serve_blocks_serving_until_stopped() -> None:
+    code = (
+        "from bargein.sim import SimConfig, serve\n"
+        "config = SimConfig(voice='synthetic')\n"
+        "serve('127.0.0.1', 0, config, on_ready=lambda url: print(url, flush=True))"
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert server.stdout is not None
+        url = ""
+        while not url.startswith("ws://"):
+            url = server.stdout.readline().strip()
+            assert url or server.poll() is None, "serve() exited before listening"
+
+        async def session_created() -> str:
+            client = await Client.open(url + "/realtime?model=gpt-realtime")
+            first = str((await client.recv())["type"])
+            await client.close()
+            return first
+
+        assert asyncio.run(session_created()) == "session.created"
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise

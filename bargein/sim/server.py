@@ -753,6 +753,7 @@ class Simulator:
                 process_request=self._admit,
                 max_size=2**24,
                 compression=None,
+                close_timeout=1.0,
             )
         except OSError as exc:
             raise SimError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
