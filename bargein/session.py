@@ -74,7 +74,7 @@ class Interrupted:
     at_ms: float
     trigger: str
     stop_latency_ms: float
-    cancelled: str | None
+    cancelled: tuple[str, ...]
     settlements: tuple[Settlement, ...]
 
 

@@ -75,7 +75,7 @@ def test_the_whole_barge_in_story() -> None:
     assert feed(conv, e.ResponseDone("r1", "cancelled", "client_cancelled")) == []
     assert conv.state == "listening"
     (interruption,) = conv.interruptions
-    assert interruption.cancelled == "r1"
+    assert interruption.cancelled == ("r1",)
     assert interruption.settlements[0].action == "truncate"
 
 
@@ -455,3 +455,22 @@ def test_table_without_core_states_is_refused() -> None:
     with pytest.raises(StateTableError, match="lacks core states"):
         StateTable(states=(State("idle"),), transitions=())
 
+
+
+def test_every_response_in_flight_is_cancelled_and_gated() -> None:
+    conv = Conversation()
+    feed(conv, e.SessionReady(interrupt_response=False), e.ResponseCreated("r1"),
+         e.ResponseCreated("r2"))
+    out = conv.handle(e.UserInterrupt())
+    assert [x.response_id for x in out if isinstance(x, c.CancelResponse)] == ["r1", "r2"]
+    conv.handle(e.PlaybackFlushed({}))
+    assert feed(conv, e.AudioDelta("r1", "i1", ms(10)), e.AudioDelta("r2", "i2", ms(10))) == []
+
+
+def test_an_item_heard_to_its_end_before_the_flush_report_is_left_alone() -> None:
+    conv = Conversation()
+    feed(conv, e.SessionReady(interrupt_response=False), e.AudioDelta("r1", "i1", ms(10)),
+         e.SpeechStarted("u", 0), e.ResponseDone("r1", "completed"),
+         e.PlaybackFinished({"i1": 10.0}))
+    assert conv.handle(e.PlaybackFlushed({"i1": 10.0})) == []
+    assert conv.state == "listening"

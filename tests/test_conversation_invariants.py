@@ -110,6 +110,6 @@ class ConversationMachine(RuleBasedStateMachine):
         assert all(n <= 1 for n in self.settled.values()), self.settled
 
 
-ConversationMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=40,
+ConversationMachine.TestCase.settings = settings(max_examples=1000, stateful_step_count=40,
                                                  deadline=None)
 TestConversationInvariants = ConversationMachine.TestCase

@@ -43,7 +43,7 @@ class Interruption:
 
     trigger: str
     response_ids: tuple[str, ...]
-    cancelled: str | None
+    cancelled: tuple[str, ...]
     settlements: tuple[Settlement, ...]
 
 
@@ -69,7 +69,7 @@ class _Pending:
 
     trigger: str
     response_ids: tuple[str, ...]
-    cancelled: str | None
+    cancelled: tuple[str, ...]
     item_ids: list[str] = field(default_factory=list)
 
 
@@ -88,7 +88,8 @@ class Conversation:
         self.server_interrupts_response = True
         self._observers: list[Observer] = []
         self._gated: set[str] = set()
-        self._generating: str | None = None
+        self._generating: set[str] = set()
+        """Responses between ``response.created`` and ``response.done``, not interrupted."""
         self._audio_response: str | None = None
         self._playing = False
         self._pending: _Pending | None = None
@@ -98,7 +99,7 @@ class Conversation:
         self._reasons = {(t.trigger, t.source, t.dest): t.reason for t in table.edges()}
         predicates: dict[str, Callable[[], bool]] = {
             "playing": lambda: self._playing,
-            "generating": lambda: self._generating is not None,
+            "generating": lambda: bool(self._generating),
         }
         self._machine = Machine(
             model=self._model,
@@ -191,7 +192,7 @@ class Conversation:
         if dest != source or reason:
             record = TransitionRecord(source, dest, trigger, reason)
             log.info("transition", source=source, dest=dest, trigger=trigger, reason=reason,
-                     response_id=self._generating)
+                     responses=sorted(self._generating))
             for observer in list(self._observers):
                 try:
                     observer(record)
@@ -236,7 +237,7 @@ class Conversation:
         if ev.response_id in self._gated:
             return []
         if self._legal("response_created"):
-            self._generating = ev.response_id
+            self._generating.add(ev.response_id)
         return self._fire("response_created")
 
     def _on_output_item(self, ev: e.OutputItemAdded) -> list[c.Command]:
@@ -250,8 +251,7 @@ class Conversation:
         if ev.response_id in self._gated:
             return []
         self._gated.add(ev.response_id)  # a finished response has no audio left to send
-        if ev.response_id == self._generating:
-            self._generating = None
+        self._generating.discard(ev.response_id)
         return self._fire("response_done")
 
     def _on_item_settled(self, ev: e.ItemTruncated | e.ItemDeleted) -> list[c.Command]:
@@ -280,9 +280,9 @@ class Conversation:
     def _on_disconnected(self, ev: e.Disconnected) -> list[c.Command]:
         """The server session is gone: whatever was in flight is abandoned for good."""
         self._gated |= self.ledger.open_responses()
-        if self._generating is not None:
-            self._gated.add(self._generating)
-        self._generating = self._audio_response = None
+        self._gated |= self._generating
+        self._generating = set()
+        self._audio_response = None
         self._pending = None
         self.ledger = PlaybackLedger()
         self._sent.clear()
@@ -299,7 +299,7 @@ class Conversation:
     def _on_finished(self, ev: e.PlaybackFinished) -> list[c.Command]:
         self.ledger.record_heard(ev.heard_ms)
         self._playing = False
-        if self._generating is None:
+        if not self._generating:
             self._audio_response = None
             self.ledger.forget_finished()
         return self._fire("playback_finished")
@@ -328,20 +328,17 @@ class Conversation:
 
     def _interrupt(self, trigger: str) -> list[c.Command]:
         """Flush, cancel if the server will not, and gate every response in the speaker."""
-        responses = self.ledger.open_responses()
-        cancelled = self._generating
+        responses = self.ledger.open_responses() | self._generating
         commands: list[c.Command] = [c.FlushPlayback(trigger)]
-        if cancelled is not None:
-            responses.add(cancelled)
-            server_cancels = trigger == "speech_started" and self.server_interrupts_response
-            if not server_cancels:
-                event_id = self._event_id()
-                self._sent[event_id] = ("cancel", cancelled)
-                commands.append(c.CancelResponse(cancelled, event_id))
-            else:
-                cancelled = None
+        server_cancels = trigger == "speech_started" and self.server_interrupts_response
+        cancelled = () if server_cancels else tuple(sorted(self._generating))
+        for response_id in cancelled:
+            event_id = self._event_id()
+            self._sent[event_id] = ("cancel", response_id)
+            commands.append(c.CancelResponse(response_id, event_id))
         self._gated |= responses
-        self._generating = self._audio_response = None
+        self._generating = set()
+        self._audio_response = None
         self._playing = False
         self.stats.interruptions += 1
         ordered = tuple(sorted(responses))
@@ -360,7 +357,9 @@ class Conversation:
         if pending is not None:
             settlements = []
             for item_id in pending.item_ids:
-                item = self.ledger.items[item_id]
+                item = self.ledger.items.get(item_id)
+                if item is None:  # heard to its end (and forgotten) before the report came
+                    continue
                 s = settle(item, ev.heard_ms.get(item_id, 0.0))
                 settlements.append(s)
                 event_id = self._event_id()
