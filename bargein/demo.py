@@ -31,7 +31,7 @@ ASSISTANT_SCRIPT = (
 
 SIM_CONFIG = SimConfig(
     script=ASSISTANT_SCRIPT,
-    speed=2.0,  # generated faster than played, as by the real service, but still going at the barge-in
+    speed=2.0,  # faster than it plays, as the real service, yet still going at the barge-in
     reply_latency_ms=400.0,
     # the classic leak: the server keeps sending audio of the reply it has cancelled
     faults=Faults(late_deltas_after_cancel=5),
