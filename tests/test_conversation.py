@@ -9,18 +9,12 @@ from bargein.core import Conversation, TransitionRecord
 from bargein.core import commands as c
 from bargein.core import events as e
 from bargein.states import DEFAULT_TABLE, State, StateTable, StateTableError, Transition
+from bargein.testing import feed
 
 
 def ms(n: float) -> bytes:
     """``n`` ms of PCM16 24 kHz audio."""
     return b"\x01\x00" * int(n * 24)
-
-
-def feed(conv: Conversation, *events: e.Event) -> list[c.Command]:
-    out: list[c.Command] = []
-    for ev in events:
-        out += conv.handle(ev)
-    return out
 
 
 def kinds(commands: list[c.Command]) -> list[str]:
