@@ -4,14 +4,19 @@
 point your client at ``realtime_sim.url``. Override the ``realtime_sim_config`` fixture to
 change the script, speed, voice, faults or to check every event with ``on_event``. At
 teardown the fixture fails the test if the ``on_event`` hook rejected any event.
+
+This module is loaded as a pytest plugin wherever bargein is installed, so it must import
+without pytest-asyncio: the fixture is then a plain async fixture, which anyio's plugin
+(or pytest-asyncio's auto mode, when it is there) runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import importlib.util
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar, cast
 
 import pytest
-import pytest_asyncio
 
 from bargein.sim import SimConfig, Simulator
 
@@ -22,7 +27,19 @@ def realtime_sim_config() -> SimConfig:
     return SimConfig(voice="synthetic")
 
 
-@pytest_asyncio.fixture
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _async_fixture(function: _F) -> _F:
+    """pytest-asyncio's fixture decorator when installed, else pytest's own."""
+    if importlib.util.find_spec("pytest_asyncio") is not None:
+        import pytest_asyncio
+
+        return cast(_F, pytest_asyncio.fixture(function))
+    return cast(_F, pytest.fixture(function))
+
+
+@_async_fixture
 async def realtime_sim(realtime_sim_config: SimConfig) -> AsyncIterator[Simulator]:
     """A simulator listening on 127.0.0.1 for the duration of one test."""
     async with Simulator(realtime_sim_config) as sim:
