@@ -1,7 +1,9 @@
 """How many concurrent real-time sessions one simulator process serves before it falls behind.
 
-The simulator runs in its own process (replies paced exactly in real time, synthetic voice,
-no audio recording); this process plays the clients. Every session streams 20 ms frames in
+The simulator runs in its own process through ``bargein.sim.serve`` (what ``bargein sim``
+runs: replies paced exactly in real time, synthetic voice, no audio recording); this
+process plays the clients, with its garbage collector off so that its own pauses are not
+counted as the server's lateness. Every session streams 20 ms frames in
 real time, cycling 600 ms of speech and 2400 ms of silence, so the server VAD ends a turn
 every 3 s and the simulator speaks a ~2 s reply in 100 ms audio deltas.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import math
 import os
 import subprocess
@@ -183,6 +186,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def main() -> None:
+    gc.disable()  # the clients' own collection pauses must not be blamed on the server
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs="*", default=list(STEPS))
     args = parser.parse_args()
