@@ -26,10 +26,10 @@ $(VENV)/.dev: pyproject.toml | $(VENV)/bin/python system-deps
 	touch $@ $(VENV)/.demo
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check bargein tests bench
+	$(VENV)/bin/ruff check bargein tests bench examples
 
 typecheck: $(VENV)/.dev
-	$(VENV)/bin/mypy --strict bargein
+	$(VENV)/bin/mypy --strict bargein examples
 
 pytest: $(VENV)/.dev
 	$(VENV)/bin/pytest
