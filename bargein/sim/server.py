@@ -99,6 +99,8 @@ def _api_key(headers: Headers) -> str | None:
 
 @dataclass
 class _Item:
+    """A conversation item; ``audio_bytes`` is the assistant audio sent for it so far."""
+
     id: str
     role: str
     content: list[dict[str, Any]]
@@ -107,6 +109,8 @@ class _Item:
 
 @dataclass
 class _Reply:
+    """The response being generated: its audio, and how much of it was sent."""
+
     id: str
     item: _Item
     text: str
@@ -119,6 +123,8 @@ class _Reply:
 
 @dataclass
 class _Connection:
+    """One client's session: settings, input clock, VAD, conversation and current reply."""
+
     ws: ServerConnection
     config: SimConfig
     setup: _Handshake
