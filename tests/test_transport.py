@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import logging
 import random
@@ -52,6 +53,9 @@ from tests.wire_models import validate_client_event
 KEY = "sk-test-" + "k3y" * 12
 FAST = ReconnectPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
 DELTAS = [bytes([n]) * 960 for n in range(1, 4)]  # three 10 ms chunks
+
+
+_EVENT_IDS = itertools.count()
 
 
 class LoopbackRealtime:
@@ -153,7 +157,8 @@ class LoopbackRealtime:
 
     @staticmethod
     async def emit(ws: ServerConnection, kind: str, **fields: Any) -> None:
-        await ws.send(json.dumps({"type": kind, "event_id": "evt_srv", **fields}))
+        event_id = f"evt_srv_{next(_EVENT_IDS)}"  # unique, as a real server's
+        await ws.send(json.dumps({"type": kind, "event_id": event_id, **fields}))
 
     def abort_current(self) -> None:
         """Drop the newest connection at the TCP level: no close frame, like a network cut."""
