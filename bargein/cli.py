@@ -66,7 +66,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from bargein.sim import Faults, SimConfig, serve
 
     configure_logging(args.log_format, args.log_level)
-    config = SimConfig(speed=args.speed, voice=args.voice, faults=Faults.parse(args.faults))
+    config = SimConfig(speed=args.speed, voice=args.voice, faults=Faults.parse(args.faults),
+                       record_audio=False)  # a long-running server must not hoard audio
     serve(args.host, args.port, config,
           on_ready=lambda url: print(f"bargein simulator on {url} (Ctrl-C stops)", flush=True))
     return 0

@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
-import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
 FRAME_MS = 20
@@ -57,7 +57,7 @@ def _frame_message(speech: bool) -> str:
     t = np.arange(24 * FRAME_MS) / 24_000
     pcm = (8000 * np.sin(2 * np.pi * 220 * t)) if speech else np.zeros(t.size)
     audio = base64.b64encode(pcm.astype("<i2").tobytes()).decode()
-    return orjson.dumps({"type": "input_audio_buffer.append", "audio": audio}).decode()
+    return msgspec.json.encode({"type": "input_audio_buffer.append", "audio": audio}).decode()
 
 
 SPEECH_FRAME, SILENT_FRAME = _frame_message(True), _frame_message(False)
@@ -81,7 +81,7 @@ async def receive(session: Session) -> None:
     loop = asyncio.get_running_loop()
     async for message in session.ws:
         now = loop.time()
-        event: dict[str, Any] = orjson.loads(message)
+        event: dict[str, Any] = msgspec.json.decode(message)
         kind = event["type"]
         if kind == "input_audio_buffer.speech_stopped":
             ended_ms = math.ceil((event["audio_end_ms"] + SILENCE_MS) / FRAME_MS) * FRAME_MS
@@ -136,7 +136,7 @@ async def run_step(url: str, count: int) -> dict[str, float]:
     sessions = []
     for index in range(count):
         ws = await connect(f"{url}/realtime?model=bench", compression=None, max_size=None)
-        await ws.send(orjson.dumps(config).decode())
+        await ws.send(msgspec.json.encode(config).decode())
         phase = (index * CYCLE_MS // count) // FRAME_MS
         sessions.append(Session(ws, phase))
     receivers = [asyncio.create_task(receive(s)) for s in sessions]

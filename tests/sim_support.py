@@ -9,8 +9,8 @@ import math
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import numpy as np
-import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
 from bargein.sim import SimConfig, Simulator
@@ -59,7 +59,7 @@ class Client:
         return cls(await connect(url, additional_headers=headers))
 
     async def send(self, event: dict[str, Any]) -> None:
-        await self.ws.send(orjson.dumps(event).decode())
+        await self.ws.send(msgspec.json.encode(event).decode())
 
     async def append(self, audio: bytes, frame_bytes: int = 960) -> None:
         """Append audio in 20 ms (pcm16) frames, as fast as the socket takes them."""
@@ -68,7 +68,7 @@ class Client:
             await self.send({"type": "input_audio_buffer.append", "audio": chunk})
 
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
-        event = orjson.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        event = msgspec.json.decode(await asyncio.wait_for(self.ws.recv(), timeout))
         self.events.append(event)
         return dict(event)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import orjson
+import msgspec
 import pytest
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
@@ -65,9 +65,9 @@ async def test_reordered_events_swap_with_their_successor() -> None:
 async def test_a_malformed_frame_after_the_nth_event() -> None:
     async with serving() as sim:
         client = await faulty(sim, "malformed_frame_after=1")
-        assert orjson.loads(await client.ws.recv())["type"] == "session.created"
-        with pytest.raises(orjson.JSONDecodeError):
-            orjson.loads(await client.ws.recv())
+        assert msgspec.json.decode(await client.ws.recv())["type"] == "session.created"
+        with pytest.raises(msgspec.DecodeError):
+            msgspec.json.decode(await client.ws.recv())
 
 
 async def test_unknown_event_types_appear() -> None:

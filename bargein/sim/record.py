@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
+import msgspec
 
 from bargein.sim.errors import SimError
 
@@ -63,7 +63,7 @@ class ConnectionRecord:
     def sent(self) -> list[RecordedEvent]:
         """Every server event the simulator queued, in order (audio deltas hollowed)."""
         pairs = zip(self._sent_at, self._sent, strict=True)
-        return [RecordedEvent(at, orjson.loads(data)) for at, data in pairs]
+        return [RecordedEvent(at, msgspec.json.decode(data)) for at, data in pairs]
 
     def now_ms(self) -> float:
         return (time.monotonic() - self._opened) * 1000.0

@@ -21,8 +21,8 @@ from http import HTTPStatus
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
+import msgspec
 import numpy as np
-import orjson
 import structlog
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as ws_serve
@@ -162,10 +162,10 @@ class _Connection:
                 self.config.on_event(event, self.api)
             except Exception as exc:  # a hook's verdict, kept for the test to report
                 self.violations.append(f"{event.get('type')}: {exc}")
-        data = orjson.dumps(event)
+        data = msgspec.json.encode(event)
         if event["type"].endswith("audio.delta"):
             hollow = {**event, "delta": f"<{len(event['delta'])} base64 chars>"}
-            self.record.add_sent(orjson.dumps(hollow))
+            self.record.add_sent(msgspec.json.encode(hollow))
         else:
             self.record.add_sent(data)
         self.out.put_nowait((data, asyncio.get_running_loop().time()))
@@ -564,7 +564,7 @@ class _Connection:
             }
         )
         if self.setup.faults.unknown_events:
-            self.emit_raw(orjson.dumps({"type": "sim.unknown_event", "event_id": "event_x"}))
+            self.emit_raw(msgspec.json.encode({"type": "sim.unknown_event", "event_id": "event_x"}))
         rendered = self.render_item(item, "in_progress")
         self.emit(
             {
@@ -826,12 +826,12 @@ class Simulator:
             }
         )
         if setup.faults.unknown_events:
-            conn.emit_raw(orjson.dumps({"type": "sim.unknown_event", "event_id": "event_x"}))
+            conn.emit_raw(msgspec.json.encode({"type": "sim.unknown_event", "event_id": "event_x"}))
         try:
             async for message in ws:
                 try:
-                    event = orjson.loads(message)
-                except orjson.JSONDecodeError:
+                    event = msgspec.json.decode(message)
+                except msgspec.DecodeError:
                     record.add_received({"type": None, "raw": str(message)[:200]})
                     conn.error("invalid_json", "The message is not valid JSON.")
                     continue

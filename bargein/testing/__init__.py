@@ -4,9 +4,8 @@
   way bargein's own tests do.
 - ``VirtualClock``, ``MemorySource``, ``MemorySink``: audio adapters on a clock you
   advance by hand; ``MemorySink.output()`` is what the user would have heard.
-- ``bargein.testing.sim``: the ``realtime_sim`` pytest fixture (a running simulator);
-  enable it with ``pytest_plugins = ["bargein.testing.sim"]`` in your ``conftest.py``
-  (it needs pytest-asyncio).
+- ``bargein.testing.sim``: the ``realtime_sim`` pytest fixture (a running simulator),
+  registered as a pytest plugin wherever bargein is installed.
 """
 
 from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
