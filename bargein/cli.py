@@ -115,6 +115,7 @@ def cmd_talk(args: argparse.Namespace) -> int:
                              input_transcription_model=args.transcription_model),
         linger_s=args.linger,
         allow_plaintext=args.allow_plaintext,
+        local_vad=args.local_vad,
     )
     printer = LivePrinter()
     print(f"talking to {endpoint.host} ({endpoint.api} API); Ctrl-C ends", flush=True)
@@ -166,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     talk.add_argument("--vad", choices=["server", "semantic"], default="server")
     talk.add_argument("--client-cancel", action="store_true",
                       help="the server does not cancel on speech; bargein sends response.cancel")
+    talk.add_argument("--local-vad", action="store_true",
+                      help="barge in on local voice detection, a round trip before the "
+                           "server's (use a headset: on open speakers it hears the assistant)")
     talk.add_argument("--linger", type=float, default=2.0, metavar="SECONDS",
                       help="with a WAV input: quiet time after it ends before the run stops")
     talk.add_argument("--allow-plaintext", action="store_true",

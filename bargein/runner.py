@@ -16,8 +16,9 @@ from pathlib import Path
 
 import structlog
 
-from bargein.adapters.audio.memory import VirtualClock
+from bargein.adapters.audio.memory import RATE, VirtualClock
 from bargein.adapters.audio.protocols import AudioFrame, AudioSink, AudioSource
+from bargein.adapters.audio.vad import EnergyVad
 from bargein.adapters.audio.wav import WavSink, WavSource
 from bargein.adapters.endpoints import Endpoint
 from bargein.adapters.secrets import ApiKey
@@ -45,6 +46,8 @@ class RunOptions:
     """With a WAV input: how long the conversation must be quiet after the input ends."""
     speaker_block_frames: int = 240
     allow_plaintext: bool = False
+    local_vad: bool = False
+    """Barge in on the microphone's own voice detection, before the server's."""
 
 
 class _Clocked:
@@ -114,7 +117,13 @@ async def run(
     transport = RealtimeTransport(
         options.endpoint, options.key, allow_plaintext=options.allow_plaintext
     )
-    session = Session(transport, audio.source, audio.sink, conversation, clock=audio.clock)
+    local_vad = (
+        EnergyVad(RATE, threshold=0.5, prefix_padding_ms=0, silence_duration_ms=500)
+        if options.local_vad
+        else None
+    )
+    session = Session(transport, audio.source, audio.sink, conversation, clock=audio.clock,
+                      local_vad=local_vad)
     for observer in observers:
         session.subscribe(observer)
     try:

@@ -17,9 +17,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import numpy as np
 import structlog
 
 from bargein.adapters.audio.protocols import AudioSink, AudioSource
+from bargein.adapters.audio.vad import EnergyVad
 from bargein.adapters.transport import NotConnected
 from bargein.core import Conversation, Interruption, TransitionRecord
 from bargein.core import commands as c
@@ -103,7 +105,13 @@ class ResponseFigures:
 
 
 class Session:
-    """One live conversation: transport + source + sink + conversation."""
+    """One live conversation: transport + source + sink + conversation.
+
+    ``local_vad`` runs a detector on the microphone, so that a barge-in starts as soon as
+    the user is heard, a network round trip before the server's ``speech_started``. Use it
+    with a headset or an echo-cancelled microphone: on open speakers it hears the
+    assistant and interrupts it.
+    """
 
     def __init__(
         self,
@@ -114,6 +122,7 @@ class Session:
         *,
         progress_interval_s: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
+        local_vad: EnergyVad | None = None,
     ) -> None:
         self.transport = transport
         self.source = source
@@ -121,6 +130,7 @@ class Session:
         self.conversation = conversation or Conversation()
         self.figures: dict[str, ResponseFigures] = {}
         self._interval = progress_interval_s
+        self._local_vad = local_vad
         self._clock = clock
         self._t0 = clock()
         self._observers: list[Observer] = []
@@ -265,8 +275,13 @@ class Session:
             self.handle(event)
 
     async def _read_mic(self) -> None:
+        vad = self._local_vad
         async for frame in self.source.frames():
             self.handle(e.MicAudio(frame.pcm, frame.captured_at_ms))
+            if vad is not None:
+                for edge in vad.feed(np.frombuffer(frame.pcm, dtype="<i2")):
+                    if edge.started:
+                        self.handle(e.LocalSpeechStarted(float(edge.at_ms)))
 
     async def _send(self) -> None:
         """Send commands in order; while the connection is down they are dropped, because

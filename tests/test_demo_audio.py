@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bargein.adapters.audio.vad import EnergyVad
 from bargein.sim.session import TurnDetection
-from bargein.sim.vad import EnergyVad
 
 DATA = Path(__file__).resolve().parent.parent / "bargein" / "data"
 RATE = 24000

@@ -15,6 +15,7 @@ import pytest
 from bargein import Conversation
 from bargein.adapters import endpoints
 from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
+from bargein.adapters.audio.vad import EnergyVad
 from bargein.adapters.session_config import ServerVad, SessionConfig
 from bargein.adapters.transport import ConnectionLost, RealtimeTransport, ReconnectPolicy
 from bargein.core import events as e
@@ -59,15 +60,16 @@ async def realtime_clock(clock: VirtualClock) -> AsyncIterator[None]:
 
 async def converse(
     sim: Simulator, api: str, conversation: Conversation | None = None, *,
-    interrupt_response: bool = True,
+    interrupt_response: bool = True, local_vad: EnergyVad | None = None,
 ) -> tuple[Session, MemorySink, list[Observation]]:
     clock = VirtualClock()
     source, sink = MemorySource(clock, USER), MemorySink(clock)
     transport = RealtimeTransport(endpoints.custom(sim.url, api=api, auth="none"), None)  # type: ignore[arg-type]
     await transport.connect()
     seen: list[Observation] = []
-    async with realtime_clock(clock), Session(transport, source, sink, conversation,
-                       clock=lambda: clock.ms / 1000) as session:
+    async with realtime_clock(clock), Session(
+        transport, source, sink, conversation, clock=lambda: clock.ms / 1000, local_vad=local_vad
+    ) as session:
         session.subscribe(seen.append)
         session.handle(e.ConfigureSession(SessionConfig(
             turn_detection=ServerVad(interrupt_response=interrupt_response))))
@@ -184,3 +186,18 @@ async def test_a_lost_server_ends_the_session_with_a_typed_error() -> None:
         assert session.conversation.state == "idle"
         await session.close()
     assert all(t.done() for t in session._tasks)
+
+
+async def test_local_vad_barges_in_before_the_server_round_trip() -> None:
+    vad = EnergyVad(24_000, 0.5, prefix_padding_ms=0, silence_duration_ms=500)
+    async with serving(script=SCRIPT, speed=4.0) as sim:
+        session, _, seen = await converse(sim, "ga", local_vad=vad)
+        record = sim.records[0]
+    (barge,) = [o for o in seen if isinstance(o, Interrupted)]
+    assert barge.trigger == "local_speech_started"
+    assert barge.settlements[0].action == "truncate"
+    assert len(record.client_events("response.cancel")) == 1  # the server does not know yet
+    truncate = record.client_events("conversation.item.truncate")[0]
+    assert truncate["audio_end_ms"] == barge.settlements[0].audio_end_ms
+    stats = session.conversation.stats
+    assert stats.server_errors == 0, "a cancel that raced the server's own is benign"

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from bargein.adapters.audio.vad import EnergyVad
 from bargein.sim import Faults, SimConfig, SimError
-from bargein.sim.vad import EnergyVad
 from bargein.sim.voice import speak
 
 

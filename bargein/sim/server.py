@@ -30,6 +30,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from bargein.adapters.audio.vad import EnergyVad, VadEdge
 from bargein.sim.config import SimConfig
 from bargein.sim.errors import SimError
 from bargein.sim.faults import Faults
@@ -43,7 +44,6 @@ from bargein.sim.session import (
     render,
     updated,
 )
-from bargein.sim.vad import EnergyVad, VadEdge
 from bargein.sim.voice import Voicebank
 
 log = structlog.get_logger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bargein.sim.vad import EnergyVad, VadEdge
+from bargein.adapters.audio.vad import EnergyVad, VadEdge
 from tests.sim_support import silence, tone
 
 

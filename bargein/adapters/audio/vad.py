@@ -1,4 +1,8 @@
-"""An energy voice-activity detector with the server VAD's knobs, run on appended audio.
+"""An energy voice-activity detector with the server VAD's knobs.
+
+One detector serves twice: the simulator runs it as its server VAD on appended audio, and
+a session can run it on the microphone as the local detector that triggers a barge-in
+before the server's round trip (``Session(local_vad=...)``).
 
 Input audio is cut into 10 ms blocks; a block is voiced when its level exceeds
 ``threshold``, where level maps RMS loudness linearly from -80 dBFS (0.0) to 0 dBFS (1.0),
