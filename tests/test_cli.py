@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bargein.adapters.audio.wav import write_wav
 from bargein.sim import SimConfig, Simulator
 from bargein.sim.voice import speak
 from tests.sim_support import serving, silence, tone
@@ -25,15 +26,6 @@ SCRIPT = (
 )
 USER = silence(200) + tone(600) + silence(1400) + tone(500) + silence(300)
 FAKE_KEY = "sk-test-THISKEYMUSTNEVERBESHOWN0123456789"
-
-
-def write_wav(path: Path, pcm: bytes, rate: int = 24_000) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm)
-    return path
 
 
 def read_pcm(path: Path) -> np.ndarray[Any, Any]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bargein.adapters.audio.wav import write_wav
 from tests.sim_support import serving
-from tests.test_cli import SCRIPT, USER, bargein, env, write_wav
+from tests.test_cli import SCRIPT, USER, bargein, env
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "embed.py"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -13,18 +12,11 @@ import pytest
 
 from bargein.adapters.audio.protocols import AudioFrame
 from bargein.adapters.audio.pyaudio_mic import PyAudioMicrophone
+from bargein.adapters.audio.wav import write_wav
 from tests.pulse_env import MIC, MS, pulse, sounding_span, speech_like  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("pulse")
 FRAME_BYTES = 20 * MS * 2
-
-
-def _write_wav(path: Path, pcm: bytes, rate: int = 24000) -> None:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(pcm)
 
 
 async def _capture(mic: PyAudioMicrophone, seconds: float) -> list[AudioFrame]:
@@ -46,7 +38,7 @@ async def test_injected_speech_arrives_in_timestamped_20ms_frames(
     tmp_path: Path, device_rate: int | None
 ) -> None:
     speech = speech_like(600, seed=7)
-    _write_wav(tmp_path / "speech.wav", speech)
+    write_wav(tmp_path / "speech.wav", speech)
     mic = PyAudioMicrophone(device_rate=device_rate)
     player = subprocess.Popen(
         ["bash", "-c", f"sleep 0.2; paplay -d {MIC} {tmp_path / 'speech.wav'}"]

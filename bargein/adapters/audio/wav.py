@@ -46,6 +46,19 @@ def read_wav_24k_mono(path: str | Path) -> bytes:
     return resample_pcm16(pcm, rate, RATE)
 
 
+def write_wav(path: str | Path, pcm: bytes, rate: int = RATE) -> Path:
+    """Write PCM16 mono ``pcm`` at ``rate`` as a WAV file."""
+    try:
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(rate)
+            wav.writeframes(pcm)
+    except OSError as exc:
+        raise WavError(f"{path}: cannot write ({exc.strerror})") from None
+    return Path(path)
+
+
 class WavSource:
     """Streams a WAV file as 20 ms frames, then silence until closed."""
 
@@ -113,11 +126,4 @@ class WavSink(MemorySink):
         self._written = True
         pcm = self.output()
         super().close()
-        try:
-            with wave.open(str(self._path), "wb") as wav:
-                wav.setnchannels(1)
-                wav.setsampwidth(2)
-                wav.setframerate(RATE)
-                wav.writeframes(pcm)
-        except OSError as exc:
-            raise WavError(f"{self._path}: cannot write ({exc.strerror})") from None
+        write_wav(self._path, pcm)
