@@ -119,7 +119,7 @@ def cmd_talk(args: argparse.Namespace) -> int:
     )
     printer = LivePrinter()
     print(f"talking to {endpoint.host} ({endpoint.api} API); Ctrl-C ends", flush=True)
-    session = asyncio.run(run(options, [printer]))
+    session = asyncio.run(run(options, [printer], stop_on_signals=True))
     print("\nper response:\n" + figures_table(session.figures.values()), flush=True)
     return 0
 

@@ -55,6 +55,8 @@ class LivePrinter:
     def __call__(self, obs: Observation) -> None:
         if isinstance(obs, StateChanged):
             if obs.source != obs.dest:
+                if obs.dest in ("listening", "interrupted", "idle"):
+                    self._say(obs.at_ms, cut=obs.dest == "interrupted")
                 self._line(obs.at_ms, f"{obs.source} -> {obs.dest}  ({obs.trigger}: {obs.reason})")
         elif isinstance(obs, Transcript):
             if obs.role == "user":
@@ -72,8 +74,14 @@ class LivePrinter:
         elif isinstance(obs, Closed):
             self._line(obs.at_ms, f"session closed ({obs.reason})")
 
-    def assistant_text(self, item_id: str) -> str:
-        return "".join(self._assistant.get(item_id, []))
+    def _say(self, at_ms: float, *, cut: bool) -> None:
+        """What the assistant said since the last time, once its turn ends."""
+        for text in ("".join(parts).strip() for parts in self._assistant.values()):
+            if text:
+                label = "assistant (cut off; the transcript runs past what was heard)" if cut \
+                    else "assistant"
+                self._line(at_ms, f'{label}: "{text}"')
+        self._assistant.clear()
 
     def _line(self, at_ms: float, text: str) -> None:
         print(f"{at_ms / 1000:8.2f}s  {text}", file=self.out, flush=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -111,8 +112,14 @@ async def run(
     options: RunOptions,
     observers: Iterable[Observer] = (),
     conversation: Conversation | None = None,
+    *,
+    stop_on_signals: bool = False,
 ) -> Session:
-    """Hold one conversation to its end; returns the closed session (figures inside)."""
+    """Hold one conversation to its end; returns the closed session (figures inside).
+
+    ``stop_on_signals`` (for a command line) makes Ctrl-C and SIGTERM end the conversation
+    the orderly way, so its figures are still there to print.
+    """
     audio = _open_audio(options)
     transport = RealtimeTransport(
         options.endpoint, options.key, allow_plaintext=options.allow_plaintext
@@ -126,6 +133,10 @@ async def run(
                       local_vad=local_vad)
     for observer in observers:
         session.subscribe(observer)
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM) if stop_on_signals else ()
+    for signum in signals:
+        loop.add_signal_handler(signum, session.finish, "stopped by the user")
     try:
         await transport.connect()
         session.start()
@@ -139,6 +150,8 @@ async def run(
                 await watcher
         log.info("run_finished", reason=reason)
     finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
         await session.close()
     return session
 

@@ -230,3 +230,24 @@ async def test_talk_survives_faults_without_stale_audio(faults: str, expect: str
         assert any(x["event"] == "server_error" for x in logs)
     if expect == "survived":
         assert any(x["event"] == "protocol_violation" for x in logs)
+
+
+async def test_ctrl_c_ends_the_conversation_in_order(tmp_path: Path) -> None:
+    import signal
+
+    wav_in = write_wav(tmp_path / "in.wav", USER + silence(20_000))
+    async with serving(script=SCRIPT, speed=4.0) as sim:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bargein", "talk", "--url", sim.url, "--input", str(wav_in),
+            "--output", str(tmp_path / "out.wav"),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env())
+        await asyncio.sleep(4)
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+        record = sim.records[0]
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    assert "session closed (stopped by the user)" in text and "per response:" in text
+    assert 'assistant (cut off' in text and "Traceback" not in err.decode()
+    assert record.closed, "the connection was closed, not abandoned"
+    assert read_pcm(tmp_path / "out.wav").size > 24_000 * 3, "the output WAV was written"
