@@ -166,14 +166,14 @@ class Conversation:
         if kind is e.MicAudio:
             if self._model.state == IDLE:
                 return []
+            log.debug("command", kind="SendAudio", audio_bytes=len(event.audio))  # type: ignore[union-attr]
             return [c.SendAudio(event.audio)]  # type: ignore[union-attr]
         handler = self._dispatch.get(kind)
         if handler is None:
             raise TypeError(f"Conversation.handle() takes a bargein event, not {kind.__name__}")
         commands = handler(event)
         for command in commands:
-            if not isinstance(command, c.PlayAudio | c.SendAudio):
-                log.debug("command", state=self.state, **_fields(command))
+            log.debug("command", state=self.state, **_fields(command))
         return commands
 
     # --- the machine -----------------------------------------------------------------
@@ -225,6 +225,8 @@ class Conversation:
             self._fire("audio_started")
         self.ledger.item(ev.item_id, rid).received_bytes += len(ev.audio)
         self._playing = True
+        log.debug("command", kind="PlayAudio", response_id=rid, item_id=ev.item_id,
+                  audio_bytes=len(ev.audio))
         return [c.PlayAudio(rid, ev.item_id, ev.audio)]
 
     # --- server events ---------------------------------------------------------------
