@@ -39,6 +39,7 @@ from bargein.adapters.transport import (
     NotConnected,
     RealtimeTransport,
     ReconnectPolicy,
+    TransportError,
 )
 from bargein.core import events as ev
 from bargein.core.commands import (
@@ -270,6 +271,72 @@ async def test_reconnection_gives_up_after_the_configured_attempts(
         await next_event(events)
     with pytest.raises(NotConnected):
         await transport.send(CreateResponse())
+
+
+class ClosingServer:
+    """Accepts every handshake, sends one ``error`` frame and closes with 1008 at once."""
+
+    def __init__(self) -> None:
+        self.handshakes = 0
+
+    async def handler(self, ws: ServerConnection) -> None:
+        self.handshakes += 1
+        error = {"type": "invalid_request_error", "code": "policy", "message": "go away"}
+        await LoopbackRealtime.emit(ws, "error", error=error)
+        await ws.close(1008, "policy violation")
+
+
+async def run_against(
+    closing: ClosingServer,
+    policy: ReconnectPolicy,
+    seen: list[ev.Event],
+    stop_after_reconnects: int | None = None,
+) -> None:
+    """Iterate a transport's events into ``seen``, bounded in time, against ``closing``."""
+    async with serve(closing.handler, "127.0.0.1", 0, close_timeout=0.5) as srv:
+        port = srv.sockets[0].getsockname()[1]
+        endpoint = endpoints.custom(f"ws://127.0.0.1:{port}/v1", "gpt-realtime")
+        transport = RealtimeTransport(endpoint, ApiKey(KEY), reconnect=policy)
+        await transport.connect()
+
+        async def drain() -> None:
+            async for event in transport.events():
+                seen.append(event)
+                reconnects = sum(isinstance(e, ev.Reconnected) for e in seen)
+                if reconnects == stop_after_reconnects:
+                    await transport.close()
+
+        await asyncio.wait_for(drain(), 10)
+
+
+async def test_a_server_that_accepts_then_closes_at_once_exhausts_the_attempts() -> None:
+    closing, seen = ClosingServer(), list[ev.Event]()
+    with pytest.raises(ConnectionLost) as lost:
+        await run_against(closing, FAST, seen)
+    message = str(lost.value)
+    assert "3 reconnection attempts failed" in message
+    assert "closed with code 1008: policy violation" in message
+    assert KEY not in message
+    # each short-lived connection spent one attempt: the first, then max_attempts more
+    assert closing.handshakes == 1 + FAST.max_attempts
+    assert sum(isinstance(e, ev.Reconnected) for e in seen) == FAST.max_attempts
+    assert sum(isinstance(e, ev.Disconnected) for e in seen) == 1 + FAST.max_attempts
+    assert sum(isinstance(e, ev.ServerError) for e in seen) == 1 + FAST.max_attempts
+
+
+async def test_a_connection_that_stayed_up_restores_the_whole_budget() -> None:
+    # stable_after_s=0: every connection counts as stable, so the one attempt is never spent
+    policy = ReconnectPolicy(max_attempts=1, base_delay=0.01, max_delay=0.05, stable_after_s=0)
+    closing, seen = ClosingServer(), list[ev.Event]()
+    await run_against(closing, policy, seen, stop_after_reconnects=4)
+    assert closing.handshakes == 5
+    assert sum(isinstance(e, ev.Reconnected) for e in seen) == 4
+
+
+@pytest.mark.parametrize("stable_after_s", [-0.1, float("nan")])
+def test_stable_after_must_be_a_non_negative_number(stable_after_s: float) -> None:
+    with pytest.raises(TransportError, match="stable_after_s"):
+        ReconnectPolicy(stable_after_s=stable_after_s)
 
 
 async def test_keepalive_pings_detect_a_silent_peer(server: LoopbackRealtime) -> None:

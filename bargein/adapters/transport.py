@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import ssl
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -79,7 +80,10 @@ class ReconnectPolicy:
     """Exponential backoff with jitter: attempt ``n`` waits ``base * factor**n``, capped.
 
     The wait is drawn uniformly from ``[(1 - jitter) * d, d]`` so that many clients dropped
-    together do not come back together.
+    together do not come back together. A reconnection that drops again within
+    ``stable_after_s`` seconds counts as a failed attempt, so a server that accepts the
+    handshake and closes at once exhausts ``max_attempts`` instead of looping forever;
+    only a connection that stayed up that long restores the whole budget.
     """
 
     max_attempts: int = 5
@@ -87,10 +91,13 @@ class ReconnectPolicy:
     factor: float = 2.0
     max_delay: float = 8.0
     jitter: float = 0.5
+    stable_after_s: float = 5.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 0 or self.base_delay < 0 or self.max_delay < 0:
             raise TransportError("reconnect attempts and delays must not be negative")
+        if not self.stable_after_s >= 0:
+            raise TransportError("reconnect stable_after_s must be a non-negative number")
         if self.factor < 1 or not 0 <= self.jitter <= 1:
             raise TransportError("reconnect factor must be >= 1 and jitter within 0..1")
 
@@ -142,6 +149,10 @@ class RealtimeTransport:
         self._ws: ClientConnection | None = None
         self._session: UpdateSession | None = None
         self._closing = False
+        self._attempts = 0
+        """Reconnection attempts since the last connection that stayed up ``stable_after_s``."""
+        self._opened_at = 0.0
+        self._last_failure: TransportError | None = None
 
     def __repr__(self) -> str:
         return f"RealtimeTransport({self.endpoint.url!r}, api={self.endpoint.api!r})"
@@ -152,6 +163,8 @@ class RealtimeTransport:
         """Open the connection; raises a ``TransportError`` subclass on failure."""
         self._closing = False
         self._ws = await self._open()
+        self._opened_at = time.monotonic()
+        self._attempts, self._last_failure = 0, None
         log.info("realtime_connected", host=self.endpoint.host, api=self.endpoint.api)
 
     async def close(self) -> None:
@@ -207,7 +220,14 @@ class RealtimeTransport:
             if self._closing:
                 return
             self._ws = None
-            log.warning("realtime_disconnected", host=self.endpoint.host, reason=reason)
+            up_s = time.monotonic() - self._opened_at
+            if up_s >= self._policy.stable_after_s:
+                self._attempts, self._last_failure = 0, None
+            else:
+                self._last_failure = ConnectFailed(f"the connection lasted {up_s:.1f} s ({reason})")
+            log.warning(
+                "realtime_disconnected", host=self.endpoint.host, reason=reason, up_s=round(up_s, 3)
+            )
             yield Disconnected(reason)
             if not await self._reconnect():
                 return
@@ -219,9 +239,14 @@ class RealtimeTransport:
     # --- internals -----------------------------------------------------------------------
 
     async def _reconnect(self) -> bool:
-        """Connect again and re-send the session; False if ``close()`` came meanwhile."""
-        last: TransportError | None = None
-        for attempt in range(self._policy.max_attempts):
+        """Connect again and re-send the session; False if ``close()`` came meanwhile.
+
+        Attempts carry over from earlier drops (see ``ReconnectPolicy``); when the budget is
+        spent, raises ``ConnectionLost``.
+        """
+        while self._attempts < self._policy.max_attempts:
+            attempt = self._attempts
+            self._attempts += 1
             wait = self._policy.delay(attempt, self._rng)
             log.info("realtime_reconnecting", attempt=attempt + 1, wait_s=round(wait, 3))
             await asyncio.sleep(wait)
@@ -232,20 +257,24 @@ class RealtimeTransport:
             except KeyRejected:
                 raise
             except TransportError as exc:
-                last = exc
+                self._last_failure = exc
                 continue
             if self._session is not None:
                 try:
                     await ws.send(self.codec.encode(self._session))
                 except ConnectionClosed as exc:
-                    last = ConnectFailed(f"dropped again at once ({_close_reason(exc)})")
+                    self._last_failure = ConnectFailed(
+                        f"dropped again at once ({_close_reason(exc)})"
+                    )
                     continue
             if self._closing:
                 await ws.close()
                 return False
             self._ws = ws
+            self._opened_at = time.monotonic()
             log.info("realtime_reconnected", attempt=attempt + 1)
             return True
+        last = self._last_failure
         detail = f": {last}" if last is not None else ""
         raise ConnectionLost(
             f"lost the connection to {self.endpoint.host} and "
