@@ -12,6 +12,7 @@ import asyncio
 import binascii
 import gc
 import itertools
+import logging
 import math
 import random
 import re
@@ -31,6 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from bargein.adapters.audio.vad import EnergyVad, VadEdge
+from bargein.adapters.secrets import RedactingFilter
 from bargein.sim.config import SimConfig
 from bargein.sim.errors import SimError
 from bargein.sim.faults import Faults
@@ -47,6 +49,10 @@ from bargein.sim.session import (
 from bargein.sim.voice import Voicebank
 
 log = structlog.get_logger(__name__)
+
+_ws_logger = logging.getLogger("bargein.sim.server.websockets")
+"""websockets' own log of the server: at debug it holds clients' auth headers, so redacted."""
+_ws_logger.addFilter(RedactingFilter())
 
 FAULTS_PARAM: Final = "sim_faults"
 FAULTS_HEADER: Final = "X-Bargein-Sim-Faults"
@@ -760,6 +766,7 @@ class Simulator:
                 max_size=2**24,
                 compression=None,
                 close_timeout=1.0,
+                logger=_ws_logger,
             )
         except OSError as exc:
             raise SimError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
