@@ -8,6 +8,7 @@ import base64
 import pytest
 
 from bargein.sim import SimError
+from bargein.sim.record import ConnectionRecord
 from tests.sim_support import Client, serving, silence, tone
 
 
@@ -76,3 +77,31 @@ async def test_a_hook_rejection_is_reported_by_check() -> None:
     assert sim.violations == ["session.created: no thanks"]
     with pytest.raises(AssertionError, match=r"session\.created: no thanks"):
         sim.check()
+
+
+async def until_closed(record: ConnectionRecord) -> None:
+    """Wait until the server has seen the connection close (and dropped it, if it does)."""
+    async with asyncio.timeout(5):
+        while not record.closed:
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("keep", [True, False])
+async def test_records_of_closed_connections_are_kept_unless_turned_off(keep: bool) -> None:
+    async with serving(keep_records=keep) as sim:
+        first = await Client.open(sim.realtime_url)
+        await first.recv()
+        record = await sim.connection(0)
+        assert sim.records == [record]
+        await first.ws.close()
+        await until_closed(record)
+        second = await Client.open(sim.realtime_url)
+        await second.recv()
+        await second.send({"type": "input_audio_buffer.clear"})
+        await second.until("input_audio_buffer.cleared")
+        current = sim.records[-1]
+        assert current is not record and current.client_events("input_audio_buffer.clear")
+        assert sim.records == ([record, current] if keep else [current])
+        await second.ws.close()
+        await until_closed(current)
+        assert sim.records == ([record, current] if keep else [])

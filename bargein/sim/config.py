@@ -36,6 +36,8 @@ class SimConfig:
     - ``faults``: faults of connections that do not choose their own.
     - ``reject_api_keys``: keys answered with HTTP 401, to test a client's rejected-key path.
     - ``record_audio``: keep appended audio in each connection's record.
+    - ``keep_records``: keep each connection's record after it closes; a long-running
+      server turns it off, or every event of every past connection stays in memory.
     - ``on_event``: called with (event, api) for every event sent except injected garbage
       (malformed frames, unknown types); what it raises is kept in ``Simulator.violations``.
     """
@@ -48,6 +50,7 @@ class SimConfig:
     faults: Faults = field(default_factory=Faults)
     reject_api_keys: frozenset[str] = frozenset()
     record_audio: bool = True
+    keep_records: bool = True
     on_event: EventHook | None = None
 
     def __post_init__(self) -> None:

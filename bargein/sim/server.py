@@ -732,7 +732,9 @@ class Simulator:
 
     ``sim.url`` is the base URL (``ws://127.0.0.1:PORT/v1``) the official SDK takes as
     ``websocket_base_url``; clients connect to ``{url}/realtime?model=...``. Each
-    connection's record is in ``records``, in connection order.
+    connection's record is in ``records``, in connection order; with
+    ``SimConfig(keep_records=False)`` a record leaves ``records`` when its connection
+    closes, so ``records`` holds the open connections only.
     """
 
     def __init__(
@@ -857,6 +859,8 @@ class Simulator:
             pass
         finally:
             record.mark_closed()
+            if not self.config.keep_records:
+                self.records.remove(record)
             if conn.reply is not None and conn.reply.task is not None:
                 conn.reply.task.cancel()
             sender.cancel()
