@@ -207,6 +207,36 @@ async def test_response_cancel_and_cancel_without_a_response() -> None:
         assert error["error"]["event_id"] == "evt_c"
 
 
+async def test_a_cancel_naming_another_response_is_refused_and_the_active_one_goes_on() -> None:
+    async with serving(speed=1.0) as sim:
+        client = await opened(sim)
+        await client.send({"type": "response.create"})
+        first = (await client.until("response.created"))[-1]["response"]["id"]
+        await client.until("response.output_audio.delta")
+        await client.send({"type": "response.cancel"})  # no id: the active reply
+        done = (await client.until("response.done"))[-1]["response"]
+        assert (done["id"], done["status"]) == (first, "cancelled")
+        await client.send({"type": "response.create"})
+        second = (await client.until("response.created"))[-1]["response"]["id"]
+        assert second != first
+        await client.until("response.output_audio.delta")
+        await client.send({"type": "response.cancel", "response_id": first, "event_id": "evt_old"})
+        events = await client.until("error")
+        assert "response.done" not in [e["type"] for e in events]
+        error = events[-1]["error"]
+        assert (error["code"], error["event_id"], error["param"]) == (
+            "response_cancel_not_active",
+            "evt_old",
+            "response_id",
+        )
+        assert first in error["message"]
+        delta = (await client.until("response.output_audio.delta"))[-1]
+        assert delta["response_id"] == second  # the active reply goes on
+        await client.send({"type": "response.cancel", "response_id": second})
+        done = (await client.until("response.done"))[-1]["response"]
+        assert (done["id"], done["status"]) == (second, "cancelled")
+
+
 async def test_a_second_response_create_while_one_is_active_is_refused() -> None:
     async with serving(speed=1.0) as sim:
         client = await opened(sim)

@@ -488,11 +488,14 @@ class _Connection:
         self.start_reply()
 
     def on_response_cancel(self, event: dict[str, Any]) -> None:
-        if self.reply is None:
+        """Cancel the active reply; a cancel naming another response is refused, as upstream."""
+        named = event.get("response_id")
+        if self.reply is None or (named is not None and named != self.reply.id):
+            detail = "" if named is None else f" with id {named!r}"
             self.error(
                 "response_cancel_not_active",
-                "Cancellation failed: no active response found",
-                None,
+                f"Cancellation failed: no active response found{detail}",
+                None if named is None else "response_id",
                 event,
             )
             return
