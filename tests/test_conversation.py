@@ -339,10 +339,12 @@ def _event_for(trigger: str) -> e.Event:
     }[trigger]
 
 
+GUARDED = {(edge.source, edge.trigger) for edge in DEFAULT_TABLE.edges()
+           if edge.conditions or edge.unless}
 EDGES = [
     (edge.source, edge.trigger, edge.dest)
     for edge in DEFAULT_TABLE.edges()
-    if not edge.conditions and not edge.unless
+    if (edge.source, edge.trigger) not in GUARDED
 ]
 
 
@@ -353,10 +355,57 @@ def test_every_unconditional_edge(source: str, trigger: str, dest: str | None) -
     before = conv.stats.illegal_events
     conv.handle(_event_for(trigger))
     assert conv.stats.illegal_events == before
-    expected = dest or source
-    if (source, trigger) == ("responding", "response_done"):
-        expected = "responding"  # audio is playing
-    assert conv.state == expected
+    assert conv.state == (dest or source)
+
+
+def test_guarded_edges_out_of_idle() -> None:
+    # idle --session_ready / reconnected [not paused]--> listening, else stays
+    for event in (e.SessionReady(), e.Reconnected()):
+        conv = Conversation()
+        conv.handle(event)
+        assert conv.state == "listening"
+        conv = Conversation()
+        feed(conv, e.UserStop(), event)
+        assert conv.state == "idle" and conv.stats.illegal_events == 0
+    # idle --start [connected]--> listening, else stays
+    conv = Conversation()
+    conv.handle(e.UserStart())
+    assert conv.state == "idle" and conv.stats.illegal_events == 0
+    feed(conv, e.SessionReady(), e.UserStop(), e.UserStart())
+    assert conv.state == "listening"
+
+
+def test_a_pause_holds_whatever_the_server_says() -> None:
+    conv = Conversation()
+    feed(conv, e.SessionReady(), e.UserStop())
+    assert feed(conv, e.ConfigureSession({}), e.SessionReady(), e.Disconnected(),
+                e.Reconnected(), e.SessionReady())[0].__class__ is c.UpdateSession
+    assert conv.state == "idle"
+    assert conv.handle(e.MicAudio(ms(20))) == [], "no microphone audio while paused"
+
+
+def test_a_reply_created_during_a_pause_is_cancelled_and_its_items_deleted() -> None:
+    conv = Conversation()
+    feed(conv, e.SessionReady(), e.SpeechStopped("u", 900), e.UserStop())
+    (cancel,) = conv.handle(e.ResponseCreated("r1"))
+    assert isinstance(cancel, c.CancelResponse) and cancel.response_id == "r1"
+    (delete,) = conv.handle(e.OutputItemAdded("r1", "i1"))
+    assert isinstance(delete, c.DeleteItem) and delete.item_id == "i1"
+    assert feed(conv, e.AudioDelta("r1", "i1", ms(40)), e.ResponseDone("r1", "cancelled")) == []
+    assert conv.stats.illegal_events == 0 and conv.state == "idle"
+
+
+def test_a_drained_speaker_means_every_item_was_heard_to_its_end() -> None:
+    """A resampling speaker may report a fraction of a ms less than it was given; once it
+    has played everything, nothing of that answer may be truncated at the next barge-in."""
+    conv = Conversation()
+    responding(conv, audio_ms=1000, interrupt_response=False)
+    feed(conv, e.ResponseDone("r1", "completed"), e.PlaybackFinished({"i1": 999.4}))
+    assert conv.state == "listening"
+    out = feed(conv, e.ResponseCreated("r2"), e.AudioDelta("r2", "i2", ms(500)),
+               e.SpeechStarted("u2", 5000), e.PlaybackFlushed({"i2": 305.0}))
+    assert [(type(x).__name__, getattr(x, "item_id", None)) for x in out
+            if isinstance(x, c.TruncateItem | c.DeleteItem)] == [("TruncateItem", "i2")]
 
 
 def test_conditional_edges() -> None:

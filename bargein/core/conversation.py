@@ -92,6 +92,12 @@ class Conversation:
         """Responses between ``response.created`` and ``response.done``, not interrupted."""
         self._audio_response: str | None = None
         self._playing = False
+        self._connected = False
+        self._paused = False
+        self._refused: set[str] = set()
+        """Responses the server created while the program had paused: cancelled, and their
+        items deleted, since nobody will hear them."""
+        self._refused_items: set[str] = set()
         self._pending: _Pending | None = None
         self._sent: dict[str, tuple[str, str]] = {}
         self._next_event = 0
@@ -100,6 +106,8 @@ class Conversation:
         predicates: dict[str, Callable[[], bool]] = {
             "playing": lambda: self._playing,
             "generating": lambda: bool(self._generating),
+            "connected": lambda: self._connected,
+            "paused": lambda: self._paused,
         }
         self._machine = Machine(
             model=self._model,
@@ -136,8 +144,8 @@ class Conversation:
             e.ServerError: self._on_error,
             e.ProtocolViolation: self._on_violation,
             e.Disconnected: self._on_disconnected,
-            e.Reconnected: lambda ev: self._fire("reconnected"),
-            e.UserStart: lambda ev: self._fire("start"),
+            e.Reconnected: self._on_reconnected,
+            e.UserStart: self._on_start,
             e.UserStop: self._on_stop,
             e.ConfigureSession: lambda ev: [c.UpdateSession(ev.config, self._event_id())],
             e.RequestResponse: self._on_request_response,
@@ -233,16 +241,37 @@ class Conversation:
 
     def _on_session_ready(self, ev: e.SessionReady) -> list[c.Command]:
         self.server_interrupts_response = ev.interrupt_response
+        self._connected = True
         return self._fire("session_ready")
 
+    def _on_reconnected(self, ev: e.Reconnected) -> list[c.Command]:
+        self._connected = True
+        return self._fire("reconnected")
+
     def _on_response_created(self, ev: e.ResponseCreated) -> list[c.Command]:
-        if ev.response_id in self._gated:
+        rid = ev.response_id
+        if rid in self._gated:
             return []
+        if self._paused and self._connected:
+            # turn detection answered what the user said just before the pause
+            self._gated.add(rid)
+            self._refused.add(rid)
+            event_id = self._event_id()
+            self._sent[event_id] = ("cancel", rid)
+            log.info("response_refused_while_paused", response_id=rid)
+            return [c.CancelResponse(rid, event_id)]
         if self._legal("response_created"):
-            self._generating.add(ev.response_id)
+            self._generating.add(rid)
         return self._fire("response_created")
 
     def _on_output_item(self, ev: e.OutputItemAdded) -> list[c.Command]:
+        if ev.response_id in self._refused:
+            if ev.item_id in self._refused_items:
+                return []
+            self._refused_items.add(ev.item_id)
+            event_id = self._event_id()
+            self._sent[event_id] = ("delete", ev.item_id)
+            return [c.DeleteItem(ev.item_id, event_id)]
         if ev.response_id not in self._gated:
             self.ledger.item(ev.item_id, ev.response_id)
         return []
@@ -281,6 +310,7 @@ class Conversation:
 
     def _on_disconnected(self, ev: e.Disconnected) -> list[c.Command]:
         """The server session is gone: whatever was in flight is abandoned for good."""
+        self._connected = False
         self._gated |= self.ledger.open_responses()
         self._gated |= self._generating
         self._generating = set()
@@ -299,7 +329,10 @@ class Conversation:
         return []
 
     def _on_finished(self, ev: e.PlaybackFinished) -> list[c.Command]:
+        # The speaker played everything it was given: every item was heard as far as it was
+        # received, whatever the report says (a resampler may hold back a sample tail).
         self.ledger.record_heard(ev.heard_ms)
+        self.ledger.drained()
         self._playing = False
         if not self._generating:
             self._audio_response = None
@@ -313,8 +346,14 @@ class Conversation:
             return []
         return [c.CreateResponse(self._event_id())]
 
+    def _on_start(self, ev: e.UserStart) -> list[c.Command]:
+        self._paused = False
+        return self._fire("start")
+
     def _on_stop(self, ev: e.UserStop) -> list[c.Command]:
-        """A pause is an interruption by the program: the same flush, cancel and truncate."""
+        """A pause is an interruption by the program: the same flush, cancel and truncate.
+        It holds until ``UserStart``, whatever the server says meanwhile."""
+        self._paused = True
         commands = self._interrupt("stop") if self.state != IDLE else []
         self._fire("stop")
         return commands

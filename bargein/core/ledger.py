@@ -88,6 +88,11 @@ class PlaybackLedger:
             if entry is not None and ms > entry.heard_ms:
                 entry.heard_ms = min(ms, entry.received_ms)
 
+    def drained(self) -> None:
+        """The speaker has played all it was given: all received audio was heard."""
+        for entry in self.items.values():
+            entry.heard_ms = entry.received_ms
+
     def complete_response(self, response_id: str) -> None:
         for entry in self.items.values():
             if entry.response_id == response_id:

@@ -43,10 +43,12 @@ TRIGGERS = (
 )
 """Every trigger the core fires; a table may use no other."""
 
-CONDITIONS = ("playing", "generating")
+CONDITIONS = ("playing", "generating", "connected", "paused")
 """Predicates an edge may require: ``playing`` — the speaker still has audio of the
 assistant; ``generating`` — a response the user has not interrupted is still being
-generated (between ``response.created`` and ``response.done``)."""
+generated (between ``response.created`` and ``response.done``); ``connected`` — the server
+session is ready and has not dropped since; ``paused`` — the program stopped the
+conversation and has not started it again."""
 
 
 class StateTableError(BargeinError):
@@ -185,10 +187,18 @@ DEFAULT_TABLE = StateTable(
     ),
     transitions=(
         # idle
-        Transition("session_ready", IDLE, LISTENING, reason="session ready"),
-        Transition("reconnected", IDLE, LISTENING, reason="reconnected"),
-        Transition("start", IDLE, LISTENING, reason="resumed"),
-        *_stay(IDLE, "playback_finished", "playback_flushed", "response_done"),
+        Transition("session_ready", IDLE, LISTENING, unless=("paused",), reason="session ready"),
+        Transition("reconnected", IDLE, LISTENING, unless=("paused",), reason="reconnected"),
+        Transition("start", IDLE, LISTENING, conditions=("connected",), reason="resumed"),
+        *_stay(
+            IDLE,
+            "session_ready",
+            "reconnected",
+            "start",
+            "playback_finished",
+            "playback_flushed",
+            "response_done",
+        ),
         # listening
         Transition("response_created", LISTENING, RESPONDING, reason="response created"),
         Transition("audio_started", LISTENING, RESPONDING, reason="audio arrived"),
