@@ -67,7 +67,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_format, args.log_level)
     config = SimConfig(speed=args.speed, voice=args.voice, faults=Faults.parse(args.faults),
-                       record_audio=False)  # a long-running server must not hoard audio
+                       record_audio=False, keep_records=False)  # a server must not hoard
     serve(args.host, args.port, config,
           on_ready=lambda url: print(f"bargein simulator on {url} (Ctrl-C stops)", flush=True))
     return 0
@@ -199,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # stdout's reader left (`| head`): nothing more to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:  # a bug of ours: still one line, the details in the debug log
         structlog.get_logger(__name__).debug("unexpected_error", exc_info=True)
         print(f"bargein: unexpected {type(exc).__name__}: {redact(str(exc))} "

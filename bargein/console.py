@@ -51,6 +51,7 @@ class LivePrinter:
     def __init__(self, out: TextIO = sys.stdout) -> None:
         self.out = out
         self._assistant: dict[str, list[str]] = {}
+        self._closed = False
 
     def __call__(self, obs: Observation) -> None:
         if isinstance(obs, StateChanged):
@@ -84,7 +85,12 @@ class LivePrinter:
         self._assistant.clear()
 
     def _line(self, at_ms: float, text: str) -> None:
-        print(f"{at_ms / 1000:8.2f}s  {text}", file=self.out, flush=True)
+        if self._closed:
+            return
+        try:
+            print(f"{at_ms / 1000:8.2f}s  {text}", file=self.out, flush=True)
+        except BrokenPipeError:  # `bargein talk | head`: the reader left; the talk goes on
+            self._closed = True
 
 
 def figures_table(figures: Iterable[ResponseFigures]) -> str:

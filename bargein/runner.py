@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -120,8 +121,7 @@ async def run(
     ``stop_on_signals`` (for a command line) makes Ctrl-C and SIGTERM end the conversation
     the orderly way, so its figures are still there to print.
     """
-    audio = _open_audio(options)
-    transport = RealtimeTransport(
+    transport = RealtimeTransport(  # checks the endpoint and the key before any device opens
         options.endpoint, options.key, allow_plaintext=options.allow_plaintext
     )
     local_vad = (
@@ -129,27 +129,34 @@ async def run(
         if options.local_vad
         else None
     )
+    audio = _open_audio(options)
     session = Session(transport, audio.source, audio.sink, conversation, clock=audio.clock,
                       local_vad=local_vad)
     for observer in observers:
         session.subscribe(observer)
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM) if stop_on_signals else ()
-    for signum in signals:
-        loop.add_signal_handler(signum, session.finish, "stopped by the user")
+    tasks: list[asyncio.Task[Any]] = []
     try:
-        await transport.connect()
-        session.start()
-        session.handle(ConfigureSession(options.config))
-        watcher = asyncio.create_task(_finish_when_quiet(session, audio, options.linger_s))
-        try:
-            reason = await session.wait()
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-        log.info("run_finished", reason=reason)
+        for signum in signals:
+            loop.add_signal_handler(signum, session.finish, "stopped by the user")
+        ended = asyncio.ensure_future(session.wait())
+        connecting = asyncio.ensure_future(transport.connect())
+        tasks += [ended, connecting]
+        await asyncio.wait((ended, connecting), return_when=asyncio.FIRST_COMPLETED)
+        if connecting.done():
+            connecting.result()  # a connection error is raised here
+            session.start()
+            session.handle(ConfigureSession(options.config))
+            tasks.append(asyncio.create_task(_finish_when_quiet(session, audio,
+                                                                options.linger_s)))
+        log.info("run_finished", reason=await ended)  # stopped while connecting: at once
     finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         for signum in signals:
             loop.remove_signal_handler(signum)
         await session.close()

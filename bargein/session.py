@@ -144,6 +144,7 @@ class Session:
         self._tasks: list[asyncio.Task[None]] = []
         self._done: asyncio.Future[str] | None = None
         self._closed = False
+        self._closed_published = False
         self.conversation.add_observer(self._on_transition)
 
     # --- observing -------------------------------------------------------------------
@@ -192,10 +193,9 @@ class Session:
 
     def start(self) -> None:
         """Start the session's tasks (the server reader, the mic, the sender, the monitor)."""
-        if self._tasks:
+        if self._tasks or self._ended().done():
             return
         loop = asyncio.get_running_loop()
-        self._done = loop.create_future()
         self._t0 = self._clock()
         for name, coro in (
             ("server", self._read_server()),
@@ -208,15 +208,15 @@ class Session:
             self._tasks.append(task)
 
     async def wait(self) -> str:
-        """Wait until the session ends by itself (server closed, input over, error)."""
-        if self._done is None:
-            raise SessionError("the session was not started")
-        return await asyncio.shield(self._done)
+        """Wait until the session ends (server gone, ``finish()``, an error, which is raised)."""
+        return await asyncio.shield(self._ended())
 
     def finish(self, reason: str) -> None:
-        """Ask the session to end (``wait()`` returns ``reason``)."""
-        if self._done is not None and not self._done.done():
-            self._done.set_result(reason)
+        """Ask the session to end, from the event loop; ``wait()`` then returns ``reason``.
+        Before ``start()`` it keeps the session from starting at all."""
+        done = self._ended()
+        if not done.done():
+            done.set_result(reason)
 
     def handle(self, event: e.Event) -> None:
         """Feed a local event (``UserInterrupt``, ``UserStop``, ...) as if from an adapter."""
@@ -231,7 +231,10 @@ class Session:
             self._handling = False
 
     async def close(self) -> None:
-        """Stop every task, close the source, the sink and the connection. Idempotent."""
+        """Stop every task, close the source, the sink and the connection. Idempotent.
+
+        Everything is closed even when something fails to close; the first failure is then
+        raised (a WAV sink that cannot write its file, say)."""
         if self._closed:
             return
         self._closed = True
@@ -241,32 +244,62 @@ class Session:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for closer in (self.source.close, self.sink.close):
+        failures: list[tuple[str, Exception]] = []
+        for what, closer in (("source", self.source.close), ("sink", self.sink.close)):
             try:
                 closer()
-            except Exception:
-                log.exception("close_failed", what=repr(closer))
+            except Exception as exc:
+                failures.append((what, exc))
         try:
             await self.transport.close()
-        except Exception:
-            log.exception("close_failed", what="transport")
-        self._publish(Closed(self.now_ms(), self._end_reason()))
+        except Exception as exc:
+            failures.append(("connection", exc))
+        for what, failure in failures:
+            log.warning("close_failed", what=what, error=f"{type(failure).__name__}: {failure}")
+        self._publish_closed(self._end_reason())
+        if failures:
+            what, first = failures[0]
+            if isinstance(first, BargeinError):
+                raise first
+            raise SessionError(
+                f"closing the {what} failed: {type(first).__name__}: {first}"
+            ) from first
+
+    def _ended(self) -> asyncio.Future[str]:
+        """Resolves when the session ends; made on first need, in the running loop."""
+        if self._done is None:
+            self._done = asyncio.get_running_loop().create_future()
+        return self._done
 
     def _end_reason(self) -> str:
-        if self._done is None or not self._done.done():
+        done = self._ended()
+        if not done.done():
             return "closed"
-        if self._done.cancelled() or self._done.exception() is not None:
+        if done.cancelled() or done.exception() is not None:
             return "error"
-        return self._done.result()
+        return done.result()
+
+    def _publish_closed(self, reason: str) -> None:
+        if not self._closed_published:
+            self._closed_published = True
+            self._publish(Closed(self.now_ms(), reason))
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled() or self._done is None or self._done.done():
+        """A loop ended by itself: the server is gone, or something failed. Either way the
+        session is over; a failure is logged and stops the other loops at once."""
+        done = self._ended()
+        if task.cancelled() or done.done():
             return
         exc = task.exception()
-        if exc is not None:
-            self._done.set_exception(exc)
-        elif task.get_name() == "bargein-server":
-            self.finish("server closed")
+        if exc is None:
+            if task.get_name() == "bargein-server":
+                self.finish("server closed")
+            return
+        log.error("session_failed", task=task.get_name(), error=f"{type(exc).__name__}: {exc}")
+        done.set_exception(exc)
+        for other in self._tasks:
+            other.cancel()
+        self._publish_closed(f"error: {exc}")
 
     # --- the loops -------------------------------------------------------------------
 
@@ -299,8 +332,9 @@ class Session:
             await asyncio.sleep(self._interval)
             if not self._sink_busy:
                 continue
+            idle = self.sink.idle  # before the count: idle then means the count is whole
             heard = dict(self.sink.heard_ms())
-            if self.sink.idle:
+            if idle:
                 self._sink_busy = False
                 self.handle(e.PlaybackFinished(heard))
             else:
@@ -337,6 +371,7 @@ class Session:
             return
         if figures.time_to_first_audio_ms is None and self._speech_stopped_at is not None:
             figures.time_to_first_audio_ms = now - self._speech_stopped_at
+            self._speech_stopped_at = None  # one user turn, one answer's figure
         if event.item_id not in figures.items:
             figures.items.append(event.item_id)
         self._execute(commands)

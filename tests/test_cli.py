@@ -251,3 +251,47 @@ async def test_ctrl_c_ends_the_conversation_in_order(tmp_path: Path) -> None:
     assert 'assistant (cut off' in text and "Traceback" not in err.decode()
     assert record.closed, "the connection was closed, not abandoned"
     assert read_pcm(tmp_path / "out.wav").size > 24_000 * 3, "the output WAV was written"
+
+
+async def test_an_unwritable_output_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "in.wav", USER)
+    code, _, err = await bargein("talk", "--url", "ws://127.0.0.1:9/v1", "--input", str(wav),
+                                 "--output", "/nonexistent/dir/heard.wav", timeout=10)
+    one_clear_line(code, err, "cannot write a WAV file there")
+
+
+async def test_ctrl_c_while_connecting_stops_at_once(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts the TCP connection, never answers the handshake
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    wav = write_wav(tmp_path / "in.wav", USER)
+    async with server:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bargein", "talk", "--url", f"ws://127.0.0.1:{port}/v1",
+            "--input", str(wav), "--output", str(tmp_path / "out.wav"),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env())
+        await asyncio.sleep(1.5)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+        took = time.monotonic() - sent
+    assert proc.returncode == 0, err.decode()
+    assert took < 3, f"stopping while connecting took {took:.1f} s"
+    assert "stopped by the user" in out.decode() and "Traceback" not in err.decode()
+
+
+async def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "in.wav", USER)
+    async with serving(script=SCRIPT, speed=4.0) as sim:
+        proc = await asyncio.create_subprocess_shell(
+            f"{sys.executable} -m bargein talk --url {sim.url} --input {wav} "
+            f"--output {tmp_path / 'out.wav'} --linger 0.5 | head -1",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env())
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert out.decode().startswith("talking to 127.0.0.1")
+    assert "Traceback" not in err.decode() and "observer_failed" not in err.decode()

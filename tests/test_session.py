@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from bargein import Conversation
 from bargein.adapters import endpoints
@@ -178,14 +179,32 @@ async def test_a_lost_server_ends_the_session_with_a_typed_error() -> None:
                                       reconnect=ReconnectPolicy(max_attempts=1, base_delay=0.01))
         await transport.connect()
         session = Session(transport, MemorySource(clock), MemorySink(clock))
+        seen: list[Observation] = []
+
+        async def observe() -> None:
+            async for obs in session.observations():
+                seen.append(obs)
+
+        observer = asyncio.create_task(observe())
+        everything: list[Observation] = []
+        session.subscribe(everything.append)
+        await asyncio.sleep(0)
         session.start()
         await asyncio.sleep(0.2)
-        await sim.stop()
-        with pytest.raises(ConnectionLost, match="reconnection attempts failed"):
-            await asyncio.wait_for(session.wait(), 10)
+        with capture_logs() as logs:
+            await sim.stop()
+            with pytest.raises(ConnectionLost, match="reconnection attempts failed"):
+                await asyncio.wait_for(session.wait(), 10)
+            # without close(): the observers hear of it, and no loop runs on
+            await asyncio.wait_for(observer, 2)
+            await asyncio.sleep(0)
+        assert isinstance(seen[-1], Closed) and seen[-1].reason.startswith("error: lost")
+        assert all(t.done() for t in session._tasks)
+        assert any(x["event"] == "session_failed" and "ConnectionLost" in x["error"]
+                   for x in logs)
         assert session.conversation.state == "idle"
         await session.close()
-    assert all(t.done() for t in session._tasks)
+    assert len([o for o in everything if isinstance(o, Closed)]) == 1, "closed once"
 
 
 async def test_local_vad_barges_in_before_the_server_round_trip() -> None:

@@ -9,6 +9,7 @@ is what sounded while input sample n was captured - so input and output line up 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import wave
 from collections.abc import AsyncIterator
@@ -116,8 +117,12 @@ class WavSink(MemorySink):
         block_frames: int = 240,
         latency_frames: int = 480,
     ) -> None:
-        super().__init__(clock, block_frames=block_frames, latency_frames=latency_frames)
         self._path = Path(path)
+        folder = self._path.parent
+        if self._path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
+            # found out now, not after the whole conversation, when the file is written
+            raise WavError(f"{self._path}: cannot write a WAV file there")
+        super().__init__(clock, block_frames=block_frames, latency_frames=latency_frames)
         self._written = False
 
     def close(self) -> None:
