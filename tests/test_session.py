@@ -147,21 +147,30 @@ async def test_custom_state_hooks_and_observation_stream() -> None:
     assert session.conversation.state in thinking.state_names
 
 
+async def observed_session(
+    sim: Simulator, reconnect: ReconnectPolicy | None = None
+) -> tuple[Session, list[Observation], asyncio.Task[None]]:
+    """A started session over memory audio, and a task collecting ``observations()``."""
+    clock = VirtualClock()
+    transport = RealtimeTransport(endpoints.custom(sim.url, auth="none"), None,
+                                  reconnect=reconnect)
+    await transport.connect()
+    session = Session(transport, MemorySource(clock), MemorySink(clock))
+    seen: list[Observation] = []
+
+    async def collect() -> None:
+        async for obs in session.observations():
+            seen.append(obs)
+
+    collector = asyncio.create_task(collect())
+    await asyncio.sleep(0)  # the iterator subscribes before anything happens
+    session.start()
+    return session, seen, collector
+
+
 async def test_observations_iterator_ends_when_the_session_closes() -> None:
     async with serving(script=SCRIPT, speed=4.0) as sim:
-        clock = VirtualClock()
-        transport = RealtimeTransport(endpoints.custom(sim.url, auth="none"), None)
-        await transport.connect()
-        session = Session(transport, MemorySource(clock), MemorySink(clock))
-        got: list[Observation] = []
-
-        async def collect() -> None:
-            async for obs in session.observations():
-                got.append(obs)
-
-        collector = asyncio.create_task(collect())
-        await asyncio.sleep(0)  # the iterator subscribes before anything happens
-        session.start()
+        session, got, collector = await observed_session(sim)
         await asyncio.sleep(0.3)
         threads_before = threading.active_count()
         await session.close()
@@ -174,22 +183,10 @@ async def test_observations_iterator_ends_when_the_session_closes() -> None:
 
 async def test_a_lost_server_ends_the_session_with_a_typed_error() -> None:
     async with serving(script=SCRIPT, speed=4.0) as sim:
-        clock = VirtualClock()
-        transport = RealtimeTransport(endpoints.custom(sim.url, auth="none"), None,
-                                      reconnect=ReconnectPolicy(max_attempts=1, base_delay=0.01))
-        await transport.connect()
-        session = Session(transport, MemorySource(clock), MemorySink(clock))
-        seen: list[Observation] = []
-
-        async def observe() -> None:
-            async for obs in session.observations():
-                seen.append(obs)
-
-        observer = asyncio.create_task(observe())
+        session, seen, observer = await observed_session(
+            sim, ReconnectPolicy(max_attempts=1, base_delay=0.01))
         everything: list[Observation] = []
         session.subscribe(everything.append)
-        await asyncio.sleep(0)
-        session.start()
         await asyncio.sleep(0.2)
         with capture_logs() as logs:
             await sim.stop()
