@@ -472,3 +472,37 @@ async def test_close_during_reconnection_ends_iteration_quietly(server: Loopback
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(reconnecting, 2)
     assert len(server.connections) == 1
+
+
+async def test_a_configuration_sent_during_the_resend_is_not_lost(
+    server: LoopbackRealtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``send()`` of a newer configuration while the reconnect is re-sending the old one
+    fails with NotConnected; the reconnect must then send the newer one too."""
+    newer = UpdateSession(SessionConfig(voice="verse"))
+    async with transport_for(server) as transport:
+        events = transport.events()
+        await next_event(events)
+        await transport.send(UpdateSession(CONFIG))
+        await next_event(events)
+        original = transport._resend_session
+
+        async def racing_resend(ws: Any) -> None:
+            real_send = ws.send
+
+            async def send(frame: str) -> None:
+                await real_send(frame)
+                if "verse" not in frame:  # the old one is on its way: the app sends a new one
+                    with pytest.raises(NotConnected):
+                        await transport.send(newer)
+
+            monkeypatch.setattr(ws, "send", send)
+            await original(ws)
+
+        monkeypatch.setattr(transport, "_resend_session", racing_resend)
+        server.abort_current()
+        assert isinstance(await next_event(events), ev.Disconnected)
+        assert await next_event(events) == ev.Reconnected()
+        await collect(events, 3)
+    last = [m for frames in server.received for m in frames if m["type"] == "session.update"][-1]
+    assert last["session"]["audio"]["output"]["voice"] == "verse"

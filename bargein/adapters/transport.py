@@ -259,14 +259,14 @@ class RealtimeTransport:
             except TransportError as exc:
                 self._last_failure = exc
                 continue
-            if self._session is not None:
-                try:
-                    await ws.send(self.codec.encode(self._session))
-                except ConnectionClosed as exc:
-                    self._last_failure = ConnectFailed(
-                        f"dropped again at once ({_close_reason(exc)})"
-                    )
-                    continue
+            try:
+                await self._resend_session(ws)
+            except ConnectionClosed as exc:
+                self._last_failure = ConnectFailed(f"dropped again at once ({_close_reason(exc)})")
+                continue
+            except BaseException:  # cancelled (close() during the handshake): no stray socket
+                await ws.close()
+                raise
             if self._closing:
                 await ws.close()
                 return False
@@ -280,6 +280,15 @@ class RealtimeTransport:
             f"lost the connection to {self.endpoint.host} and "
             f"{self._policy.max_attempts} reconnection attempts failed{detail}"
         )
+
+    async def _resend_session(self, ws: ClientConnection) -> None:
+        """Send the latest session configuration, again if a newer one came meanwhile (a
+        ``send()`` of it failed with NotConnected while this one was on its way)."""
+        sent: UpdateSession | None = None
+        while self._session is not sent:
+            sent = self._session
+            if sent is not None:
+                await ws.send(self.codec.encode(sent))
 
     def _headers(self) -> list[tuple[str, str]]:
         headers = list(self.endpoint.extra_headers)
