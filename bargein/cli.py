@@ -150,21 +150,29 @@ def build_parser() -> argparse.ArgumentParser:
     _logging_options(demo)
     demo.set_defaults(run=cmd_demo)
 
-    talk = sub.add_parser("talk", help="a live conversation (OpenAI, Azure, or a simulator)")
+    talk = sub.add_parser(
+        "talk", help="a live conversation (OpenAI, Azure, or a simulator)",
+        description="A live conversation. The API key comes from OPENAI_API_KEY (Azure: "
+                    "AZURE_OPENAI_API_KEY); a simulator on this machine needs none.")
     talk.add_argument("--url", help="a Realtime base URL, e.g. ws://127.0.0.1:8765/v1")
-    talk.add_argument("--api", choices=["ga", "beta"], default="ga")
-    talk.add_argument("--model", default=DEFAULT_MODEL)
+    talk.add_argument("--api", choices=["ga", "beta"], default="ga",
+                      help="the Realtime API flavour (default: ga)")
+    talk.add_argument("--model", default=DEFAULT_MODEL, help=f"default: {DEFAULT_MODEL}")
     talk.add_argument("--azure-resource", metavar="NAME")
     talk.add_argument("--azure-deployment", metavar="NAME")
     talk.add_argument("--azure-api-version", metavar="VERSION",
                       help="use Azure's preview endpoint with this api-version")
-    talk.add_argument("--input", default="mic", metavar="mic|PATH.wav")
-    talk.add_argument("--output", default="speaker", metavar="speaker|PATH.wav")
-    talk.add_argument("--voice")
-    talk.add_argument("--instructions")
+    talk.add_argument("--input", default="mic", metavar="mic|PATH.wav",
+                      help="the microphone (default), or a WAV streamed in real time, then "
+                           "silence")
+    talk.add_argument("--output", default="speaker", metavar="speaker|PATH.wav",
+                      help="the speaker (default), or a WAV aligned to the input's clock")
+    talk.add_argument("--voice", help="the assistant's voice (server default if unset)")
+    talk.add_argument("--instructions", help="system instructions for the session")
     talk.add_argument("--transcription-model", metavar="MODEL",
                       help="also transcribe what the user says")
-    talk.add_argument("--vad", choices=["server", "semantic"], default="server")
+    talk.add_argument("--vad", choices=["server", "semantic"], default="server",
+                      help="the server's turn detection (default: server)")
     talk.add_argument("--client-cancel", action="store_true",
                       help="the server does not cancel on speech; bargein sends response.cancel")
     talk.add_argument("--local-vad", action="store_true",
