@@ -14,7 +14,7 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 
 from bargein.sim import SimConfig, Simulator
-from tests.wire_models import validate_server_event
+from tests.wire_models import validate_client_event, validate_server_event
 
 
 def sim_config(**changes: Any) -> SimConfig:
@@ -92,3 +92,19 @@ def audio_ms(events: list[dict[str, Any]], delta_type: str, bytes_per_ms: int = 
     """Milliseconds of audio carried by the ``delta_type`` events among ``events``."""
     total = sum(len(base64.b64decode(e["delta"])) for e in events if e["type"] == delta_type)
     return total // bytes_per_ms
+
+
+def check_client_events(sim: Simulator, api: str) -> None:
+    """Every event any client sent ``sim`` validates against the official models (the record
+    keeps appends without their audio, so a placeholder stands in for it)."""
+    for record in sim.records:
+        for event in record.received:
+            payload = dict(event.event)
+            if payload["type"] == "input_audio_buffer.append":
+                payload["audio"] = ""
+            validate_client_event(payload, api)
+
+
+def first_sound(pcm: np.ndarray[Any, Any]) -> int:
+    """Index of the first non-zero sample."""
+    return int(np.flatnonzero(pcm)[0])

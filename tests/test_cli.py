@@ -16,8 +16,7 @@ import pytest
 from bargein.adapters.audio.wav import write_wav
 from bargein.sim import SimConfig, Simulator
 from bargein.sim.voice import speak
-from tests.sim_support import serving, silence, tone
-from tests.wire_models import validate_client_event
+from tests.sim_support import check_client_events, first_sound, serving, silence, tone
 
 SCRIPT = (
     "This first answer is long enough that the user will surely cut in before it ends, "
@@ -63,10 +62,6 @@ def one_clear_line(code: int, err: str, fragment: str) -> None:
     lines = [line for line in err.splitlines() if line.startswith("bargein: ")]
     assert len(lines) == 1 and fragment in lines[0], err
     assert FAKE_KEY not in err
-
-
-def first_sound(pcm: np.ndarray[Any, Any]) -> int:
-    return int(np.flatnonzero(pcm)[0])
 
 
 def explain(out: np.ndarray[Any, Any], replies: list[np.ndarray[Any, Any]]
@@ -163,15 +158,6 @@ async def talk(sim: Simulator, tmp_path: Path, *extra: str, url: str | None = No
     assert code == 0, err
     assert "Traceback" not in err
     return read_pcm(wav_out), json_logs(err), out
-
-
-def check_client_events(sim: Simulator, api: str) -> None:
-    for record in sim.records:
-        for event in record.received:
-            payload = dict(event.event)
-            if payload["type"] == "input_audio_buffer.append":
-                payload["audio"] = ""
-            validate_client_event(payload, api)
 
 
 @pytest.mark.parametrize("api", ["ga", "beta"])

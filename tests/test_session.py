@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator
-from typing import Any
 
 import numpy as np
 import pytest
@@ -24,8 +23,7 @@ from bargein.session import Closed, Interrupted, Observation, Session, StateChan
 from bargein.sim import Simulator
 from bargein.sim.voice import speak
 from bargein.states import DEFAULT_TABLE, State, Transition
-from tests.sim_support import serving, silence, tone
-from tests.wire_models import validate_client_event
+from tests.sim_support import check_client_events, first_sound, serving, silence, tone
 
 SCRIPT = (
     "This first answer is long enough that the user will surely cut in before it ends, "
@@ -81,10 +79,6 @@ async def converse(
     return session, sink, seen
 
 
-def first_sound(pcm: np.ndarray[Any, Any]) -> int:
-    return int(np.flatnonzero(pcm)[0])
-
-
 @pytest.mark.parametrize("api", ["ga", "beta"])
 @pytest.mark.parametrize("interrupt_response", [True, False])
 async def test_barge_in_end_to_end(api: str, interrupt_response: bool) -> None:
@@ -102,11 +96,7 @@ async def test_barge_in_end_to_end(api: str, interrupt_response: bool) -> None:
     assert truncate["item_id"] == settlement.item_id
     cancels = record.client_events("response.cancel")
     assert len(cancels) == (0 if interrupt_response else 1)
-    for event in record.received:
-        payload = dict(event.event)
-        if payload["type"] == "input_audio_buffer.append":
-            payload["audio"] = ""
-        validate_client_event(payload, api)
+    check_client_events(sim, api)
 
     out = np.frombuffer(sink.output(), dtype="<i2")
     first, second = (np.frombuffer(speak(t, "synthetic"), dtype="<i2") for t in SCRIPT)
