@@ -1,5 +1,139 @@
-"""The root of every exception bargein raises, so a program can catch them all at once."""
+"""Every exception bargein raises, in one place, so a program can catch them as precisely as
+it likes. Each message is one line fit for a person; the cause, if any, is chained.
+
+::
+
+    BargeinError                      anything bargein raises on purpose
+    ├── UsageError                    the command line asked for something impossible
+    ├── StateTableError               a state table that cannot drive the core
+    ├── DiagramError                  a diagram could not be rendered (Graphviz missing)
+    ├── ApiKeyError                   no usable API key in the environment
+    ├── EndpointError                 an endpoint URL bargein will not use as given
+    ├── SessionConfigError            a session setting out of range or unknown
+    ├── CodecError                    the wire codec was asked for something it cannot do
+    ├── TransportError                the connection failed or is not open
+    │   ├── ConnectFailed             the server could not be reached
+    │   ├── ConnectTimeout            connecting or the handshake took too long
+    │   ├── HandshakeRejected         the handshake was answered with an error status
+    │   │   └── KeyRejected           ... 401 or 403: the key was refused
+    │   ├── InsecureEndpoint          plaintext to another machine without consent
+    │   ├── NotConnected              a command with no connection open
+    │   └── ConnectionLost            dropped, and every reconnection failed
+    ├── AudioError                    audio that cannot be used as given
+    │   ├── PcmError                  PCM16 bytes that are not whole samples
+    │   ├── WavError                  a WAV file that cannot be read or written
+    │   └── AudioDeviceError          no audio library, server or usable device
+    ├── SessionError                  the session could not go on
+    ├── SimError                      a simulator option, fault or start failed
+    └── TimelineError                 the demo's timeline cannot be drawn
+
+``InvalidSession`` is the simulator's own: a refused ``session.update`` that it answers with
+an ``error`` event. It never leaves the simulator.
+"""
+
+from __future__ import annotations
 
 
 class BargeinError(Exception):
     """Base class of bargein's typed errors; its message is one line fit for a person."""
+
+
+class UsageError(BargeinError):
+    """The command line asked for something that cannot be done."""
+
+
+class StateTableError(BargeinError):
+    """A state table that cannot drive the core (unknown state, trigger or condition)."""
+
+
+class DiagramError(BargeinError):
+    """A diagram could not be rendered (for SVG: Graphviz is missing or failed)."""
+
+
+class ApiKeyError(BargeinError):
+    """No usable API key: missing from the environment, empty, or malformed."""
+
+
+class EndpointError(BargeinError):
+    """An endpoint URL that bargein will not connect to as given."""
+
+
+class SessionConfigError(BargeinError):
+    """A session setting is out of range or unknown."""
+
+
+class CodecError(BargeinError):
+    """The codec was asked for something it cannot do (an unknown flavour, format or command)."""
+
+
+class TransportError(BargeinError):
+    """The connection to the Realtime server failed or is not open."""
+
+
+class ConnectFailed(TransportError):
+    """The server could not be reached (refused, unknown host, network down)."""
+
+
+class ConnectTimeout(TransportError):
+    """The connection or its handshake did not complete in time."""
+
+
+class HandshakeRejected(TransportError):
+    """The server answered the WebSocket handshake with an error status."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class KeyRejected(HandshakeRejected):
+    """The server refused the API key (HTTP 401 or 403)."""
+
+
+class InsecureEndpoint(TransportError):
+    """Plaintext ``ws://`` to a host other than this machine, without the caller's consent."""
+
+
+class NotConnected(TransportError):
+    """A command was sent while no connection is open."""
+
+
+class ConnectionLost(TransportError):
+    """The connection dropped and every reconnection attempt failed."""
+
+
+class AudioError(BargeinError):
+    """Audio that cannot be used as given: a bad rate, a clock run backwards, a bad size."""
+
+
+class PcmError(AudioError):
+    """PCM16 bytes whose length is not a whole number of samples."""
+
+
+class WavError(AudioError):
+    """A WAV file that cannot be read or is not uncompressed 16-bit PCM."""
+
+
+class AudioDeviceError(AudioError):
+    """No audio library, no audio server or no usable device."""
+
+
+class SessionError(BargeinError):
+    """The session could not go on (the cause is chained)."""
+
+
+class SimError(BargeinError):
+    """A simulator option, fault specification or server start failed; the message says which."""
+
+
+class TimelineError(BargeinError):
+    """The timeline's input cannot be drawn (odd PCM length, times out of order, bad rate)."""
+
+
+class InvalidSession(ValueError):
+    """A session.update the simulator refuses; becomes an ``error`` event, never fatal."""
+
+    def __init__(self, param: str, message: str, code: str = "invalid_value") -> None:
+        super().__init__(message)
+        self.param = param
+        self.code = code

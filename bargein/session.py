@@ -22,12 +22,12 @@ import structlog
 
 from bargein.adapters.audio.protocols import AudioSink, AudioSource
 from bargein.adapters.audio.vad import EnergyVad
-from bargein.adapters.transport import NotConnected
 from bargein.core import Conversation, Interruption, TransitionRecord
 from bargein.core import commands as c
 from bargein.core import events as e
 from bargein.core.ledger import Settlement
-from bargein.errors import BargeinError
+from bargein.core.pcm import BYTES_PER_MS
+from bargein.errors import BargeinError, NotConnected, SessionError
 
 log = structlog.get_logger(__name__)
 
@@ -42,11 +42,6 @@ class Transport(Protocol):
     async def send(self, command: c.ServerCommand) -> None: ...
 
     async def close(self) -> None: ...
-
-
-class SessionError(BargeinError):
-    """The session could not go on (the cause is chained)."""
-
 
 # --- what embedders observe ------------------------------------------------------------
 
@@ -367,7 +362,7 @@ class Session:
         commands = self.conversation.handle(event)
         figures = self.figures.setdefault(event.response_id, ResponseFigures(event.response_id))
         if not commands:
-            figures.dropped_ms += len(event.audio) / e.BYTES_PER_MS
+            figures.dropped_ms += len(event.audio) / BYTES_PER_MS
             return
         if figures.time_to_first_audio_ms is None and self._speech_stopped_at is not None:
             figures.time_to_first_audio_ms = now - self._speech_stopped_at

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from bargein.adapters.audio import g711
 from bargein.adapters.audio.resample import resample_pcm16
-from bargein.adapters.codec import CodecError, WireCodec
+from bargein.adapters.codec import WireCodec
 from bargein.adapters.session_config import SessionConfig
 from bargein.core import events as ev
 from bargein.core.commands import (
@@ -27,6 +27,8 @@ from bargein.core.commands import (
     TruncateItem,
     UpdateSession,
 )
+from bargein.core.pcm import BYTES_PER_MS
+from bargein.errors import CodecError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wire"
 
@@ -90,7 +92,7 @@ def test_audio_delta_keeps_the_exact_pcm_bytes() -> None:
         (
             '{"type": "response.output_audio.delta", "response_id": "r", "item_id": "i", '
             '"delta": "AA=="}',
-            "odd number of bytes",
+            "odd length",
         ),
         (
             '{"type": "session.created", "session": {"audio": {"input": {"turn_detection": 3}}}}',
@@ -316,7 +318,7 @@ def test_g711_deltas_stream_to_pcm16_at_24khz_without_block_edges(
     )
     assert all(isinstance(e, ev.AudioDelta) and e.item_id == "i" for e in events)
     heard = b"".join(e.audio for e in events if isinstance(e, ev.AudioDelta))
-    assert len(heard) == 300 * ev.BYTES_PER_MS
+    assert len(heard) == 300 * BYTES_PER_MS
     # the same as resampling the whole decoded item at once: no glitch at any delta edge
     whole = np.frombuffer(resample_pcm16(decode(wire), 8000, 24000), dtype="<i2").astype(int)
     assert np.max(np.abs(np.frombuffer(heard, dtype="<i2").astype(int) - whole)) <= 1
@@ -333,7 +335,7 @@ def test_pcm16_items_have_no_tail_to_flush() -> None:
 def test_send_audio_streams_to_the_g711_input_format(fmt: str, encode: Any, decode: Any) -> None:
     pcm = tone(24000, 300)
     codec = WireCodec("ga", input_format=fmt)  # type: ignore[arg-type]
-    frame_bytes = 20 * ev.BYTES_PER_MS
+    frame_bytes = 20 * BYTES_PER_MS
     sent = b"".join(
         base64.b64decode(json.loads(codec.encode(SendAudio(pcm[i : i + frame_bytes])))["audio"])
         for i in range(0, len(pcm), frame_bytes)

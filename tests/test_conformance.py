@@ -15,7 +15,8 @@ import pytest
 from openai.types.beta.realtime import realtime_server_event as beta_server
 from openai.types.realtime import realtime_server_event as ga_server
 
-from bargein.adapters.codec import CONSUMED_TYPES, IGNORED_TYPES, WireCodec
+from bargein.adapters.codec import WireCodec
+from bargein.adapters.schema import CONSUMED_TYPES, IGNORED_TYPES
 from bargein.adapters.session_config import SemanticVad, ServerVad, SessionConfig
 from bargein.core.commands import (
     CancelResponse,

@@ -8,7 +8,8 @@ from structlog.testing import capture_logs
 from bargein.core import Conversation, TransitionRecord
 from bargein.core import commands as c
 from bargein.core import events as e
-from bargein.states import DEFAULT_TABLE, State, StateTable, StateTableError, Transition
+from bargein.errors import StateTableError
+from bargein.states import DEFAULT_TABLE, State, StateTable, Transition
 from bargein.testing import feed
 
 

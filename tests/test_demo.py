@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from bargein.adapters.audio.wav import read_wav_24k_mono
-from bargein.demo import demo
+from bargein.cli.demo import demo
 
 
 async def test_demo_runs_offline_and_writes_its_files(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bargein.adapters.audio.vad import EnergyVad
-from bargein.sim.session import TurnDetection
+from bargein.sim.settings import TurnDetection
 
 DATA = Path(__file__).resolve().parent.parent / "bargein" / "data"
 RATE = 24000

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bargein.adapters import endpoints
-from bargein.adapters.endpoints import Endpoint, EndpointError
+from bargein.adapters.endpoints import Endpoint
+from bargein.errors import EndpointError
 
 
 def test_openai_ga() -> None:

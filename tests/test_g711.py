@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from bargein.adapters.audio.g711 import (
-    G711Error,
     alaw_decode,
     alaw_encode,
     ulaw_decode,
     ulaw_encode,
 )
+from bargein.errors import PcmError
 
 ALL_INT16 = np.arange(-32768, 32768, dtype="<i2").tobytes()
 ALL_CODES = bytes(range(256))
@@ -68,7 +68,7 @@ def test_matches_reference_rounding_of_audioop() -> None:
 
 
 def test_odd_length_pcm_is_a_typed_error() -> None:
-    with pytest.raises(G711Error, match="odd length"):
+    with pytest.raises(PcmError, match="odd length"):
         ulaw_encode(b"\x00\x01\x02")
-    with pytest.raises(G711Error, match="odd length"):
+    with pytest.raises(PcmError, match="odd length"):
         alaw_encode(b"\x00")

@@ -7,8 +7,9 @@ import asyncio
 import numpy as np
 import pytest
 
-from bargein.adapters.audio.memory import MemoryAudioError, MemorySink, MemorySource, VirtualClock
+from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
 from bargein.adapters.audio.protocols import AudioSink, AudioSource
+from bargein.errors import AudioError, PcmError
 
 MS = 24
 
@@ -96,9 +97,9 @@ async def test_source_yields_frames_as_the_clock_passes_them_then_silence() -> N
 
 def test_bad_input_is_a_typed_error() -> None:
     clock = VirtualClock()
-    with pytest.raises(MemoryAudioError, match="backwards"):
+    with pytest.raises(AudioError, match="backwards"):
         clock.advance_samples(-1)
-    with pytest.raises(MemoryAudioError, match="odd length"):
+    with pytest.raises(PcmError, match="odd length"):
         MemorySink(clock).play("a", b"\x00")
-    with pytest.raises(MemoryAudioError, match="block_frames"):
+    with pytest.raises(AudioError, match="block_frames"):
         MemorySink(clock, block_frames=0)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bargein.adapters.audio.resample import ResampleError, StreamResampler, resample_pcm16
+from bargein.adapters.audio.resample import StreamResampler, resample_pcm16
+from bargein.errors import AudioError, PcmError
 
 PAIRS = [(8000, 24000), (24000, 8000), (44100, 24000), (48000, 24000), (16000, 24000)]
 
@@ -53,7 +54,7 @@ def test_output_length_is_ceiling_of_the_ratio() -> None:
 
 
 def test_bad_input_is_a_typed_error() -> None:
-    with pytest.raises(ResampleError, match="positive"):
+    with pytest.raises(AudioError, match="positive"):
         StreamResampler(0, 24000)
-    with pytest.raises(ResampleError, match="odd length"):
+    with pytest.raises(PcmError, match="odd length"):
         resample_pcm16(b"\x00", 8000, 24000)

@@ -17,8 +17,9 @@ from bargein.adapters import endpoints
 from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
 from bargein.adapters.audio.vad import EnergyVad
 from bargein.adapters.session_config import ServerVad, SessionConfig
-from bargein.adapters.transport import ConnectionLost, RealtimeTransport, ReconnectPolicy
+from bargein.adapters.transport import RealtimeTransport, ReconnectPolicy
 from bargein.core import events as e
+from bargein.errors import ConnectionLost
 from bargein.session import Closed, Interrupted, Observation, Session, StateChanged
 from bargein.sim import Simulator
 from bargein.sim.voice import speak

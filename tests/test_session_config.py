@@ -6,13 +6,8 @@ import dataclasses
 
 import pytest
 
-from bargein.adapters.session_config import (
-    SemanticVad,
-    ServerVad,
-    SessionConfig,
-    SessionConfigError,
-)
-from bargein.errors import BargeinError
+from bargein.adapters.session_config import SemanticVad, ServerVad, SessionConfig
+from bargein.errors import BargeinError, SessionConfigError
 
 
 def test_ga_shape_nests_audio_settings() -> None:

@@ -6,7 +6,8 @@ import msgspec
 import pytest
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
-from bargein.sim import FAULTS_HEADER, Faults, SimError, Simulator
+from bargein.errors import SimError
+from bargein.sim import FAULTS_HEADER, Faults, Simulator
 from tests.sim_support import Client, serving
 
 SCRIPT = ("One two three four five six seven eight nine ten.",)

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from bargein.sim import SimError, Simulator
+from bargein.errors import SimError
+from bargein.sim import Simulator
 from bargein.sim.voice import speak
 from tests.sim_support import Client, audio_ms, serving, silence, sim_config, tone
 

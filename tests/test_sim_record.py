@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from bargein.sim import SimError
+from bargein.errors import SimError
 from bargein.sim.record import ConnectionRecord
 from tests.sim_support import Client, serving, silence, tone
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from bargein.adapters.audio.vad import EnergyVad
-from bargein.sim import Faults, SimConfig, SimError
+from bargein.errors import SimError
+from bargein.sim import Faults, SimConfig
 from bargein.sim.voice import speak
 
 

@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from bargein.errors import BargeinError
-from bargein.timeline_svg import STATE_COLOURS, TimelineError, render_timeline_svg, state_colour
+from bargein.cli.timeline_svg import STATE_COLOURS, render_timeline_svg, state_colour
+from bargein.errors import BargeinError, PcmError, TimelineError
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 RATE = 24000
@@ -179,13 +179,13 @@ def test_output_is_deterministic_and_unknown_states_get_a_stable_colour() -> Non
 
 
 @pytest.mark.parametrize(
-    ("user", "states", "marks", "rate", "words"),
+    ("user", "states", "marks", "rate", "words", "error"),
     [
-        (b"\x00\x01\x02", [], [], RATE, "odd"),
-        (b"", [(500.0, "idle"), (100.0, "listening")], [], RATE, "before"),
-        (b"", [(math.nan, "idle")], [], RATE, "finite"),
-        (b"", [], [(-1.0, "x")], RATE, "finite"),
-        (b"", [], [], 0, "sample rate"),
+        (b"\x00\x01\x02", [], [], RATE, "odd", PcmError),
+        (b"", [(500.0, "idle"), (100.0, "listening")], [], RATE, "before", TimelineError),
+        (b"", [(math.nan, "idle")], [], RATE, "finite", TimelineError),
+        (b"", [], [(-1.0, "x")], RATE, "finite", TimelineError),
+        (b"", [], [], 0, "sample rate", TimelineError),
     ],
 )
 def test_bad_input_raises_one_typed_error(
@@ -194,8 +194,9 @@ def test_bad_input_raises_one_typed_error(
     marks: list[tuple[float, str]],
     rate: int,
     words: str,
+    error: type[BargeinError],
 ) -> None:
-    with pytest.raises(TimelineError, match=words) as raised:
+    with pytest.raises(error, match=words) as raised:
         render_timeline_svg(user, b"", states, marks, sample_rate=rate)
     assert isinstance(raised.value, BargeinError)
     assert "\n" not in str(raised.value)

@@ -29,18 +29,7 @@ from websockets.http11 import Request, Response
 from bargein.adapters import endpoints
 from bargein.adapters.secrets import ApiKey
 from bargein.adapters.session_config import ServerVad, SessionConfig
-from bargein.adapters.transport import (
-    ConnectFailed,
-    ConnectionLost,
-    ConnectTimeout,
-    HandshakeRejected,
-    InsecureEndpoint,
-    KeyRejected,
-    NotConnected,
-    RealtimeTransport,
-    ReconnectPolicy,
-    TransportError,
-)
+from bargein.adapters.transport import RealtimeTransport, ReconnectPolicy
 from bargein.core import events as ev
 from bargein.core.commands import (
     CancelResponse,
@@ -48,6 +37,16 @@ from bargein.core.commands import (
     SendAudio,
     TruncateItem,
     UpdateSession,
+)
+from bargein.errors import (
+    ConnectFailed,
+    ConnectionLost,
+    ConnectTimeout,
+    HandshakeRejected,
+    InsecureEndpoint,
+    KeyRejected,
+    NotConnected,
+    TransportError,
 )
 from tests.wire_models import validate_client_event
 

@@ -17,11 +17,12 @@ from bargein.adapters.session_config import AudioFormat, ServerVad, SessionConfi
 from bargein.adapters.transport import RealtimeTransport
 from bargein.core import events as ev
 from bargein.core.commands import SendAudio, TruncateItem, UpdateSession
+from bargein.core.pcm import BYTES_PER_MS
 from bargein.sim import SimConfig, Simulator
 from bargein.testing.sim import realtime_sim  # noqa: F401
 from tests.sim_support import silence, sim_config, tone
 
-FRAME = 20 * ev.BYTES_PER_MS
+FRAME = 20 * BYTES_PER_MS
 
 
 @pytest.fixture

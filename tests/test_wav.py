@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from bargein.adapters.audio.protocols import AudioSink, AudioSource
-from bargein.adapters.audio.wav import WavError, WavSink, WavSource, read_wav_24k_mono
+from bargein.adapters.audio.wav import WavSink, WavSource, read_wav_24k_mono
+from bargein.errors import WavError
 
 MS = 24
 

@@ -1,9 +1,9 @@
 """Realtime wire JSON to core events and core commands to wire JSON, for the GA and beta APIs.
 
-Pure: no sockets, no clock. Frames are decoded by msgspec into typed structs (a tagged union
-on ``type``), which checks every field the core relies on in one pass over the JSON, and
-audio by pybase64 (SIMD); both choices, against orjson, the stdlib JSON and ``binascii``, are
-measured in ``bench/bench_codec.py``.
+Pure: no sockets, no clock. Frames are decoded by msgspec into the typed structs of
+``bargein.adapters.schema`` (a tagged union on ``type``), which checks every field the core
+relies on in one pass over the JSON, and audio by pybase64 (SIMD); both choices, against
+orjson, the stdlib JSON and ``binascii``, are measured in ``bench/bench_codec.py``.
 Whatever arrives, ``decode`` never raises: an unreadable frame becomes ``ProtocolViolation``.
 """
 
@@ -17,6 +17,7 @@ import msgspec
 import pybase64
 import structlog
 
+from bargein.adapters import schema as w
 from bargein.adapters.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from bargein.adapters.audio.resample import StreamResampler
 from bargein.adapters.session_config import (
@@ -52,242 +53,16 @@ from bargein.core.events import (
     TranscriptDelta,
     UnknownServerEvent,
 )
-from bargein.errors import BargeinError
+from bargein.core.pcm import RATE, check_pcm16
+from bargein.errors import BargeinError, CodecError
 
 log = structlog.get_logger(__name__)
-
-CORE_RATE: Final = 24000
-
-
-class CodecError(BargeinError):
-    """The codec was asked for something it cannot do (an unknown flavour, format or command)."""
-
 
 _SEEN_IDS: Final = 1024
 """How many recent server event ids are remembered to drop duplicate deliveries."""
 
 
-# --- wire shapes the core reads ------------------------------------------------------
-
-
-class _Wire(msgspec.Struct, tag_field="type", kw_only=True):
-    """Server events; unknown keys are skipped, missing or mistyped ones are errors."""
-
-    event_id: str = ""
-
-
-class _SessionEvent(_Wire):
-    session: dict[str, Any]
-
-
-class _SessionCreated(_SessionEvent, tag="session.created"):
-    pass
-
-
-class _SessionUpdated(_SessionEvent, tag="session.updated"):
-    pass
-
-
-class _SpeechStarted(_Wire, tag="input_audio_buffer.speech_started"):
-    item_id: str
-    audio_start_ms: int
-
-
-class _SpeechStopped(_Wire, tag="input_audio_buffer.speech_stopped"):
-    item_id: str
-    audio_end_ms: int
-
-
-class _ResponseRef(msgspec.Struct):
-    id: str
-
-
-class _ResponseCreated(_Wire, tag="response.created"):
-    response: _ResponseRef
-
-
-class _ItemRef(msgspec.Struct):
-    id: str
-    type: str = "message"
-
-
-class _OutputItemAdded(_Wire, tag="response.output_item.added"):
-    response_id: str
-    item: _ItemRef
-
-
-class _AudioDelta(_Wire):
-    response_id: str
-    item_id: str
-    delta: str
-    content_index: int = 0
-
-
-class _AudioDeltaGa(_AudioDelta, tag="response.output_audio.delta"):
-    pass
-
-
-class _AudioDeltaBeta(_AudioDelta, tag="response.audio.delta"):
-    pass
-
-
-class _AudioDone(_Wire):
-    response_id: str
-    item_id: str
-    content_index: int = 0
-
-
-class _AudioDoneGa(_AudioDone, tag="response.output_audio.done"):
-    pass
-
-
-class _AudioDoneBeta(_AudioDone, tag="response.audio.done"):
-    pass
-
-
-class _TranscriptDelta(_Wire):
-    response_id: str
-    item_id: str
-    delta: str
-
-
-class _TranscriptDeltaGa(_TranscriptDelta, tag="response.output_audio_transcript.delta"):
-    pass
-
-
-class _TranscriptDeltaBeta(_TranscriptDelta, tag="response.audio_transcript.delta"):
-    pass
-
-
-class _InputTranscript(_Wire, tag="conversation.item.input_audio_transcription.completed"):
-    item_id: str
-    transcript: str
-
-
-class _StatusError(msgspec.Struct):
-    code: str | None = None
-
-
-class _StatusDetails(msgspec.Struct):
-    reason: str | None = None
-    error: _StatusError | None = None
-
-
-class _DoneResponse(msgspec.Struct):
-    id: str
-    status: str
-    status_details: _StatusDetails | None = None
-
-
-class _ResponseDone(_Wire, tag="response.done"):
-    response: _DoneResponse
-
-
-class _ItemTruncated(_Wire, tag="conversation.item.truncated"):
-    item_id: str
-    audio_end_ms: int
-
-
-class _ItemDeleted(_Wire, tag="conversation.item.deleted"):
-    item_id: str
-
-
-class _ErrorBody(msgspec.Struct):
-    type: str
-    message: str
-    code: str | None = None
-    param: str | None = None
-    event_id: str | None = None
-
-
-class _Error(_Wire, tag="error"):
-    error: _ErrorBody
-
-
-class _TypeOnly(msgspec.Struct):
-    type: str
-
-
-_SHARED: Final = (
-    _SessionCreated,
-    _SessionUpdated,
-    _SpeechStarted,
-    _SpeechStopped,
-    _ResponseCreated,
-    _OutputItemAdded,
-    _InputTranscript,
-    _ResponseDone,
-    _ItemTruncated,
-    _ItemDeleted,
-    _Error,
-)
-_FLAVOURED: Final = {
-    "ga": (_AudioDeltaGa, _AudioDoneGa, _TranscriptDeltaGa),
-    "beta": (_AudioDeltaBeta, _AudioDoneBeta, _TranscriptDeltaBeta),
-}
-
-_IGNORED_SHARED: Final = frozenset(
-    {
-        "conversation.created",
-        "conversation.item.created",
-        "conversation.item.input_audio_transcription.delta",
-        "conversation.item.input_audio_transcription.failed",
-        "conversation.item.retrieved",
-        "input_audio_buffer.cleared",
-        "input_audio_buffer.committed",
-        "output_audio_buffer.started",
-        "output_audio_buffer.stopped",
-        "output_audio_buffer.cleared",
-        "rate_limits.updated",
-        "response.content_part.added",
-        "response.content_part.done",
-        "response.function_call_arguments.delta",
-        "response.function_call_arguments.done",
-        "response.output_item.done",
-    }
-)
-IGNORED_TYPES: Final[dict[Api, frozenset[str]]] = {
-    "ga": _IGNORED_SHARED
-    | {
-        "conversation.item.added",
-        "conversation.item.done",
-        "conversation.item.input_audio_transcription.segment",
-        "input_audio_buffer.dtmf_event_received",
-        "input_audio_buffer.timeout_triggered",
-        "mcp_list_tools.completed",
-        "mcp_list_tools.failed",
-        "mcp_list_tools.in_progress",
-        "response.mcp_call.completed",
-        "response.mcp_call.failed",
-        "response.mcp_call.in_progress",
-        "response.mcp_call_arguments.delta",
-        "response.mcp_call_arguments.done",
-        "response.output_audio_transcript.done",
-        "response.output_text.delta",
-        "response.output_text.done",
-    },
-    "beta": _IGNORED_SHARED
-    | {
-        "response.audio_transcript.done",
-        "response.text.delta",
-        "response.text.done",
-        "transcription_session.updated",
-    },
-}
-"""Server event types each flavour knows that the core does not consume: decoded to None."""
-
 _Decoded: TypeAlias = Event | None
-
-
-def _consumed_types(api: Api) -> frozenset[str]:
-    return frozenset(str(cls.__struct_config__.tag) for cls in _SHARED + _FLAVOURED[api])
-
-
-CONSUMED_TYPES: Final[dict[Api, frozenset[str]]] = {
-    "ga": _consumed_types("ga"),
-    "beta": _consumed_types("beta"),
-}
-"""Server event types each flavour turns into a core event."""
 
 
 def _turn_detection(session: dict[str, Any], api: Api) -> object:
@@ -340,16 +115,16 @@ class WireCodec:
         *,
         input_format: AudioFormat | None = None,
     ) -> None:
-        if api not in _FLAVOURED:
+        if api not in w.FLAVOURED:
             raise CodecError(f"unknown Realtime API flavour {api!r}: use 'ga' or 'beta'")
         self.api: Api = api
         self.output_format = _check_format("output_format", output_format)
         self.input_format = _check_format("input_format", input_format or output_format)
-        union = _SHARED + _FLAVOURED[api]
+        union = w.SHARED + w.FLAVOURED[api]
         self._decoder = msgspec.json.Decoder(_union_type(union))
-        self._type_decoder = msgspec.json.Decoder(_TypeOnly)
-        self._ignored = IGNORED_TYPES[api]
-        self._consumed = CONSUMED_TYPES[api]
+        self._type_decoder = msgspec.json.Decoder(w.TypeOnly)
+        self._ignored = w.IGNORED_TYPES[api]
+        self._consumed = w.CONSUMED_TYPES[api]
         self._speaker: dict[str, tuple[str, StreamResampler]] = {}
         self._mic: StreamResampler | None = None
         self._seen: set[str] = set()
@@ -382,40 +157,40 @@ class WireCodec:
             self._seen.discard(self._seen_order.popleft())
         return False
 
-    def _to_event(self, wire: _Wire) -> _Decoded:
-        if isinstance(wire, _AudioDelta):
+    def _to_event(self, wire: w.Wire) -> _Decoded:
+        if isinstance(wire, w.AudioDelta):
             audio = self._pcm(wire.response_id, wire.item_id, wire.delta)
             return AudioDelta(wire.response_id, wire.item_id, audio, wire.content_index)
-        if isinstance(wire, _AudioDone):
+        if isinstance(wire, w.AudioDone):
             return self._audio_tail(wire)
-        if isinstance(wire, _TranscriptDelta):
+        if isinstance(wire, w.TranscriptDelta):
             return TranscriptDelta(wire.response_id, wire.item_id, wire.delta)
-        if isinstance(wire, _SpeechStarted):
+        if isinstance(wire, w.SpeechStarted):
             return SpeechStarted(wire.item_id, wire.audio_start_ms)
-        if isinstance(wire, _SpeechStopped):
+        if isinstance(wire, w.SpeechStopped):
             return SpeechStopped(wire.item_id, wire.audio_end_ms)
-        if isinstance(wire, _ResponseCreated):
+        if isinstance(wire, w.ResponseCreated):
             return ResponseCreated(wire.response.id)
-        if isinstance(wire, _OutputItemAdded):
+        if isinstance(wire, w.OutputItemAdded):
             # only a message carries audio; a function call is no business of the speaker
             if wire.item.type != "message":
                 return None
             return OutputItemAdded(wire.response_id, wire.item.id)
-        if isinstance(wire, _ResponseDone):
+        if isinstance(wire, w.ResponseDone):
             self._speaker = {
                 item: entry for item, entry in self._speaker.items() if entry[0] != wire.response.id
             }
             return _response_done(wire.response)
-        if isinstance(wire, _InputTranscript):
+        if isinstance(wire, w.InputTranscript):
             return InputTranscript(wire.item_id, wire.transcript)
-        if isinstance(wire, _ItemTruncated):
+        if isinstance(wire, w.ItemTruncated):
             return ItemTruncated(wire.item_id, wire.audio_end_ms)
-        if isinstance(wire, _ItemDeleted):
+        if isinstance(wire, w.ItemDeleted):
             return ItemDeleted(wire.item_id)
-        if isinstance(wire, _Error):
+        if isinstance(wire, w.Error):
             body = wire.error
             return ServerError(body.type, body.code, body.message, body.event_id, body.param)
-        if isinstance(wire, _SessionEvent):
+        if isinstance(wire, w.SessionEvent):
             return _session_ready(wire.session, self.api)
         raise msgspec.ValidationError(f"no core event for {type(wire).__name__}")
 
@@ -423,19 +198,18 @@ class WireCodec:
         raw = pybase64.b64decode(b64, validate=True)
         fmt = self.output_format
         if fmt == "pcm16":
-            if len(raw) % 2:
-                raise ValueError("pcm16 audio has an odd number of bytes")
+            check_pcm16(raw, "pcm16 audio")
             return raw
         pcm8k = ulaw_decode(raw) if fmt == "g711_ulaw" else alaw_decode(raw)
         entry = self._speaker.get(item_id)
         if entry is None:
             entry = self._speaker[item_id] = (
                 response_id,
-                StreamResampler(SAMPLE_RATES[fmt], CORE_RATE),
+                StreamResampler(SAMPLE_RATES[fmt], RATE),
             )
         return entry[1].process(pcm8k)
 
-    def _audio_tail(self, wire: _AudioDone) -> AudioDelta | None:
+    def _audio_tail(self, wire: w.AudioDone) -> AudioDelta | None:
         """The end of a G.711 item that the stream resampler still holds, if any."""
         entry = self._speaker.pop(wire.item_id, None)
         tail = entry[1].flush() if entry is not None else b""
@@ -510,13 +284,13 @@ class WireCodec:
         fmt = self.input_format
         if fmt != "pcm16":
             if self._mic is None:
-                self._mic = StreamResampler(CORE_RATE, SAMPLE_RATES[fmt])
+                self._mic = StreamResampler(RATE, SAMPLE_RATES[fmt])
             pcm8k = self._mic.process(pcm)
             pcm = ulaw_encode(pcm8k) if fmt == "g711_ulaw" else alaw_encode(pcm8k)
         return pybase64.b64encode_as_string(pcm)
 
 
-def _response_done(response: _DoneResponse) -> ResponseDone:
+def _response_done(response: w.DoneResponse) -> ResponseDone:
     details = response.status_details
     reason = ""
     if details is not None:
@@ -527,11 +301,11 @@ def _response_done(response: _DoneResponse) -> ResponseDone:
     return ResponseDone(response.id, response.status, reason)
 
 
-def _type_name(wire: _Wire) -> str:
+def _type_name(wire: w.Wire) -> str:
     return str(type(wire).__struct_config__.tag)
 
 
-def _union_type(members: tuple[type[_Wire], ...]) -> Any:
+def _union_type(members: tuple[type[w.Wire], ...]) -> Any:
     """The tagged union msgspec decodes into."""
     union: Any = members[0]
     for member in members[1:]:
@@ -539,4 +313,4 @@ def _union_type(members: tuple[type[_Wire], ...]) -> Any:
     return union
 
 
-__all__ = ["CONSUMED_TYPES", "IGNORED_TYPES", "CodecError", "WireCodec"]
+__all__ = ["CodecError", "WireCodec"]

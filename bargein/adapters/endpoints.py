@@ -14,18 +14,13 @@ from typing import Literal, TypeAlias
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from bargein.adapters.session_config import Api
-from bargein.errors import BargeinError
+from bargein.errors import EndpointError
 
 Auth: TypeAlias = Literal["bearer", "api-key", "none"]
 
 OPENAI_BASE: Literal["wss://api.openai.com/v1"] = "wss://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-realtime"
 AZURE_PREVIEW_API_VERSION = "2025-04-01-preview"
-
-
-class EndpointError(BargeinError):
-    """An endpoint URL that bargein will not connect to as given."""
-
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Final
 
-from bargein.errors import BargeinError
+from bargein.errors import ApiKeyError
 
 MASK: Final = "***"
 
@@ -33,11 +33,6 @@ _PATTERNS: Final = (
     ),
 )
 _SECRET_FIELD: Final = re.compile(r"(?i)^(authorization|api[-_]?key|x-api-key|secret|token)$")
-
-
-class ApiKeyError(BargeinError):
-    """No usable API key: missing from the environment, empty, or malformed."""
-
 
 class ApiKey:
     """A secret API key; its ``repr`` and ``str`` never show it."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from bargein.errors import BargeinError
+from bargein.errors import SessionConfigError
 
 Api: TypeAlias = Literal["ga", "beta"]
 AudioFormat: TypeAlias = Literal["pcm16", "g711_ulaw", "g711_alaw"]
@@ -25,11 +25,6 @@ _GA_FORMATS: dict[AudioFormat, dict[str, Any]] = {
     "g711_ulaw": {"type": "audio/pcmu"},
     "g711_alaw": {"type": "audio/pcma"},
 }
-
-
-class SessionConfigError(BargeinError):
-    """A session setting is out of range or unknown."""
-
 
 def _check_api(api: str) -> None:
     if api not in ("ga", "beta"):

@@ -28,7 +28,16 @@ from bargein.adapters.endpoints import Endpoint
 from bargein.adapters.secrets import ApiKey, RedactingFilter, redact
 from bargein.core.commands import ServerCommand, UpdateSession
 from bargein.core.events import Disconnected, Event, Reconnected
-from bargein.errors import BargeinError
+from bargein.errors import (
+    ConnectFailed,
+    ConnectionLost,
+    ConnectTimeout,
+    HandshakeRejected,
+    InsecureEndpoint,
+    KeyRejected,
+    NotConnected,
+    TransportError,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -37,43 +46,6 @@ MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
 
 _ws_logger = logging.getLogger("bargein.adapters.transport.websockets")
 _ws_logger.addFilter(RedactingFilter())
-
-
-class TransportError(BargeinError):
-    """The connection to the Realtime server failed or is not open."""
-
-
-class ConnectFailed(TransportError):
-    """The server could not be reached (refused, unknown host, network down)."""
-
-
-class ConnectTimeout(TransportError):
-    """The connection or its handshake did not complete in time."""
-
-
-class HandshakeRejected(TransportError):
-    """The server answered the WebSocket handshake with an error status."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class KeyRejected(HandshakeRejected):
-    """The server refused the API key (HTTP 401 or 403)."""
-
-
-class InsecureEndpoint(TransportError):
-    """Plaintext ``ws://`` to a host other than this machine, without the caller's consent."""
-
-
-class NotConnected(TransportError):
-    """A command was sent while no connection is open."""
-
-
-class ConnectionLost(TransportError):
-    """The connection dropped and every reconnection attempt failed."""
-
 
 @dataclass(frozen=True, slots=True)
 class ReconnectPolicy:

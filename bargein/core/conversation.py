@@ -19,6 +19,7 @@ from transitions import Machine, MachineError
 from bargein.core import commands as c
 from bargein.core import events as e
 from bargein.core.ledger import PlaybackLedger, Settlement, settle
+from bargein.core.pcm import BYTES_PER_MS
 from bargein.states.table import DEFAULT_TABLE, IDLE, StateTable
 
 log = structlog.get_logger(__name__)
@@ -221,13 +222,13 @@ class Conversation:
         rid = ev.response_id
         if rid in self._gated:
             self.stats.dropped_deltas += 1
-            self.stats.dropped_audio_ms += len(ev.audio) / e.BYTES_PER_MS
+            self.stats.dropped_audio_ms += len(ev.audio) / BYTES_PER_MS
             return []
         if rid != self._audio_response:
             if not self._legal("audio_started"):
                 self._fire("audio_started")  # logs and counts it
                 self.stats.dropped_deltas += 1
-                self.stats.dropped_audio_ms += len(ev.audio) / e.BYTES_PER_MS
+                self.stats.dropped_audio_ms += len(ev.audio) / BYTES_PER_MS
                 return []
             self._audio_response = rid
             self._fire("audio_started")

@@ -2,7 +2,7 @@
 
 Server events are decoded from the wire by ``bargein.adapters.codec``; local events come
 from the audio adapters and from the embedding program. Times are milliseconds. Audio is
-always PCM16 mono at 24 kHz (48 bytes per ms): the codec converts other wire formats, so
+always PCM16 mono at 24 kHz (``bargein.core.pcm``): the codec converts other wire formats, so
 the core counts milliseconds one way only.
 """
 
@@ -11,10 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-BYTES_PER_MS = 48
-"""PCM16 mono at 24 kHz."""
-
 
 # --- server events -------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from bargein.core.events import BYTES_PER_MS
+from bargein.core.pcm import BYTES_PER_MS
 
 Action = Literal["truncate", "delete", "keep"]
 

@@ -4,8 +4,8 @@
 speaks the GA protocol, or beta to clients sending ``OpenAI-Beta: realtime=v1``.
 """
 
+from bargein.errors import SimError
 from bargein.sim.config import DEFAULT_SCRIPT, SimConfig
-from bargein.sim.errors import SimError
 from bargein.sim.faults import PHASES, Faults
 from bargein.sim.record import ConnectionRecord, RecordedEvent
 from bargein.sim.server import FAULTS_HEADER, FAULTS_PARAM, Simulator, serve

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bargein.sim.errors import SimError
+from bargein.errors import SimError
 from bargein.sim.faults import Faults
 from bargein.sim.voice import VoiceKind
 

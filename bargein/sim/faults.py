@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from bargein.sim.errors import SimError
+from bargein.errors import SimError
 
 Phase = Literal[
     "session_created", "speech_started", "response_created", "mid_reply", "response_done"

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from bargein.sim.errors import SimError
+from bargein.errors import SimError
 
 
 @dataclass(frozen=True, slots=True)

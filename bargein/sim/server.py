@@ -33,19 +33,11 @@ from websockets.http11 import Request, Response
 
 from bargein.adapters.audio.vad import EnergyVad, VadEdge
 from bargein.adapters.secrets import RedactingFilter
+from bargein.errors import InvalidSession, SimError
 from bargein.sim.config import SimConfig
-from bargein.sim.errors import SimError
 from bargein.sim.faults import Faults
 from bargein.sim.record import ConnectionRecord
-from bargein.sim.session import (
-    Api,
-    InvalidSession,
-    Settings,
-    bytes_per_ms,
-    ga_format,
-    render,
-    updated,
-)
+from bargein.sim.settings import Api, Settings, bytes_per_ms, ga_format, render, updated
 from bargein.sim.voice import Voicebank
 
 log = structlog.get_logger(__name__)

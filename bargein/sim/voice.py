@@ -17,10 +17,10 @@ from typing import Literal
 
 import numpy as np
 
-from bargein.sim.errors import SimError
-from bargein.sim.session import Format
+from bargein.core.pcm import RATE
+from bargein.errors import SimError
+from bargein.sim.settings import Format
 
-RATE = 24_000
 VoiceKind = Literal["auto", "espeak", "synthetic"]
 
 _SYLLABLE_MS = 170

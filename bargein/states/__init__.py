@@ -1,5 +1,6 @@
 """States and the transition table as data: the single source of the machine and its diagrams."""
 
+from bargein.errors import StateTableError
 from bargein.states.table import (
     BARGE_IN_TRIGGERS,
     CONDITIONS,
@@ -7,7 +8,6 @@ from bargein.states.table import (
     TRIGGERS,
     State,
     StateTable,
-    StateTableError,
     Transition,
 )
 

@@ -10,12 +10,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from bargein.errors import BargeinError
+from bargein.errors import DiagramError
 from bargein.states.table import StateTable, Transition
-
-
-class DiagramError(BargeinError):
-    """A diagram could not be rendered (for SVG: Graphviz is missing or failed)."""
 
 
 def _label(edge: Transition) -> str:

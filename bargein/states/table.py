@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from bargein.errors import BargeinError
+from bargein.errors import StateTableError
 
 IDLE = "idle"
 LISTENING = "listening"
@@ -49,11 +49,6 @@ assistant; ``generating`` — a response the user has not interrupted is still b
 generated (between ``response.created`` and ``response.done``); ``connected`` — the server
 session is ready and has not dropped since; ``paused`` — the program stopped the
 conversation and has not started it again."""
-
-
-class StateTableError(BargeinError):
-    """A state table that cannot drive the core (unknown state, trigger or condition)."""
-
 
 @dataclass(frozen=True, slots=True)
 class State:

@@ -12,13 +12,8 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from bargein.errors import BargeinError
-
-RATE = 24000
-
-
-class AudioDeviceError(BargeinError):
-    """No audio library, no audio server or no usable device."""
+from bargein.core.pcm import RATE
+from bargein.errors import AudioDeviceError
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from functools import cache
 import numpy as np
 import numpy.typing as npt
 
-from bargein.errors import BargeinError
+from bargein.core.pcm import check_pcm16
 
 _ULAW_BIAS = 0x84
 _ULAW_CLIP = 8159  # 32635 >> 2
@@ -19,10 +19,6 @@ _ULAW_SEGMENT_ENDS = np.array(
     [0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF], dtype=np.int32
 )
 _ALAW_SEGMENT_ENDS = np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF], dtype=np.int32)
-
-
-class G711Error(BargeinError):
-    """PCM16 input whose length is not a whole number of samples."""
 
 
 def _all_int16() -> npt.NDArray[np.int32]:
@@ -72,10 +68,7 @@ def _alaw_decode_table() -> npt.NDArray[np.int16]:
 
 
 def _as_uint16(pcm16: bytes) -> npt.NDArray[np.uint16]:
-    if len(pcm16) % 2:
-        raise G711Error(
-            f"PCM16 input has an odd length ({len(pcm16)} bytes); expected whole samples"
-        )
+    check_pcm16(pcm16)
     return np.frombuffer(pcm16, dtype="<u2")
 
 

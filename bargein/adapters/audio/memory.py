@@ -16,21 +16,8 @@ import numpy.typing as npt
 
 from bargein.adapters.audio.playout import Playout, to_ms
 from bargein.adapters.audio.protocols import AudioFrame, FlushReport
-from bargein.errors import BargeinError
-
-RATE = 24000
-BYTES_PER_SAMPLE = 2
-
-
-class MemoryAudioError(BargeinError):
-    """Misuse of the virtual clock or of in-memory audio (negative time, odd-length PCM)."""
-
-
-def pcm_samples(pcm: bytes) -> npt.NDArray[np.int16]:
-    """PCM16 bytes as samples; odd-length data is a typed error."""
-    if len(pcm) % BYTES_PER_SAMPLE:
-        raise MemoryAudioError(f"PCM16 audio has an odd length ({len(pcm)} bytes)")
-    return np.frombuffer(pcm, dtype="<i2").astype(np.int16)
+from bargein.core.pcm import RATE, pcm16_samples
+from bargein.errors import AudioError
 
 
 class VirtualClock:
@@ -56,7 +43,7 @@ class VirtualClock:
 
     def advance_samples(self, n: int) -> None:
         if n < 0:
-            raise MemoryAudioError(f"a clock cannot go backwards ({n} samples)")
+            raise AudioError(f"a clock cannot go backwards ({n} samples)")
         self._samples += n
         for listener in list(self._listeners):
             listener(self._samples)
@@ -76,7 +63,7 @@ class MemorySink:
         self, clock: VirtualClock, *, block_frames: int = 240, latency_frames: int = 480
     ) -> None:
         if block_frames <= 0 or latency_frames < 0:
-            raise MemoryAudioError("block_frames must be positive and latency_frames not negative")
+            raise AudioError("block_frames must be positive and latency_frames not negative")
         self._clock = clock
         self._block = block_frames
         self._latency = latency_frames
@@ -96,7 +83,7 @@ class MemorySink:
 
     def play(self, item_id: str, pcm: bytes) -> None:
         if not self._closed:
-            self._playout.push(item_id, pcm_samples(pcm))
+            self._playout.push(item_id, pcm16_samples(pcm))
 
     def flush(self) -> FlushReport:
         final, silent_after_s = self._playout.flush(self._clock.samples / RATE)
@@ -133,9 +120,9 @@ class MemorySource:
 
     def __init__(self, clock: VirtualClock, pcm: bytes = b"", *, frame_ms: int = 20) -> None:
         if frame_ms <= 0:
-            raise MemoryAudioError(f"frame_ms must be positive, got {frame_ms}")
+            raise AudioError(f"frame_ms must be positive, got {frame_ms}")
         self._clock = clock
-        self._samples = pcm_samples(pcm)
+        self._samples = pcm16_samples(pcm)
         self._frame = frame_ms * RATE // 1000
         self._origin = clock.samples
         self._closed = False

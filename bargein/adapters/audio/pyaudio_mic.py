@@ -13,9 +13,10 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator
 
-from bargein.adapters.audio.device import RATE, load_pyaudio, open_stream
+from bargein.adapters.audio.device import load_pyaudio, open_stream
 from bargein.adapters.audio.protocols import AudioFrame
 from bargein.adapters.audio.resample import StreamResampler
+from bargein.core.pcm import BYTES_PER_MS, RATE
 
 
 class PyAudioMicrophone:
@@ -30,7 +31,7 @@ class PyAudioMicrophone:
         device_index: int | None = None,
         device_rate: int | None = None,
     ) -> None:
-        self._frame_bytes = frame_ms * RATE // 1000 * 2
+        self._frame_bytes = frame_ms * BYTES_PER_MS
         self._frames: deque[AudioFrame] = deque()
         self._max_frames = max_frames
         self._lock = threading.Lock()

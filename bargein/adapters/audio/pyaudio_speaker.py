@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bargein.adapters.audio.device import RATE, AudioDeviceError, load_pyaudio, open_stream
-from bargein.adapters.audio.memory import pcm_samples
+from bargein.adapters.audio.device import load_pyaudio, open_stream
 from bargein.adapters.audio.playout import Playout, to_ms
 from bargein.adapters.audio.protocols import FlushReport
 from bargein.adapters.audio.resample import StreamResampler
+from bargein.core.pcm import RATE, pcm16_samples
+from bargein.errors import AudioDeviceError
 
 
 class PyAudioSpeaker:
@@ -77,7 +78,7 @@ class PyAudioSpeaker:
                 item_id, StreamResampler(RATE, self.device_rate)
             )
             pcm = resampler.process(pcm)
-        self._playout.push(item_id, pcm_samples(pcm))
+        self._playout.push(item_id, pcm16_samples(pcm))
 
     def flush(self) -> FlushReport:
         self._resamplers.clear()

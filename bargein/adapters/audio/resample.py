@@ -14,16 +14,13 @@ from functools import cache
 import numpy as np
 import numpy.typing as npt
 
-from bargein.errors import BargeinError
+from bargein.core.pcm import pcm16_samples
+from bargein.errors import AudioError
 
 _ZERO_CROSSINGS = 12  # sinc lobes on each side of the centre
 _KAISER_BETA = 8.0  # about 80 dB stop-band attenuation
 _ROLLOFF = 0.92  # cutoff as a fraction of the lower Nyquist rate, leaving a transition band
 _CHUNK = 4096  # output samples computed per vectorised step, to bound memory
-
-
-class ResampleError(BargeinError):
-    """A non-positive rate or PCM16 data that is not a whole number of samples."""
 
 
 @cache
@@ -51,7 +48,7 @@ class StreamResampler:
 
     def __init__(self, src_rate: int, dst_rate: int) -> None:
         if src_rate <= 0 or dst_rate <= 0:
-            raise ResampleError(f"sample rates must be positive, got {src_rate} -> {dst_rate} Hz")
+            raise AudioError(f"sample rates must be positive, got {src_rate} -> {dst_rate} Hz")
         g = math.gcd(src_rate, dst_rate)
         self._up = dst_rate // g
         self._down = src_rate // g
@@ -67,7 +64,7 @@ class StreamResampler:
         """Feed a block; return every output sample that the input so far determines."""
         if self._up == self._down:
             return pcm
-        samples = _samples(pcm)
+        samples = pcm16_samples(pcm)
         self._history = np.concatenate([self._history, samples.astype(np.float64)])
         self._consumed += len(samples)
         return self._emit(self._origin + len(self._history))
@@ -104,11 +101,6 @@ class StreamResampler:
             self._origin = keep_from
         return np.clip(np.rint(out), -32768, 32767).astype("<i2").tobytes()
 
-
-def _samples(pcm: bytes) -> npt.NDArray[np.int16]:
-    if len(pcm) % 2:
-        raise ResampleError(f"PCM16 data has an odd length ({len(pcm)} bytes); expected samples")
-    return np.frombuffer(pcm, dtype="<i2")
 
 
 def resample_pcm16(pcm: bytes, src_rate: int, dst_rate: int) -> bytes:

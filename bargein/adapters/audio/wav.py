@@ -17,14 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bargein.adapters.audio.memory import RATE, MemorySink, VirtualClock
+from bargein.adapters.audio.memory import MemorySink, VirtualClock
 from bargein.adapters.audio.protocols import AudioFrame
 from bargein.adapters.audio.resample import resample_pcm16
-from bargein.errors import BargeinError
-
-
-class WavError(BargeinError):
-    """A WAV file that cannot be read or is not uncompressed 16-bit PCM."""
+from bargein.core.pcm import BYTES_PER_MS, RATE
+from bargein.errors import WavError
 
 
 def read_wav_24k_mono(path: str | Path) -> bytes:
@@ -74,7 +71,7 @@ class WavSource:
         self._pcm = read_wav_24k_mono(path)
         self.clock = clock if clock is not None else VirtualClock()
         self._realtime = realtime
-        self._frame_bytes = frame_ms * RATE // 1000 * 2
+        self._frame_bytes = frame_ms * BYTES_PER_MS
         self._offset = 0
         self._closed = False
 

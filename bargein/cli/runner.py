@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from bargein.adapters.audio.memory import RATE, VirtualClock
+from bargein.adapters.audio.memory import VirtualClock
 from bargein.adapters.audio.protocols import AudioFrame, AudioSink, AudioSource
 from bargein.adapters.audio.vad import EnergyVad
 from bargein.adapters.audio.wav import WavSink, WavSource
@@ -28,6 +28,7 @@ from bargein.adapters.session_config import SessionConfig
 from bargein.adapters.transport import RealtimeTransport
 from bargein.core import Conversation
 from bargein.core.events import ConfigureSession
+from bargein.core.pcm import RATE
 from bargein.session import Observer, Session
 
 log = structlog.get_logger(__name__)

@@ -16,7 +16,8 @@ from html import escape
 
 import numpy as np
 
-from bargein.errors import BargeinError
+from bargein.core.pcm import pcm16_samples
+from bargein.errors import TimelineError
 
 WIDTH = 1200
 _LEFT = 110  # room for the lane names
@@ -45,11 +46,6 @@ _MARK_COLOUR = "#6a1b9a"
 _TICK_STEPS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 _NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
-
-class TimelineError(BargeinError):
-    """The timeline's input cannot be drawn (odd PCM length, times out of order, bad rate)."""
-
-
 def state_colour(name: str) -> str:
     """The band colour of a state: fixed for known states, derived from the name otherwise."""
     known = STATE_COLOURS.get(name)
@@ -75,8 +71,8 @@ def render_timeline_svg(
     """
     if sample_rate <= 0:
         raise TimelineError(f"sample rate must be positive, got {sample_rate}")
-    user = _samples("user audio", user_pcm)
-    heard = _samples("heard audio", heard_pcm)
+    user = pcm16_samples(user_pcm, "user audio")
+    heard = pcm16_samples(heard_pcm, "heard audio")
     _check_times("state", [at for at, _ in states], ordered=True)
     _check_times("mark", [at for at, _ in marks], ordered=False)
 
@@ -120,11 +116,6 @@ def render_timeline_svg(
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
-
-def _samples(what: str, pcm: bytes) -> np.ndarray:
-    if len(pcm) % 2:
-        raise TimelineError(f"{what} is not PCM16: {len(pcm)} bytes is an odd count")
-    return np.frombuffer(pcm, dtype="<i2")
 
 
 def _check_times(what: str, times: list[float], *, ordered: bool) -> None:

@@ -14,16 +14,11 @@ import structlog
 
 from bargein.adapters.endpoints import Endpoint
 from bargein.adapters.secrets import ENV_VARS, ApiKey, redact
-from bargein.errors import BargeinError
+from bargein.errors import BargeinError, UsageError
 from bargein.states import DEFAULT_TABLE, StateTable
 from bargein.states.diagram import render
 
 DEFAULT_MODEL = "gpt-realtime"
-
-
-class UsageError(BargeinError):
-    """The command line asked for something that cannot be done."""
-
 
 def load_table(spec: str | None) -> StateTable:
     """``MODULE:NAME`` naming a ``StateTable`` (or anything with a ``table`` attribute)."""
@@ -53,8 +48,8 @@ def cmd_diagram(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bargein.console import configure_logging
-    from bargein.demo import demo
+    from bargein.cli.console import configure_logging
+    from bargein.cli.demo import demo
 
     configure_logging(args.log_format, args.log_level)
     asyncio.run(demo(Path(args.out)))
@@ -62,7 +57,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from bargein.console import configure_logging
+    from bargein.cli.console import configure_logging
     from bargein.sim import Faults, SimConfig, serve
 
     configure_logging(args.log_format, args.log_level)
@@ -95,8 +90,8 @@ def endpoint_from(args: argparse.Namespace) -> tuple[Endpoint, ApiKey | None]:
 
 def cmd_talk(args: argparse.Namespace) -> int:
     from bargein.adapters.session_config import SemanticVad, ServerVad, SessionConfig
-    from bargein.console import LivePrinter, configure_logging, figures_table
-    from bargein.runner import RunOptions, run
+    from bargein.cli.console import LivePrinter, configure_logging, figures_table
+    from bargein.cli.runner import RunOptions, run
 
     configure_logging(args.log_format, args.log_level)
     endpoint, key = endpoint_from(args)

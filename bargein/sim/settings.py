@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bargein.errors import InvalidSession
+
 Api = Literal["ga", "beta"]
 Format = Literal["pcm16", "g711_ulaw", "g711_alaw"]
 
@@ -69,16 +71,6 @@ _VAD_KEYS = frozenset(
         "eagerness",
     }
 )
-
-
-class InvalidSession(ValueError):
-    """A session.update the simulator refuses; becomes an ``error`` event, never fatal."""
-
-    def __init__(self, param: str, message: str, code: str = "invalid_value") -> None:
-        super().__init__(message)
-        self.param = param
-        self.code = code
-
 
 @dataclass(frozen=True, slots=True)
 class TurnDetection:

@@ -15,11 +15,11 @@ from typing import TextIO
 
 from bargein.adapters import endpoints
 from bargein.adapters.audio.wav import read_wav_24k_mono
-from bargein.console import LivePrinter, figures_table
-from bargein.runner import RunOptions, run
+from bargein.cli.console import LivePrinter, figures_table
+from bargein.cli.runner import RunOptions, run
+from bargein.cli.timeline_svg import render_timeline_svg
 from bargein.session import Interrupted, Observation, StateChanged
 from bargein.sim import Faults, SimConfig, Simulator
-from bargein.timeline_svg import render_timeline_svg
 
 ASSISTANT_SCRIPT = (
     "The lighthouse on the harbour was built in eighteen sixty two, after a winter storm "
