@@ -1,38 +1,74 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
+#
+# Installs come from the lock in requirements/ (exact versions with hashes, made by
+# `make lock`), so `make test` installs today what it installed the day the lock was made.
+# `make test-latest` runs the same checks against the newest releases the ranges in
+# pyproject.toml allow, in a venv of its own: drift shows up there, by name, and never
+# breaks `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+LOCKED := $(PIP) --require-hashes --no-build-isolation -r
+PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest system-deps diagrams bench clean
+.PHONY: demo test test-fast test-latest lint typecheck pytest system-deps diagrams bench lock clean
 
 demo: $(VENV)/.demo
 	$(VENV)/bin/bargein demo
 
 test: system-deps $(VENV)/.dev lint typecheck pytest
 
+test-fast: $(VENV)/.dev  ## the pure parts: no sockets, devices or long property runs
+	$(VENV)/bin/pytest -m "not e2e and not device and not slow" $(PYTEST_ARGS)
+
 system-deps:
 	@bash scripts/install-system-deps.sh
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(LOCKED) requirements/build.txt
 
-$(VENV)/.demo: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e .
+$(VENV)/.demo: pyproject.toml requirements/run.txt requirements/build.txt | $(VENV)/bin/python
+	$(LOCKED) requirements/run.txt
+	$(PIP) --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.dev: pyproject.toml | $(VENV)/bin/python system-deps
-	$(PY) -m pip install -q -e '.[dev,audio]'
+$(VENV)/.dev: pyproject.toml requirements/dev.txt requirements/build.txt | $(VENV)/bin/python system-deps
+	$(LOCKED) requirements/dev.txt
+	$(PIP) --no-deps --no-build-isolation -e .
 	touch $@ $(VENV)/.demo
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check bargein tests bench examples
 
 typecheck: $(VENV)/.dev
-	$(VENV)/bin/mypy --strict bargein examples
+	$(VENV)/bin/mypy --strict bargein examples tests
 
 pytest: $(VENV)/.dev
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The newest releases within pyproject.toml's ranges, in their own venv.
+test-latest: system-deps
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install -q --disable-pip-version-check --upgrade pip setuptools
+	.venv-latest/bin/python -m pip install -q --disable-pip-version-check --upgrade -e '.[dev,audio]'
+	.venv-latest/bin/python -m pip freeze --exclude-editable > .venv-latest/versions.txt
+	$(MAKE) lint typecheck pytest VENV=.venv-latest
+
+# Refresh the lock: the newest releases within pyproject.toml's ranges, for every platform
+# (uv's universal resolution), with hashes. Commit requirements/ afterwards.
+lock:
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q --disable-pip-version-check uv
+	.venv-lock/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes \
+		requirements/build.in -o requirements/build.txt
+	.venv-lock/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes \
+		pyproject.toml -o requirements/run.txt
+	.venv-lock/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes \
+		pyproject.toml --extra dev --extra audio -o requirements/dev.txt
+	rm -rf .venv-lock
 
 diagrams: $(VENV)/.demo
 	$(VENV)/bin/bargein diagram --format mermaid -o diagrams/conversation.mmd
@@ -42,4 +78,4 @@ bench: $(VENV)/.dev
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-latest .venv-lock .mypy_cache .ruff_cache .pytest_cache

@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bargein.adapters.audio.wav import write_wav
-from tests.sim_support import serving
-from tests.test_cli import SCRIPT, USER, bargein, env
+import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from bargein.adapters.audio.wav import write_wav
+from tests.cli.test_cli import SCRIPT, USER, bargein, env
+from tests.support import REPO
+from tests.support.sim_support import serving
+
+pytestmark = pytest.mark.e2e
+
+ROOT = REPO
 EXAMPLE = ROOT / "examples" / "embed.py"
 
 

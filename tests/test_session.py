@@ -24,13 +24,15 @@ from bargein.session import Closed, Interrupted, Observation, Session, StateChan
 from bargein.sim import Simulator
 from bargein.sim.voice import speak
 from bargein.states import DEFAULT_TABLE, State, Transition
-from tests.sim_support import check_client_events, first_sound, serving, silence, tone
+from tests.support.sim_support import check_client_events, first_sound, serving, silence, tone
 
 SCRIPT = (
     "This first answer is long enough that the user will surely cut in before it ends, "
     "which is the whole point of this test.",
     "Short second answer.",
 )
+
+pytestmark = pytest.mark.e2e
 
 # user: speaks 0.2-0.8 s; the reply starts ~1.3 s; barges in at 2.2 s; then quiet
 USER = silence(200) + tone(600) + silence(1400) + tone(500) + silence(3000)

@@ -8,12 +8,14 @@ import pytest
 from openai import AsyncOpenAI
 from websockets.exceptions import InvalidStatus
 
-from tests.sim_support import serving, silence, tone
+from tests.support.sim_support import serving, silence, tone
 
 SCRIPT = (
     "This is a long enough reply for the user to interrupt it halfway through, "
     "while the assistant keeps talking about nothing in particular.",
 )
+
+pytestmark = pytest.mark.e2e
 
 
 async def test_turn_reply_barge_in_and_truncate_through_the_sdk() -> None:

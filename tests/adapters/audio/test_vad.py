@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bargein.adapters.audio.vad import EnergyVad, VadEdge
-from tests.sim_support import silence, tone
+from tests.support.sim_support import silence, tone
 
 
 def edges(vad: EnergyVad, *pieces: bytes, frame_ms: int = 20) -> list[VadEdge]:

@@ -13,9 +13,9 @@ import pytest
 from bargein.adapters.audio.protocols import AudioFrame
 from bargein.adapters.audio.pyaudio_mic import PyAudioMicrophone
 from bargein.adapters.audio.wav import write_wav
-from tests.pulse_env import MIC, MS, pulse, sounding_span, speech_like  # noqa: F401
+from tests.support.pulse_env import MIC, MS, sounding_span, speech_like
 
-pytestmark = pytest.mark.usefixtures("pulse")
+pytestmark = [pytest.mark.device, pytest.mark.usefixtures("pulse")]
 FRAME_BYTES = 20 * MS * 2
 
 

@@ -19,8 +19,9 @@ from bargein.core import events as ev
 from bargein.core.commands import SendAudio, TruncateItem, UpdateSession
 from bargein.core.pcm import BYTES_PER_MS
 from bargein.sim import SimConfig, Simulator
-from bargein.testing.sim import realtime_sim  # noqa: F401
-from tests.sim_support import silence, sim_config, tone
+from tests.support.sim_support import silence, sim_config, tone
+
+pytestmark = pytest.mark.e2e
 
 FRAME = 20 * BYTES_PER_MS
 
@@ -46,7 +47,7 @@ async def until(events: AsyncIterator[ev.Event], kind: type[ev.Event]) -> list[e
     ("api", "fmt"), [("ga", "pcm16"), ("beta", "pcm16"), ("ga", "g711_ulaw"), ("beta", "g711_alaw")]
 )
 async def test_a_barge_in_over_the_wire(
-    realtime_sim: Simulator,  # noqa: F811
+    realtime_sim: Simulator,
     api: str,
     fmt: AudioFormat,
 ) -> None:

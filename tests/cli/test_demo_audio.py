@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import wave
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,8 +11,9 @@ import pytest
 
 from bargein.adapters.audio.vad import EnergyVad
 from bargein.sim.settings import TurnDetection
+from tests.support import REPO
 
-DATA = Path(__file__).resolve().parent.parent / "bargein" / "data"
+DATA = REPO / "bargein" / "data"
 RATE = 24000
 BLOCK = RATE // 100  # 10 ms
 

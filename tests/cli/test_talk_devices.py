@@ -16,11 +16,11 @@ import pytest
 
 from bargein.adapters.audio.wav import write_wav
 from bargein.sim.voice import speak
-from tests.pulse_env import MIC, MonitorRecorder, pulse, speech_like  # noqa: F401
-from tests.sim_support import serving, silence
-from tests.test_cli import SCRIPT, env
+from tests.cli.test_cli import SCRIPT, env
+from tests.support.pulse_env import MIC, MonitorRecorder, speech_like
+from tests.support.sim_support import serving, silence
 
-pytestmark = pytest.mark.usefixtures("pulse")
+pytestmark = [pytest.mark.device, pytest.mark.usefixtures("pulse")]
 
 
 def bursts(samples: np.ndarray, gap_ms: int = 300, threshold: int = 64) -> list[tuple[int, int]]:

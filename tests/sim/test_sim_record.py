@@ -9,7 +9,9 @@ import pytest
 
 from bargein.errors import SimError
 from bargein.sim.record import ConnectionRecord
-from tests.sim_support import Client, serving, silence, tone
+from tests.support.sim_support import Client, serving, silence, tone
+
+pytestmark = pytest.mark.e2e
 
 
 async def test_client_events_are_recorded_in_order_with_times_and_audio_apart() -> None:

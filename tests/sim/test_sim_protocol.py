@@ -16,7 +16,9 @@ from websockets.exceptions import InvalidStatus
 from bargein.errors import SimError
 from bargein.sim import Simulator
 from bargein.sim.voice import speak
-from tests.sim_support import Client, audio_ms, serving, silence, sim_config, tone
+from tests.support.sim_support import Client, audio_ms, serving, silence, sim_config, tone
+
+pytestmark = pytest.mark.e2e
 
 SCRIPT = ("One two three four five six seven eight.", "Nine ten eleven twelve.")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,8 +28,9 @@ from bargein.core.commands import (
 )
 from bargein.core.pcm import BYTES_PER_MS
 from bargein.errors import CodecError
+from tests.support import WIRE_FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures" / "wire"
+FIXTURES = WIRE_FIXTURES
 
 
 def fixtures(api: str) -> list[dict[str, Any]]:

@@ -1,8 +1,9 @@
 """A private PulseAudio for tests of the real pyaudio adapters, and a recorder of what it played.
 
-``pulse`` (session-scoped) starts the daemon with scripts/start-pulse.sh when it is not already
-running and exports its environment before any PyAudio is created. It skips only where no
-audio server can be started at all (no ``pulseaudio`` binary).
+``require_pulse()`` (behind the ``pulse`` fixture in ``tests/conftest.py``) starts the daemon
+with scripts/start-pulse.sh when it is not already running and exports its environment
+before any PyAudio is created. It skips only where no audio server can be started at all (no
+``pulseaudio`` binary).
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import REPO
+
 PULSE_DIR = Path(os.environ.get("BARGEIN_PULSE_DIR", "/tmp/bargein-pulse"))
 RATE = 24000
 MS = RATE // 1000  # samples per ms
@@ -43,12 +44,11 @@ def ensure_pulse() -> None:
         os.environ[name] = value
 
 
-@pytest.fixture(scope="session")
-def pulse() -> Iterator[None]:
+def require_pulse() -> None:
+    """Start the private daemon for a test, or skip it where no audio server can run at all."""
     if shutil.which("pulseaudio") is None or shutil.which("parec") is None:
         pytest.skip("no audio server can be started: pulseaudio/pulseaudio-utils not installed")
     ensure_pulse()
-    yield
 
 
 class MonitorRecorder:

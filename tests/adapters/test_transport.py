@@ -48,7 +48,9 @@ from bargein.errors import (
     NotConnected,
     TransportError,
 )
-from tests.wire_models import validate_client_event
+from tests.support.wire_models import validate_client_event
+
+pytestmark = pytest.mark.e2e
 
 KEY = "sk-test-" + "k3y" * 12
 FAST = ReconnectPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)

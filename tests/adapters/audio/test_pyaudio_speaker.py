@@ -11,16 +11,15 @@ import numpy as np
 import pytest
 
 from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
-from tests.pulse_env import (  # noqa: F401
+from tests.support.pulse_env import (
     REPO,
     MonitorRecorder,
-    pulse,
     sounding_ms,
     sounding_span,
     speech_like,
 )
 
-pytestmark = pytest.mark.usefixtures("pulse")
+pytestmark = [pytest.mark.device, pytest.mark.usefixtures("pulse")]
 MS = 24  # samples per ms
 
 

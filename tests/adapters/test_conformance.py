@@ -1,6 +1,6 @@
 """Everything the codec sends, and every server shape it reads, matches the official models.
 
-Client frames are validated strictly, with undeclared keys rejected (``tests.wire_models``);
+Client frames are validated strictly, with undeclared keys rejected (``tests.support.wire_models``);
 the server fixtures in ``fixtures/wire`` are validated the same way, so the codec is known to
 read the shapes the official SDK describes.
 """
@@ -8,7 +8,6 @@ read the shapes the official SDK describes.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, get_args
 
 import pytest
@@ -27,9 +26,10 @@ from bargein.core.commands import (
     TruncateItem,
     UpdateSession,
 )
-from tests.wire_models import validate_client_event, validate_server_event
+from tests.support import WIRE_FIXTURES
+from tests.support.wire_models import validate_client_event, validate_server_event
 
-FIXTURES = Path(__file__).parent / "fixtures" / "wire"
+FIXTURES = WIRE_FIXTURES
 APIS = ("ga", "beta")
 
 SESSION_CONFIGS = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -26,6 +27,8 @@ THINKING = DEFAULT_TABLE.extend(
         Transition("response_done", "thinking", "listening"),
     ],
 )
+
+pytestmark = pytest.mark.slow
 
 
 class ConversationMachine(RuleBasedStateMachine):

@@ -6,7 +6,9 @@ import logging
 
 import pytest
 
-from tests.sim_support import Client, serving
+from tests.support.sim_support import Client, serving
+
+pytestmark = pytest.mark.e2e
 
 BEARER_KEY = "plainbearerkey" + "x7" * 10
 AZURE_KEY = "0123456789abcdef" * 2

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.wire_models import validate_client_event, validate_server_event
+from tests.support.wire_models import validate_client_event, validate_server_event
 
 GA_SESSION_UPDATE: dict[str, Any] = {
     "type": "session.update",

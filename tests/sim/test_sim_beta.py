@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 
 import numpy as np
+import pytest
 
 from bargein.adapters.audio import g711
 from bargein.adapters.audio.resample import resample_pcm16
 from bargein.sim.voice import speak
-from tests.sim_support import Client, audio_ms, serving, silence, tone
+from tests.support.sim_support import Client, audio_ms, serving, silence, tone
+
+pytestmark = pytest.mark.e2e
 
 BETA = {"OpenAI-Beta": "realtime=v1"}
 SCRIPT = ("Short beta reply here.",)

@@ -16,13 +16,15 @@ import pytest
 from bargein.adapters.audio.wav import write_wav
 from bargein.sim import SimConfig, Simulator
 from bargein.sim.voice import speak
-from tests.sim_support import check_client_events, first_sound, serving, silence, tone
+from tests.support.sim_support import check_client_events, first_sound, serving, silence, tone
 
 SCRIPT = (
     "This first answer is long enough that the user will surely cut in before it ends, "
     "which is the whole point of this test.",
     "Short second answer.",
 )
+
+pytestmark = pytest.mark.e2e
 USER = silence(200) + tone(600) + silence(1400) + tone(500) + silence(300)
 FAKE_KEY = "sk-test-THISKEYMUSTNEVERBESHOWN0123456789"
 

@@ -6,8 +6,12 @@ import io
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from bargein.adapters.audio.wav import read_wav_24k_mono
 from bargein.cli.demo import demo
+
+pytestmark = pytest.mark.e2e
 
 
 async def test_demo_runs_offline_and_writes_its_files(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 
 from bargein.sim import SimConfig, Simulator
-from tests.wire_models import validate_client_event, validate_server_event
+from tests.support.wire_models import validate_client_event, validate_server_event
 
 
 def sim_config(**changes: Any) -> SimConfig:

@@ -8,7 +8,9 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from bargein.errors import SimError
 from bargein.sim import FAULTS_HEADER, Faults, Simulator
-from tests.sim_support import Client, serving
+from tests.support.sim_support import Client, serving
+
+pytestmark = pytest.mark.e2e
 
 SCRIPT = ("One two three four five six seven eight nine ten.",)
 
@@ -119,7 +121,7 @@ async def test_abrupt_disconnect_at_a_phase(phase: str, last: str) -> None:
 
 
 async def test_disconnect_at_speech_started() -> None:
-    from tests.sim_support import tone
+    from tests.support.sim_support import tone
 
     async with serving() as sim:
         client = await faulty(sim, "disconnect_at=speech_started")

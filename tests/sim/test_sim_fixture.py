@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bargein.sim import SimConfig, Simulator
-from bargein.testing.sim import realtime_sim  # noqa: F401
-from tests.sim_support import Client, sim_config
+from tests.support.sim_support import Client, sim_config
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
@@ -14,7 +15,7 @@ def realtime_sim_config() -> SimConfig:
     return sim_config(script=("Fixture reply.",))
 
 
-async def test_the_fixture_serves_a_reply(realtime_sim: Simulator) -> None:  # noqa: F811
+async def test_the_fixture_serves_a_reply(realtime_sim: Simulator) -> None:
     client = await Client.open(realtime_sim.url + "/realtime?model=gpt-realtime")
     await client.send({"type": "response.create"})
     done = (await client.until("response.done"))[-1]

@@ -11,8 +11,9 @@ import pytest
 from bargein.cli import main
 from bargein.states import DEFAULT_TABLE, State, Transition
 from bargein.states import diagram as d
+from tests.support import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 
 THINKING = DEFAULT_TABLE.extend(
     states=[State("thinking", interruptible=True)],

@@ -1,0 +1,24 @@
+"""Fixtures for bargein's own suite, and its markers.
+
+The suite mirrors the package (``tests/core`` tests ``bargein/core``, ...). Markers, so a
+part can run alone (``make test-fast`` runs what has none of them):
+
+- ``e2e``: real sockets and processes: the simulator over loopback, the CLI as a subprocess;
+- ``device``: the real pyaudio adapters on a private PulseAudio (``tests/support/pulse_env``);
+- ``slow``: property tests that run many examples.
+
+``realtime_sim`` comes from bargein's own pytest plugin (``bargein.testing.sim``), registered
+wherever bargein is installed: the suite gets it the way an embedder's does.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.pulse_env import require_pulse
+
+
+@pytest.fixture(scope="session")
+def pulse() -> None:
+    """A private PulseAudio with a virtual speaker and microphone, for the whole session."""
+    require_pulse()
