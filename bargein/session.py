@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -106,6 +106,10 @@ class Session:
     the user is heard, a network round trip before the server's ``speech_started``. Use it
     with a headset or an echo-cancelled microphone: on open speakers it hears the
     assistant and interrupts it.
+
+    ``clock`` (seconds) and ``sleep`` are where the session takes its time from, as in the
+    standard library's ``sched.scheduler(timefunc, delayfunc)``: wall-clock time by default;
+    ``bargein.testing.VirtualTime`` runs a session on a ``VirtualClock`` instead.
     """
 
     def __init__(
@@ -117,6 +121,7 @@ class Session:
         *,
         progress_interval_s: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         local_vad: EnergyVad | None = None,
     ) -> None:
         self.transport = transport
@@ -127,6 +132,7 @@ class Session:
         self._interval = progress_interval_s
         self._local_vad = local_vad
         self._clock = clock
+        self._sleep = sleep
         self._t0 = clock()
         self._observers: list[Observer] = []
         self._queue: deque[e.Event] = deque()
@@ -324,7 +330,7 @@ class Session:
     async def _monitor(self) -> None:
         """Report the speaker's progress, and when it has played everything."""
         while True:
-            await asyncio.sleep(self._interval)
+            await self._sleep(self._interval)
             if not self._sink_busy:
                 continue
             idle = self.sink.idle  # before the count: idle then means the count is whole
