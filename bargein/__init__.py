@@ -1,6 +1,134 @@
-"""bargein: realtime voice conversations where interruption is a tested state transition."""
+"""bargein: realtime voice conversations where interruption is a tested state transition.
 
-from bargein.core import Conversation
-from bargein.errors import BargeinError
+Everything a program needs is importable from here (``from bargein import Session``). The
+names are loaded on first use, so ``import bargein`` itself costs next to nothing: the
+objects live in the layers listed in the README ("How it is built").
+"""
 
-__all__ = ["BargeinError", "Conversation"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+"""The package's version; ``pyproject.toml`` reads it from here."""
+
+_EXPORTS: dict[str, str] = {
+    # the runtime
+    "Session": "bargein.session",
+    "Transport": "bargein.session",
+    # what a session reports
+    "Observation": "bargein.session",
+    "Observer": "bargein.session",
+    "StateChanged": "bargein.session",
+    "Transcript": "bargein.session",
+    "Interrupted": "bargein.session",
+    "Closed": "bargein.session",
+    "ResponseFigures": "bargein.session",
+    # the core and its machine
+    "Conversation": "bargein.core",
+    "ConversationStats": "bargein.core",
+    "TransitionRecord": "bargein.core",
+    "DEFAULT_TABLE": "bargein.states",
+    "State": "bargein.states",
+    "StateTable": "bargein.states",
+    "Transition": "bargein.states",
+    # the connection
+    "RealtimeTransport": "bargein.adapters.transport",
+    "ReconnectPolicy": "bargein.adapters.transport",
+    "endpoints": "bargein.adapters.endpoints",
+    "Endpoint": "bargein.adapters.endpoints",
+    "ApiKey": "bargein.adapters.secrets",
+    "SessionConfig": "bargein.adapters.session_config",
+    "ServerVad": "bargein.adapters.session_config",
+    "SemanticVad": "bargein.adapters.session_config",
+    # audio
+    "PyAudioMicrophone": "bargein.adapters.audio.pyaudio_mic",
+    "PyAudioSpeaker": "bargein.adapters.audio.pyaudio_speaker",
+    "WavSource": "bargein.adapters.audio.wav",
+    "WavSink": "bargein.adapters.audio.wav",
+    "MemorySource": "bargein.adapters.audio.memory",
+    "MemorySink": "bargein.adapters.audio.memory",
+    "VirtualClock": "bargein.adapters.audio.memory",
+    # errors
+    "BargeinError": "bargein.errors",
+}
+"""Public name -> the module that defines it."""
+
+__all__ = [
+    "DEFAULT_TABLE",
+    "ApiKey",
+    "BargeinError",
+    "Closed",
+    "Conversation",
+    "ConversationStats",
+    "Endpoint",
+    "Interrupted",
+    "MemorySink",
+    "MemorySource",
+    "Observation",
+    "Observer",
+    "PyAudioMicrophone",
+    "PyAudioSpeaker",
+    "RealtimeTransport",
+    "ReconnectPolicy",
+    "ResponseFigures",
+    "SemanticVad",
+    "ServerVad",
+    "Session",
+    "SessionConfig",
+    "State",
+    "StateChanged",
+    "StateTable",
+    "Transcript",
+    "Transition",
+    "TransitionRecord",
+    "Transport",
+    "VirtualClock",
+    "WavSink",
+    "WavSource",
+    "__version__",
+    "endpoints",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bargein' has no attribute {name!r}")
+    if name == "endpoints":
+        value: Any = importlib.import_module(module)
+    else:
+        value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from bargein.adapters import endpoints
+    from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
+    from bargein.adapters.audio.pyaudio_mic import PyAudioMicrophone
+    from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
+    from bargein.adapters.audio.wav import WavSink, WavSource
+    from bargein.adapters.endpoints import Endpoint
+    from bargein.adapters.secrets import ApiKey
+    from bargein.adapters.session_config import SemanticVad, ServerVad, SessionConfig
+    from bargein.adapters.transport import RealtimeTransport, ReconnectPolicy
+    from bargein.core import Conversation, ConversationStats, TransitionRecord
+    from bargein.errors import BargeinError
+    from bargein.session import (
+        Closed,
+        Interrupted,
+        Observation,
+        Observer,
+        ResponseFigures,
+        Session,
+        StateChanged,
+        Transcript,
+        Transport,
+    )
+    from bargein.states import DEFAULT_TABLE, State, StateTable, Transition

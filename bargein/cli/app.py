@@ -12,6 +12,7 @@ from pathlib import Path
 
 import structlog
 
+from bargein import __version__
 from bargein.adapters.endpoints import Endpoint
 from bargein.adapters.secrets import ENV_VARS, ApiKey, redact
 from bargein.errors import BargeinError, UsageError
@@ -20,6 +21,7 @@ from bargein.states.diagram import render
 
 DEFAULT_MODEL = "gpt-realtime"
 
+
 def load_table(spec: str | None) -> StateTable:
     """``MODULE:NAME`` naming a ``StateTable`` (or anything with a ``table`` attribute)."""
     if spec is None:
@@ -27,6 +29,8 @@ def load_table(spec: str | None) -> StateTable:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise UsageError(f"--machine takes MODULE:NAME, got {spec!r}")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # a module beside the user, as `python -m` finds it
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -130,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bargein", description="Realtime voice conversations where barge-in is done right."
     )
+    parser.add_argument("--version", action="version", version=f"bargein {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     diagram = sub.add_parser("diagram", help="write the conversation state diagram")
     diagram.add_argument("--format", choices=["mermaid", "svg"], default="mermaid")

@@ -1,9 +1,10 @@
 """WAV files as the user's voice and as a record of what the user heard, on one shared clock.
 
-The source reads a PCM16 WAV (any rate, any channel count), converts it to 24 kHz mono and
-advances a VirtualClock as it yields each frame, in real time or as fast as the consumer
-pulls. The sink is a MemorySink on the same clock that writes, on close, a WAV whose sample n
-is what sounded while input sample n was captured - so input and output line up in an editor.
+The source reads a WAV (integer or float samples, any rate, any channel count), converts it to
+24 kHz mono and advances a VirtualClock as it yields each frame, in real time or as fast as the
+consumer pulls. The sink is a MemorySink on the same clock that writes, on close, a WAV whose
+sample n is what sounded while input sample n was captured - so input and output line up in
+an editor.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from bargein.adapters.audio.memory import MemorySink, VirtualClock
 from bargein.adapters.audio.protocols import AudioFrame
@@ -23,25 +25,86 @@ from bargein.adapters.audio.resample import resample_pcm16
 from bargein.core.pcm import BYTES_PER_MS, RATE
 from bargein.errors import WavError
 
+_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+"""WAV format tags: integer PCM, IEEE float, and the extensible header naming either."""
+
 
 def read_wav_24k_mono(path: str | Path) -> bytes:
-    """Read a PCM16 WAV of any rate and channel count as 24 kHz mono PCM16."""
+    """Read a WAV file as 24 kHz mono PCM16, whatever its rate and channel count.
+
+    Integer PCM of 8 (unsigned), 16, 24 or 32 bits and IEEE float of 32 or 64 bits are
+    converted (also behind an extensible header); any other encoding is a ``WavError``
+    naming it. Python 3.11's ``wave`` module reads 16-bit integer PCM only, so the RIFF
+    chunks are walked here.
+    """
     try:
-        with wave.open(str(path), "rb") as wav:
-            channels = wav.getnchannels()
-            width = wav.getsampwidth()
-            rate = wav.getframerate()
-            data = wav.readframes(wav.getnframes())
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise WavError(f"{path}: no such file") from None
-    except (wave.Error, EOFError) as exc:
-        raise WavError(f"{path}: not a readable PCM WAV file ({exc})") from None
-    if width != 2:
-        raise WavError(f"{path}: {8 * width}-bit samples; only 16-bit PCM is supported")
-    samples = np.frombuffer(data[: len(data) // (2 * channels) * 2 * channels], dtype="<i2")
+    except OSError as exc:
+        raise WavError(f"{path}: cannot read ({exc.strerror})") from None
+    tag, channels, rate, bits, data = _riff_chunks(path, raw)
+    frame = channels * bits // 8
+    samples = _as_float(path, tag, bits, data[: len(data) // frame * frame])
     mono = samples.reshape(-1, channels).mean(axis=1) if channels > 1 else samples
-    pcm = np.rint(mono).astype("<i2").tobytes()
+    pcm = np.clip(np.rint(mono * 32768.0), -32768, 32767).astype("<i2").tobytes()
     return resample_pcm16(pcm, rate, RATE)
+
+
+def _riff_chunks(path: str | Path, raw: bytes) -> tuple[int, int, int, int, bytes]:
+    """The format tag, channels, rate, bits per sample and sample bytes of a WAV file."""
+    if len(raw) < 12 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
+        raise WavError(f"{path}: not a WAV file (no RIFF/WAVE header)")
+    fmt: tuple[int, int, int, int] | None = None
+    offset = 12
+    while offset + 8 <= len(raw):
+        chunk, size = (
+            raw[offset : offset + 4],
+            int.from_bytes(raw[offset + 4 : offset + 8], "little"),
+        )
+        body = raw[offset + 8 : offset + 8 + size]
+        if chunk == b"fmt " and len(body) >= 16:
+            tag = int.from_bytes(body[0:2], "little")
+            if tag == _EXTENSIBLE and len(body) >= 26:
+                tag = int.from_bytes(body[24:26], "little")  # the sub-format GUID's first word
+            fmt = (
+                tag,
+                int.from_bytes(body[2:4], "little"),
+                int.from_bytes(body[4:8], "little"),
+                int.from_bytes(body[14:16], "little"),
+            )
+        elif chunk == b"data":
+            if fmt is None:
+                break
+            tag, channels, rate, bits = fmt
+            if channels < 1 or rate < 1 or bits not in (8, 16, 24, 32, 64):
+                raise WavError(
+                    f"{path}: {channels} channels of {bits}-bit samples at {rate} Hz "
+                    "cannot be played"
+                )
+            return tag, channels, rate, bits, body
+        offset += 8 + size + (size & 1)  # chunks are padded to an even length
+    raise WavError(f"{path}: a WAV file without {'a format' if fmt is None else 'a data'} chunk")
+
+
+def _as_float(path: str | Path, tag: int, bits: int, data: bytes) -> npt.NDArray[np.float64]:
+    """Samples scaled to [-1, 1)."""
+    if tag == _PCM and bits == 8:
+        return (np.frombuffer(data, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
+    if tag == _PCM and bits in (16, 32):
+        return np.frombuffer(data, dtype=f"<i{bits // 8}").astype(np.float64) / 2.0 ** (bits - 1)
+    if tag == _PCM and bits == 24:
+        triples = np.frombuffer(data, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        value = triples[:, 0] | (triples[:, 1] << 8) | (triples[:, 2] << 16)
+        return np.where(value >= 1 << 23, value - (1 << 24), value).astype(np.float64) / 2.0**23
+    if tag == _FLOAT and bits in (32, 64):
+        samples = np.frombuffer(data, dtype=f"<f{bits // 8}").astype(np.float64)
+        return np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+    kind = {_PCM: "integer PCM", _FLOAT: "float", 6: "A-law", 7: "mu-law"}.get(tag, f"format {tag}")
+    raise WavError(
+        f"{path}: {bits}-bit {kind} samples are not supported; use 8/16/24/32-bit PCM or "
+        "32/64-bit float (e.g. sox in.wav -b 16 out.wav)"
+    )
 
 
 def write_wav(path: str | Path, pcm: bytes, rate: int = RATE) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import time
 import wave
 from pathlib import Path
@@ -40,24 +41,82 @@ def test_stereo_48k_becomes_24k_mono_of_the_same_length(tmp_path: Path) -> None:
     ("content", "message"),
     [
         (None, "no such file"),
-        (b"RIFF\x00\x00\x00\x00not a wave at all", "not a readable PCM WAV"),
-        ("8bit", "8-bit samples; only 16-bit PCM"),
-        ("32bit", "32-bit samples; only 16-bit PCM"),
+        (b"RIFF\x00\x00\x00\x00not a wave at all", "not a WAV file"),
+        (b"RIFF\x04\x00\x00\x00WAVE", "without a format chunk"),
+        ("mulaw", "8-bit mu-law samples are not supported"),
+        ("12bit", "12-bit samples at 8000 Hz cannot be played"),
     ],
 )
 def test_bad_files_are_one_line_typed_errors(
     tmp_path: Path, content: bytes | str | None, message: str
 ) -> None:
     path = tmp_path / "bad.wav"
-    if content == "8bit":
-        _write(path, np.zeros(100, dtype=np.uint8), 8000, width=1)
-    elif content == "32bit":
-        _write(path, np.zeros(100, dtype="<i4"), 8000, width=4)
+    if content == "mulaw":
+        path.write_bytes(_riff(7, 8000, 8, bytes(100)))
+    elif content == "12bit":
+        path.write_bytes(_riff(1, 8000, 12, bytes(100)))
     elif isinstance(content, bytes):
         path.write_bytes(content)
     with pytest.raises(WavError, match=message) as err:
         WavSource(path)
     assert "\n" not in str(err.value)
+
+
+def _riff(tag: int, rate: int, bits: int, data: bytes, channels: int = 1) -> bytes:
+    """A WAV file of any format tag, written by hand (the ``wave`` module writes PCM only)."""
+    block = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * block, block, bits)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"data" + struct.pack("<I", len(data)) + data + b"\0" * (len(data) & 1)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _extensible(tag: int, rate: int, bits: int, data: bytes) -> bytes:
+    """The same, behind a WAVE_FORMAT_EXTENSIBLE header whose sub-format is ``tag``."""
+    block = bits // 8
+    guid = struct.pack("<H", tag) + bytes.fromhex("000000001000800000aa00389b71")
+    fmt = struct.pack("<HHIIHHHHI", 0xFFFE, 1, rate, rate * block, block, bits, 22, bits, 4)
+    fmt += guid
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+_TONE = 0.25 * np.sin(2 * np.pi * 500 * np.arange(4800) / 24000)
+"""200 ms of a 500 Hz tone at a quarter of full scale, as floats in [-1, 1)."""
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        pytest.param(_riff(3, 24000, 32, _TONE.astype("<f4").tobytes()), id="float32"),
+        pytest.param(_riff(3, 24000, 64, _TONE.astype("<f8").tobytes()), id="float64"),
+        pytest.param(
+            _riff(1, 24000, 8, np.rint(_TONE * 128 + 128).astype(np.uint8).tobytes()), id="u8"
+        ),
+        pytest.param(
+            _riff(1, 24000, 32, np.rint(_TONE * 2**31).astype("<i4").tobytes()), id="int32"
+        ),
+        pytest.param(
+            _riff(
+                1,
+                24000,
+                24,
+                np.rint(_TONE * 2**23).astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes(),
+            ),
+            id="int24",
+        ),
+        pytest.param(_extensible(3, 24000, 32, _TONE.astype("<f4").tobytes()), id="extensible"),
+    ],
+)
+def test_float_and_other_integer_wavs_are_converted_to_pcm16(
+    tmp_path: Path, encoded: bytes
+) -> None:
+    path = tmp_path / "in.wav"
+    path.write_bytes(encoded)
+    out = np.frombuffer(read_wav_24k_mono(path), dtype="<i2").astype(np.float64)
+    assert len(out) == len(_TONE)
+    assert np.max(np.abs(out - _TONE * 32768)) < 32768 / 100  # within 8-bit quantisation
 
 
 async def test_fast_source_streams_the_file_then_silence_on_its_clock(tmp_path: Path) -> None:
