@@ -4,14 +4,37 @@
   way bargein's own tests do.
 - ``VirtualClock``, ``MemorySource``, ``MemorySink``: audio adapters on a clock you
   advance by hand; ``MemorySink.output()`` is what the user would have heard.
-- ``bargein.testing.sim``: the ``realtime_sim`` pytest fixture (a running simulator),
-  registered as a pytest plugin wherever bargein is installed.
+- ``VirtualTime``: that clock as a ``Session``'s time (``clock=time.now,
+  sleep=time.sleep``); ``await time.advance(ms)`` moves it and lets every task it wakes run.
+  No wall-clock time passes and no real sleep is needed, so a test is exact and fast.
+- ``MemoryServer``: a Realtime server you script in memory; ``server.transport`` is the
+  session's ``Transport``. ``await server.emit(*events)`` delivers core events (``reply()``
+  and ``deltas()`` build a reply's), ``server.commands()`` is every command the session
+  sent, in order; ``disconnect()``, ``reconnect()``, ``close()`` and ``fail()`` play the
+  connection's life. ``MemoryServer(answer=True)`` answers cancels, truncations,
+  deletions and ``session.update`` as the real server does.
+- ``bargein.testing.sim``: the ``realtime_sim`` pytest fixture (a running simulator, real
+  sockets), registered as a pytest plugin wherever bargein is installed.
+
+A whole barge-in, deterministic, with no socket and no sleep::
+
+    time, server = VirtualTime(), MemoryServer()
+    source, sink = MemorySource(time.clock), MemorySink(time.clock)
+    async with Session(server.transport, source, sink, clock=time.now, sleep=time.sleep):
+        await server.emit(SessionReady(interrupt_response=True))
+        await server.emit(*reply("resp_1", "item_1", ms=2000, done=False))
+        await time.advance(500)                      # 500 ms of the reply play
+        await server.emit(SpeechStarted("item_u1", audio_start_ms=500))
+    (truncate,) = server.commands(TruncateItem)
+    assert truncate.audio_end_ms == 515  # played, in the device's buffer, and the fade
 """
 
 from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
 from bargein.core import Conversation
 from bargein.core.commands import Command
 from bargein.core.events import Event
+from bargein.testing.memory_server import MemoryServer, MemoryTransport, deltas, reply, tone
+from bargein.testing.virtual_time import VirtualTime, settle
 
 
 def feed(conversation: Conversation, *events: Event) -> list[Command]:
@@ -19,4 +42,16 @@ def feed(conversation: Conversation, *events: Event) -> list[Command]:
     return [command for event in events for command in conversation.handle(event)]
 
 
-__all__ = ["MemorySink", "MemorySource", "VirtualClock", "feed"]
+__all__ = [
+    "MemoryServer",
+    "MemorySink",
+    "MemorySource",
+    "MemoryTransport",
+    "VirtualClock",
+    "VirtualTime",
+    "deltas",
+    "feed",
+    "reply",
+    "settle",
+    "tone",
+]
