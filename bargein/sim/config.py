@@ -35,6 +35,8 @@ class SimConfig:
     - ``voice``: ``auto`` (espeak-ng if installed), ``espeak`` or ``synthetic``.
     - ``faults``: faults of connections that do not choose their own.
     - ``reject_api_keys``: keys answered with HTTP 401, to test a client's rejected-key path.
+    - ``accept_api_keys``: when set, the only keys accepted: any other key, or none, is
+      answered with HTTP 401 (a server that checks keys, as upstream does).
     - ``record_audio``: keep appended audio in each connection's record.
     - ``keep_records``: keep each connection's record after it closes; a long-running
       server turns it off, or every event of every past connection stays in memory.
@@ -49,6 +51,7 @@ class SimConfig:
     voice: VoiceKind = "auto"
     faults: Faults = field(default_factory=Faults)
     reject_api_keys: frozenset[str] = frozenset()
+    accept_api_keys: frozenset[str] | None = None
     record_audio: bool = True
     keep_records: bool = True
     on_event: EventHook | None = None

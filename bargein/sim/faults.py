@@ -2,14 +2,20 @@
 
 A client picks faults without Python access to the server through the query parameter
 ``sim_faults`` or the header ``X-Bargein-Sim-Faults``, both holding ``name=value`` pairs
-separated by commas, e.g. ``late_deltas_after_cancel=3,disconnect_at=mid_reply``.
+separated by commas, e.g. ``late_deltas_after_cancel=3,disconnect_at=mid_reply``; a
+connection that picks none gets ``SimConfig.faults``. Some faults act on the messages of a
+session, others on the connection itself (``handshake_status``, ``close_at_once``,
+``silent``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Literal, get_args
+
+from websockets.frames import EXTERNAL_CLOSE_CODES
 
 from bargein.errors import SimError
 
@@ -36,6 +42,14 @@ class Faults:
       the given phase.
     - ``jitter_ms``: each event is delayed by a uniform random 0..jitter_ms (order kept).
     - ``seed``: seeds the jitter, so a run can be repeated.
+    - ``handshake_status``: the opening handshake is refused with this HTTP status (400 to
+      599, e.g. 401 or 403 as for a bad key, 500, 503) instead of upgrading.
+    - ``close_at_once``: the handshake succeeds, then the server sends one ``error`` event
+      (code ``sim_closed_at_once``) instead of ``session.created`` and closes with this
+      close code (e.g. 1008, policy violation), as a server that takes the connection and
+      refuses the session.
+    - ``silent``: the handshake succeeds, then the server says nothing and reads nothing,
+      so it answers no pings either: a peer that died without closing.
     """
 
     late_deltas_after_cancel: int = 0
@@ -47,6 +61,9 @@ class Faults:
     disconnect_at: Phase | None = None
     jitter_ms: float = 0.0
     seed: int = 0
+    handshake_status: int = 0
+    close_at_once: int = 0
+    silent: bool = False
 
     def __post_init__(self) -> None:
         for field in (
@@ -62,6 +79,15 @@ class Faults:
             raise SimError(
                 f"fault disconnect_at must be one of {', '.join(PHASES)}, "
                 f"not {self.disconnect_at!r}"
+            )
+        status = self.handshake_status
+        if status and not (400 <= status <= 599 and status in set(HTTPStatus)):
+            raise SimError(f"fault handshake_status must be an HTTP error status, not {status}")
+        code = self.close_at_once
+        if code and code not in EXTERNAL_CLOSE_CODES and not 3000 <= code <= 4999:
+            raise SimError(
+                f"fault close_at_once must be a close code a server may send "
+                f"(1000-1003, 1007-1014, 3000-4999), not {code}"
             )
 
     @classmethod

@@ -39,14 +39,21 @@ class RecordedEvent:
 
 @dataclass
 class ConnectionRecord:
-    """Client events, server events and appended audio of one connection."""
+    """Client events, server events and appended audio of one connection.
+
+    ``path`` and ``query`` are the request's (``/v1/realtime``, ``model=gpt-realtime``);
+    ``faults`` is the fault spec the client chose, empty when it chose none.
+    """
 
     api: str
     path: str
     faults: str
+    query: str = ""
     audio: bytearray = field(default_factory=bytearray)
     audio_format: str = "pcm16"
     closed: bool = False
+    close_code: int | None = None
+    close_reason: str = ""
     _received_at: array[float] = field(default_factory=lambda: array("d"))
     _received: list[dict[str, Any]] = field(default_factory=list)
     _sent_at: array[float] = field(default_factory=lambda: array("d"))
@@ -78,8 +85,10 @@ class ConnectionRecord:
         self._sent_at.append(self.now_ms())
         self._sent.append(data)
 
-    def mark_closed(self) -> None:
-        self.closed = True
+    def mark_closed(self, code: int | None = None, reason: str = "") -> None:
+        """The connection ended, with the close code and reason websockets saw (1006 for a
+        connection dropped without a close frame)."""
+        self.closed, self.close_code, self.close_reason = True, code, reason
         self._changed.set()
 
     def client_events(self, event_type: str) -> list[dict[str, Any]]:
@@ -93,6 +102,19 @@ class ConnectionRecord:
     def __iter__(self) -> Iterator[RecordedEvent]:
         pairs = zip(self._received_at, self._received, strict=True)
         return (RecordedEvent(*pair) for pair in pairs)
+
+    async def wait_closed(self, timeout: float = 5.0) -> None:
+        """Wait until the connection has ended (its ``close_code`` is then known)."""
+
+        async def ended() -> None:
+            while not self.closed:
+                self._changed.clear()
+                await self._changed.wait()
+
+        try:
+            await asyncio.wait_for(ended(), timeout)
+        except TimeoutError:
+            raise SimError(f"the connection did not close within {timeout} s") from None
 
     async def wait_for(
         self, event_type: str, count: int = 1, timeout: float = 5.0

@@ -11,10 +11,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bargein.adapters.session_config import AUDIO_FORMATS, SAMPLE_RATES, AudioFormat
+from bargein.core.pcm import BYTES_PER_MS, RATE
 from bargein.errors import InvalidSession
 
 Api = Literal["ga", "beta"]
-Format = Literal["pcm16", "g711_ulaw", "g711_alaw"]
+Format = AudioFormat
+"""The wire audio formats, by their beta names (GA writes them as ``audio/pcm``, ...)."""
 
 _GA_FORMATS: dict[str, Format] = {
     "audio/pcm": "pcm16",
@@ -97,8 +100,9 @@ class Settings:
 
 
 def bytes_per_ms(fmt: Format) -> int:
-    """PCM16 at 24 kHz is 48 bytes per ms; G.711 at 8 kHz is 8."""
-    return 48 if fmt == "pcm16" else 8
+    """Bytes of ``fmt`` audio per ms: PCM16 is 2-byte samples at 24 kHz (48), G.711 1-byte
+    samples at 8 kHz (8)."""
+    return BYTES_PER_MS if fmt == "pcm16" else SAMPLE_RATES[fmt] // 1000
 
 
 def updated(settings: Settings, session: Any, api: Api) -> Settings:
@@ -141,7 +145,7 @@ def updated(settings: Settings, session: Any, api: Api) -> Settings:
         for side in ("input", "output"):
             key = f"{side}_audio_format"
             if key in session:
-                if session[key] not in ("pcm16", "g711_ulaw", "g711_alaw"):
+                if session[key] not in AUDIO_FORMATS:
                     raise InvalidSession(f"session.{key}", f"Invalid value for 'session.{key}'.")
                 changes[f"{side}_format"] = session[key]
         if "voice" in session:
@@ -194,7 +198,7 @@ def render(settings: Settings, api: Api, session_id: str) -> dict[str, Any]:
 def ga_format(fmt: Format) -> dict[str, Any]:
     """The GA audio format object of ``fmt``."""
     if fmt == "pcm16":
-        return {"type": "audio/pcm", "rate": 24000}
+        return {"type": "audio/pcm", "rate": RATE}
     return {"type": "audio/pcmu" if fmt == "g711_ulaw" else "audio/pcma"}
 
 
@@ -238,8 +242,8 @@ def _ga_format(value: Any, param: str) -> Format:
     kind = fmt.get("type")
     if kind not in _GA_FORMATS:
         raise InvalidSession(f"{param}.type", f"Invalid value for '{param}.type'.")
-    if kind == "audio/pcm" and fmt.get("rate", 24000) != 24000:
-        raise InvalidSession(f"{param}.rate", "audio/pcm is only supported at 24000 Hz.")
+    if kind == "audio/pcm" and fmt.get("rate", RATE) != RATE:
+        raise InvalidSession(f"{param}.rate", f"audio/pcm is only supported at {RATE} Hz.")
     return _GA_FORMATS[kind]
 
 

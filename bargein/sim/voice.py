@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 
+from bargein.adapters.session_config import SAMPLE_RATES
 from bargein.core.pcm import RATE
 from bargein.errors import SimError
 from bargein.sim.settings import Format
@@ -87,7 +88,7 @@ class Voicebank:
                 from bargein.adapters.audio import g711
                 from bargein.adapters.audio.resample import resample_pcm16
 
-                narrow = resample_pcm16(pcm, RATE, 8_000)
+                narrow = resample_pcm16(pcm, RATE, SAMPLE_RATES[fmt])
                 encode = g711.ulaw_encode if fmt == "g711_ulaw" else g711.alaw_encode
                 self._audio[text, fmt] = encode(narrow)
         return self._audio[text, fmt]
