@@ -7,7 +7,7 @@ part can run alone (``make test-fast`` runs what has none of them):
 - ``device``: the real pyaudio adapters on a private PulseAudio (``tests/support/pulse_env``);
 - ``slow``: property tests that run many examples.
 
-``realtime_sim`` comes from bargein's own pytest plugin (``bargein.testing.sim``), registered
+``realtime_sim`` comes from bargein's own pytest plugin (``bargein.pytest_plugin``), registered
 wherever bargein is installed: the suite gets it the way an embedder's does.
 """
 
