@@ -85,3 +85,15 @@ ServerCommand = (
 )
 SpeakerCommand = PlayAudio | FlushPlayback
 Command = ServerCommand | SpeakerCommand
+Reconcilable = CancelResponse | TruncateItem | DeleteItem
+"""Server commands the core keeps by event id until their fate is known, so that an
+``error`` naming one can be judged benign (the server got there first) or not."""
+
+
+def log_fields(command: object) -> dict[str, object]:
+    """A command as structured log fields, with audio shown as its length only."""
+    out: dict[str, object] = {"kind": type(command).__name__}
+    for name in getattr(command, "__slots__", ()):
+        v = getattr(command, name)
+        out[name] = f"<{len(v)} bytes>" if isinstance(v, bytes) else v
+    return out

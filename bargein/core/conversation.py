@@ -1,81 +1,103 @@
-"""The sans-IO conversation: events in, commands out.
+"""The sans-IO conversation: events in, commands out. How it works, and why.
 
-``Conversation.handle(event)`` is the whole interface. It never awaits, opens a socket,
-touches a device or reads a clock. The state machine comes from a ``StateTable``
-(``bargein.states``); this module holds what happens around the edges: the barge-in
-algorithm, the playback ledger, the stale-audio gate and the reconciliation of the
-server's harmless complaints.
+``Conversation.handle(event) -> list[Command]`` is the whole interface, in the manner of
+h11: no awaits, sockets, devices or clock (time, where it matters, arrives inside events).
+Adapters turn the wire and the devices into ``events`` and carry out the ``commands``; the
+session glues them together. Everything here is tested by feeding event sequences.
+
+The machine. Which state follows which is data (``bargein.states.table``), made a
+``transitions.Machine`` by ``bargein.states.TableMachine``, whose every edge reports itself
+when it fires. This module maps events to triggers, owns the facts the guards ask about
+(``playing``: the speaker holds assistant audio; ``generating``: a response not
+interrupted is between ``response.created`` and ``response.done``; ``connected``;
+``paused``) and does the work around the edges. Observers and the ``transition`` log line
+get the edge that fired, with its own reason: two edges may share trigger, source and
+destination (``interrupted -> responding`` on ``playback_flushed``, guarded by
+``generating`` or by ``playing``), and guessing the edge back from those three reported
+the wrong one. An event with no edge from the current state is illegal there: logged,
+counted (``stats.illegal_events``), never raised, the state unchanged, because a server
+that repeats or reorders events must not end a conversation.
+
+The playback ledger (``ledger.py``) keeps, per assistant item, the audio received and the
+milliseconds the speaker reports heard; heard never goes back and never passes received.
+Without it a barge-in could only tell the server what was *sent* to the speaker, and the
+model would believe the user heard words still in the device buffer. ``PlaybackFinished``
+means all that was given was played: every item counts as heard to its end whatever the
+report says (a resampler holds back a fraction of a millisecond), or a finished answer
+would stay open and be truncated by the next barge-in.
+
+The stale-audio gate (``_gated``) holds the responses whose audio must never play again:
+those cut off by a barge-in, a pause or a disconnect, those the server has finished (no
+audio is left to send; a repeated delta is a fault), replies refused during a pause. Their
+deltas are dropped and counted (``stats.dropped_deltas``) whenever they arrive, and a
+repeated ``response.created`` of one is ignored. This is the classic leak: the cancel
+crosses deltas in flight, a server may send more after it, and a queue cleared once plays
+them.
+
+The hot path. ``AudioDelta`` and ``MicAudio`` skip the dispatch table and the machine: a
+delta costs the gate's set lookup, a comparison with the response playing, a ledger sum.
+Only a response's first delta fires ``audio_started`` (dropped if that is illegal here).
+
+The barge-in. A barge-in event (``events.BARGE_IN_EVENTS``: the server's turn detection,
+a local detector, the program) fires its trigger; from an interruptible state it leads to
+``interrupted``, and the core at once: emits ``FlushPlayback`` first, since the voice going
+on is what the user notices; sends ``CancelResponse`` for each response still generating,
+unless the trigger is the server's ``speech_started`` and the server cancels by itself
+(``interrupt_response``), as a second cancel only earns ``response_cancel_not_active``;
+gates every response that may still make a sound (generating, or with audio not heard to
+its end: a response already done may still be playing, and its item needs truncating);
+and stops counting them as generating or playing, so the guards see what is left. A state
+that is not interruptible keeps still: the signal is legal there and changes nothing.
+
+Pending barge-ins (``settlement.py``). What was heard is known only once the speaker has
+stopped (the device held some audio; the fade plays a little more), so the barge-in notes
+the unsettled items it cut off and waits for ``PlaybackFlushed``. Each is then settled
+once: ``TruncateItem`` at what was heard, never past what was received (the server refuses
+that), ``DeleteItem`` when nothing was heard (the model must not build on words nobody
+heard), nothing for an item that had played to its end. The record goes to
+``interruptions``; ``playback_flushed`` leads to ``responding`` if a new response is under
+way or playing, else to ``listening``. A pause while ``interrupted`` merges its items into
+the waiting barge-in, so one report settles each item, and none twice.
+
+Pauses. ``UserStop`` is an interruption by the program (flush, cancel, settle) into
+``idle`` that holds until ``UserStart`` whatever the server says: ``session_ready`` and
+``reconnected`` are guarded ``not paused``, so neither a reconnect nor a
+``session.updated`` resumes what the user paused; ``start`` waits for ``connected``. No
+microphone audio leaves ``idle``. A reply created during a pause (turn detection answering
+what was said just before) is cancelled and its items deleted as they are announced:
+nobody will hear it, so the model must not think it was said.
+
+A disconnect abandons what was in flight for good: open and generating responses gated,
+the ledger, the pending barge-in and the reconciliation map dropped, the speaker flushed.
+The new server session holds none of those items: nothing to truncate, nothing to play.
+
+Reconciling the server's complaints (``reconcile.py``). Each cancel, truncate and delete
+is kept by its event id until its fate is known. ``response_cancel_not_active``, or an
+error naming a kept truncate or delete, means the server got there first (it finished the
+response; it holds less audio than we counted, or no longer the item): its view is the
+true one and there is nothing to redo, so it is logged at info and counted
+(``stats.benign_errors``), never fatal. Other errors are counted and logged; the
+conversation goes on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from transitions import Machine, MachineError
 
 from bargein.core import commands as c
 from bargein.core import events as e
-from bargein.core.ledger import PlaybackLedger, Settlement, settle
+from bargein.core.ledger import PlaybackLedger
 from bargein.core.pcm import BYTES_PER_MS
-from bargein.states.table import DEFAULT_TABLE, IDLE, StateTable
+from bargein.core.reconcile import SentCommands
+from bargein.core.records import ConversationStats, Interruption, Observer, TransitionRecord
+from bargein.core.settlement import PendingBargeIn, pend, settle_pending
+from bargein.states.machine import TableMachine
+from bargein.states.table import DEFAULT_TABLE, IDLE, StateTable, Transition
 
 log = structlog.get_logger(__name__)
-
-BENIGN_ERROR_CODES = frozenset({"response_cancel_not_active"})
-"""Errors that only mean the server got there first."""
-
-
-@dataclass(frozen=True, slots=True)
-class TransitionRecord:
-    """One fired edge, as observers see it (``source == dest`` for internal edges)."""
-
-    source: str
-    dest: str
-    trigger: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Interruption:
-    """One barge-in, settled: what was cancelled and what each item kept."""
-
-    trigger: str
-    response_ids: tuple[str, ...]
-    cancelled: tuple[str, ...]
-    settlements: tuple[Settlement, ...]
-
-
-@dataclass(slots=True)
-class ConversationStats:
-    """Counters an operator wants at 3 a.m."""
-
-    illegal_events: int = 0
-    dropped_deltas: int = 0
-    dropped_audio_ms: float = 0.0
-    benign_errors: int = 0
-    server_errors: int = 0
-    protocol_violations: int = 0
-    interruptions: int = 0
-
-
-Observer = Callable[[TransitionRecord], None]
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A barge-in waiting for the speaker to say what was heard."""
-
-    trigger: str
-    response_ids: tuple[str, ...]
-    cancelled: tuple[str, ...]
-    item_ids: list[str] = field(default_factory=list)
-
-
-class _Model:
-    """What ``transitions`` decorates, so its trigger methods stay off ``Conversation``."""
 
 
 class Conversation:
@@ -96,43 +118,21 @@ class Conversation:
         self._connected = False
         self._paused = False
         self._refused: set[str] = set()
-        """Responses the server created while the program had paused: cancelled, and their
-        items deleted, since nobody will hear them."""
+        """Replies created during a pause: cancelled, their items deleted (see "Pauses")."""
         self._refused_items: set[str] = set()
-        self._pending: _Pending | None = None
-        self._sent: dict[str, tuple[str, str]] = {}
+        self._pending: PendingBargeIn | None = None
+        self._sent = SentCommands()
+        """Event id -> the cancel, truncate or delete sent with it (see "Reconciling")."""
         self._next_event = 0
-        self._model: Any = _Model()
-        self._reasons = {(t.trigger, t.source, t.dest): t.reason for t in table.edges()}
-        predicates: dict[str, Callable[[], bool]] = {
+        self._machine = TableMachine(table, {
             "playing": lambda: self._playing,
             "generating": lambda: bool(self._generating),
             "connected": lambda: self._connected,
             "paused": lambda: self._paused,
-        }
-        self._machine = Machine(
-            model=self._model,
-            states=list(table.state_names),
-            initial=table.initial,
-            transitions=[
-                {
-                    "trigger": t.trigger,
-                    "source": t.source,
-                    "dest": t.dest,
-                    "conditions": [predicates[n] for n in t.conditions],
-                    "unless": [predicates[n] for n in t.unless],
-                }
-                for t in table.edges()
-            ],
-            auto_transitions=False,
-            ignore_invalid_triggers=False,
-            send_event=False,
-        )
+        })
         self._dispatch: dict[type, Callable[[Any], list[c.Command]]] = {
+            **dict.fromkeys(e.BARGE_IN_EVENTS, self._on_barge_in_event),
             e.SessionReady: self._on_session_ready,
-            e.SpeechStarted: lambda ev: self._barge_in("speech_started"),
-            e.LocalSpeechStarted: lambda ev: self._barge_in("local_speech_started"),
-            e.UserInterrupt: lambda ev: self._barge_in("interrupt"),
             e.SpeechStopped: lambda ev: self._fire("speech_stopped"),
             e.ResponseCreated: self._on_response_created,
             e.OutputItemAdded: self._on_output_item,
@@ -159,8 +159,7 @@ class Conversation:
 
     @property
     def state(self) -> str:
-        state: str = self._model.state
-        return state
+        return self._machine.state
 
     def add_observer(self, observer: Observer) -> Callable[[], None]:
         """Call ``observer`` on every fired edge; returns a function that removes it."""
@@ -173,7 +172,7 @@ class Conversation:
         if kind is e.AudioDelta:
             return self._on_audio(event)  # type: ignore[arg-type]
         if kind is e.MicAudio:
-            if self._model.state == IDLE:
+            if self._machine.state == IDLE:
                 return []
             log.debug("command", kind="SendAudio", audio_bytes=len(event.audio))  # type: ignore[union-attr]
             return [c.SendAudio(event.audio)]  # type: ignore[union-attr]
@@ -182,35 +181,39 @@ class Conversation:
             raise TypeError(f"Conversation.handle() takes a bargein event, not {kind.__name__}")
         commands = handler(event)
         for command in commands:
-            log.debug("command", state=self.state, **_fields(command))
+            log.debug("command", state=self.state, **c.log_fields(command))
         return commands
 
     # --- the machine -----------------------------------------------------------------
 
     def _fire(self, trigger: str) -> list[c.Command]:
-        """Fire ``trigger``; an illegal one is logged and counted, never raised."""
-        source = self._model.state
-        try:
-            self._model.trigger(trigger)
-        except MachineError:
+        """Fire ``trigger`` (see ``_move``); a handler's way of saying "no commands"."""
+        self._move(trigger)
+        return []
+
+    def _move(self, trigger: str) -> Transition | None:
+        """Fire ``trigger`` and report the edge that fired to the log and the observers.
+        An illegal trigger is logged and counted, never raised; ``None`` then, and when
+        every guarded edge of ``trigger`` refused."""
+        source = self._machine.state
+        if not self._machine.legal(trigger):
             self.stats.illegal_events += 1
             log.warning("illegal_event", state=source, trigger=trigger)
-            return []
-        dest = self._model.state
-        reason = self._reasons.get((trigger, source, dest if dest != source else None), "")
-        if dest != source or reason:
-            record = TransitionRecord(source, dest, trigger, reason)
-            log.info("transition", source=source, dest=dest, trigger=trigger, reason=reason,
-                     responses=sorted(self._generating))
+            return None
+        edge = self._machine.fire(trigger)
+        if edge is None:
+            return None
+        dest = edge.dest or source
+        if dest != source or edge.reason:
+            record = TransitionRecord(source, dest, trigger, edge.reason)
+            log.info("transition", source=source, dest=dest, trigger=trigger,
+                     reason=edge.reason, responses=sorted(self._generating))
             for observer in list(self._observers):
                 try:
                     observer(record)
                 except Exception:  # an observer's bug must not break the conversation
                     log.exception("observer_failed", observer=repr(observer))
-        return []
-
-    def _legal(self, trigger: str) -> bool:
-        return trigger in self._machine.get_triggers(self._model.state)
+        return edge
 
     def _event_id(self) -> str:
         self._next_event += 1
@@ -225,7 +228,7 @@ class Conversation:
             self.stats.dropped_audio_ms += len(ev.audio) / BYTES_PER_MS
             return []
         if rid != self._audio_response:
-            if not self._legal("audio_started"):
+            if not self._machine.legal("audio_started"):
                 self._fire("audio_started")  # logs and counts it
                 self.stats.dropped_deltas += 1
                 self.stats.dropped_audio_ms += len(ev.audio) / BYTES_PER_MS
@@ -257,11 +260,9 @@ class Conversation:
             # turn detection answered what the user said just before the pause
             self._gated.add(rid)
             self._refused.add(rid)
-            event_id = self._event_id()
-            self._sent[event_id] = ("cancel", rid)
             log.info("response_refused_while_paused", response_id=rid)
-            return [c.CancelResponse(rid, event_id)]
-        if self._legal("response_created"):
+            return [self._sent.keep(c.CancelResponse(rid, self._event_id()))]
+        if self._machine.legal("response_created"):
             self._generating.add(rid)
         return self._fire("response_created")
 
@@ -270,16 +271,14 @@ class Conversation:
             if ev.item_id in self._refused_items:
                 return []
             self._refused_items.add(ev.item_id)
-            event_id = self._event_id()
-            self._sent[event_id] = ("delete", ev.item_id)
-            return [c.DeleteItem(ev.item_id, event_id)]
+            return [self._sent.keep(c.DeleteItem(ev.item_id, self._event_id()))]
         if ev.response_id not in self._gated:
             self.ledger.item(ev.item_id, ev.response_id)
         return []
 
     def _on_response_done(self, ev: e.ResponseDone) -> list[c.Command]:
         self.ledger.complete_response(ev.response_id)
-        self._sent = {k: v for k, v in self._sent.items() if v != ("cancel", ev.response_id)}
+        self._sent.response_done(ev.response_id)
         if ev.response_id in self._gated:
             return []
         self._gated.add(ev.response_id)  # a finished response has no audio left to send
@@ -287,17 +286,17 @@ class Conversation:
         return self._fire("response_done")
 
     def _on_item_settled(self, ev: e.ItemTruncated | e.ItemDeleted) -> list[c.Command]:
-        self._sent = {k: v for k, v in self._sent.items() if v[1] != ev.item_id}
+        self._sent.item_settled(ev.item_id)
         return []
 
     def _on_error(self, ev: e.ServerError) -> list[c.Command]:
-        sent = self._sent.pop(ev.event_id or "", None)
-        refused_settlement = sent is not None and sent[0] in ("truncate", "delete")
-        if ev.code in BENIGN_ERROR_CODES or refused_settlement:
+        benign, sent = self._sent.refused(ev.event_id, ev.code)
+        if benign:
             # The server had already finished (cancel) or holds less audio than we counted
             # (truncate): either way its view is the true one and there is nothing to redo.
             self.stats.benign_errors += 1
-            log.info("server_error_reconciled", code=ev.code, message=ev.message, command=sent)
+            log.info("server_error_reconciled", code=ev.code, message=ev.message,
+                     command=None if sent is None else c.log_fields(sent))
             return []
         self.stats.server_errors += 1
         log.error("server_error", type=ev.type, code=ev.code, message=ev.message,
@@ -361,12 +360,16 @@ class Conversation:
 
     # --- barge-in --------------------------------------------------------------------
 
+    def _on_barge_in_event(self, ev: e.Event) -> list[c.Command]:
+        return self._barge_in(e.BARGE_IN_EVENTS[type(ev)])
+
     def _barge_in(self, trigger: str) -> list[c.Command]:
-        source = self._model.state
-        self._fire(trigger)
-        if not self.table.state(source).interruptible or self._model.state == source:
+        """Interrupt when ``trigger`` moves an interruptible state; else nothing to do."""
+        source = self._machine.state
+        edge = self._move(trigger)
+        if edge is None or edge.dest in (None, source):
             return []
-        return self._interrupt(trigger)
+        return self._interrupt(trigger) if self.table.state(source).interruptible else []
 
     def _interrupt(self, trigger: str) -> list[c.Command]:
         """Flush, cancel if the server will not, and gate every response in the speaker."""
@@ -375,19 +378,14 @@ class Conversation:
         server_cancels = trigger == "speech_started" and self.server_interrupts_response
         cancelled = () if server_cancels else tuple(sorted(self._generating))
         for response_id in cancelled:
-            event_id = self._event_id()
-            self._sent[event_id] = ("cancel", response_id)
-            commands.append(c.CancelResponse(response_id, event_id))
+            commands.append(self._sent.keep(c.CancelResponse(response_id, self._event_id())))
         self._gated |= responses
         self._generating = set()
         self._audio_response = None
         self._playing = False
         self.stats.interruptions += 1
         ordered = tuple(sorted(responses))
-        items = [i.item_id for i in self.ledger.unsettled(ordered)]
-        if self._pending is not None:  # a second interruption before the first flush report
-            items = self._pending.item_ids + [i for i in items if i not in self._pending.item_ids]
-        self._pending = _Pending(trigger, ordered, cancelled, items)
+        self._pending = pend(self._pending, trigger, ordered, cancelled, self.ledger)
         log.info("barge_in", trigger=trigger, responses=ordered, cancel=cancelled)
         return commands
 
@@ -397,25 +395,10 @@ class Conversation:
         pending, self._pending = self._pending, None
         commands: list[c.Command] = []
         if pending is not None:
-            settlements = []
-            for item_id in pending.item_ids:
-                item = self.ledger.items.get(item_id)
-                if item is None:  # heard to its end (and forgotten) before the report came
-                    continue
-                s = settle(item, ev.heard_ms.get(item_id, 0.0))
-                settlements.append(s)
-                event_id = self._event_id()
-                if s.action == "truncate":
-                    commands.append(c.TruncateItem(item_id, s.audio_end_ms, 0, event_id))
-                elif s.action == "delete":
-                    commands.append(c.DeleteItem(item_id, event_id))
-                else:
-                    continue
-                self._sent[event_id] = (s.action, item_id)
-            self.interruptions.append(
-                Interruption(pending.trigger, pending.response_ids, pending.cancelled,
-                             tuple(settlements))
-            )
+            settled, interruption = settle_pending(pending, self.ledger, ev.heard_ms,
+                                                   self._event_id)
+            commands += [self._sent.keep(command) for command in settled]
+            self.interruptions.append(interruption)
             self.ledger.forget_finished()
         self._fire("playback_flushed")
         return commands
@@ -424,11 +407,3 @@ class Conversation:
 def _nothing(_event: object) -> list[c.Command]:
     return []
 
-
-def _fields(value: object) -> dict[str, object]:
-    """A command or record as log fields, with audio shown as its length only."""
-    out: dict[str, object] = {"kind": type(value).__name__}
-    for name in getattr(value, "__slots__", ()):
-        v = getattr(value, name)
-        out[name] = f"<{len(v)} bytes>" if isinstance(v, bytes) else v
-    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 # --- server events -------------------------------------------------------------------
@@ -241,3 +242,13 @@ Event = (
     | ConfigureSession
     | RequestResponse
 )
+
+BARGE_IN_EVENTS: Mapping[type[Event], str] = MappingProxyType({
+    SpeechStarted: "speech_started",
+    LocalSpeechStarted: "local_speech_started",
+    UserInterrupt: "interrupt",
+})
+"""The events that signal a barge-in, each with the trigger it fires (the table's
+``BARGE_IN_TRIGGERS``, in that order): the server's turn detection, a local voice-activity
+detector, the program itself. The one list: the core dispatches them to its barge-in, the
+session starts its stop-latency clock on them."""

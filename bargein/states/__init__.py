@@ -1,6 +1,7 @@
 """States and the transition table as data: the single source of the machine and its diagrams."""
 
 from bargein.errors import StateTableError
+from bargein.states.machine import TableMachine
 from bargein.states.table import (
     BARGE_IN_TRIGGERS,
     CONDITIONS,
@@ -19,5 +20,6 @@ __all__ = [
     "State",
     "StateTable",
     "StateTableError",
+    "TableMachine",
     "Transition",
 ]

@@ -9,7 +9,7 @@ from bargein.core import Conversation, TransitionRecord
 from bargein.core import commands as c
 from bargein.core import events as e
 from bargein.errors import StateTableError
-from bargein.states import DEFAULT_TABLE, State, StateTable, Transition
+from bargein.states import BARGE_IN_TRIGGERS, DEFAULT_TABLE, State, StateTable, Transition
 from bargein.testing import feed
 
 
@@ -322,7 +322,7 @@ def _drive_to(conv: Conversation, state: str) -> None:
 
 
 def _event_for(trigger: str) -> e.Event:
-    return {
+    events: dict[str, e.Event] = {
         "session_ready": e.SessionReady(),
         "reconnected": e.Reconnected(),
         "disconnected": e.Disconnected(),
@@ -337,7 +337,8 @@ def _event_for(trigger: str) -> e.Event:
         "response_done": e.ResponseDone("r1", "completed"),
         "playback_finished": e.PlaybackFinished({"i1": 100.0}),
         "playback_flushed": e.PlaybackFlushed({"i1": 50.0}),
-    }[trigger]
+    }
+    return events[trigger]
 
 
 GUARDED = {(edge.source, edge.trigger) for edge in DEFAULT_TABLE.edges()
@@ -518,3 +519,72 @@ def test_an_item_heard_to_its_end_before_the_flush_report_is_left_alone() -> Non
          e.PlaybackFinished({"i1": 10.0}))
     assert conv.handle(e.PlaybackFlushed({"i1": 10.0})) == []
     assert conv.state == "listening"
+
+
+# --- which edge fired ------------------------------------------------------------------
+
+def _flushed_reason(*before_flush: e.Event) -> TransitionRecord:
+    conv = Conversation()
+    _drive_to(conv, "interrupted")
+    feed(conv, *before_flush)
+    seen: list[TransitionRecord] = []
+    conv.add_observer(seen.append)
+    with capture_logs() as logs:
+        conv.handle(e.PlaybackFlushed({"i1": 1.0}))
+    (record,) = seen
+    (logged,) = [x for x in logs if x["event"] == "transition"]
+    assert logged["reason"] == record.reason
+    return record
+
+
+def test_the_two_flushed_edges_back_to_responding_report_their_own_reason() -> None:
+    """``interrupted -> responding`` has two edges (``[generating]`` and ``[playing]``):
+    observers and logs get the reason of the edge that actually fired."""
+    generating = _flushed_reason(e.ResponseCreated("r2"))
+    assert (generating.source, generating.dest) == ("interrupted", "responding")
+    assert generating.reason == "flushed; a new response is under way"
+    playing = _flushed_reason(e.ResponseCreated("r2"), e.AudioDelta("r2", "i2", ms(10)),
+                              e.ResponseDone("r2", "completed"))
+    assert (playing.source, playing.dest) == ("interrupted", "responding")
+    assert playing.reason == "flushed; a new response is playing"
+    both = _flushed_reason(e.ResponseCreated("r2"), e.AudioDelta("r2", "i2", ms(10)))
+    assert both.reason == "flushed; a new response is under way", "table order: first wins"
+
+
+def test_barge_in_events_fire_the_tables_barge_in_triggers() -> None:
+    """One list of barge-in events; its triggers are the table's, in the table's order."""
+    assert tuple(e.BARGE_IN_EVENTS.values()) == BARGE_IN_TRIGGERS
+    for kind, trigger in e.BARGE_IN_EVENTS.items():
+        assert _event_for(trigger).__class__ is kind
+
+
+# --- reconciliation: each kept command is forgotten when its fate is known -----------------
+
+def test_a_confirmed_truncate_is_no_longer_reconciled() -> None:
+    conv = Conversation()
+    responding(conv, interrupt_response=False)
+    cancel = feed(conv, e.UserInterrupt())[1]
+    (truncate,) = conv.handle(e.PlaybackFlushed({"i1": 500.0}))
+    assert isinstance(cancel, c.CancelResponse) and isinstance(truncate, c.TruncateItem)
+    feed(conv, e.ResponseDone("r1", "cancelled"), e.ItemTruncated("i1", 500))
+    feed(
+        conv,
+        e.ServerError("invalid_request_error", "invalid_value", "late", truncate.event_id),
+        e.ServerError("invalid_request_error", "other", "late", cancel.event_id),
+    )
+    assert conv.stats.benign_errors == 0 and conv.stats.server_errors == 2
+
+
+def test_a_refused_delete_is_reconciled_and_logged_with_its_command() -> None:
+    conv = Conversation()
+    feed(conv, e.SessionReady(interrupt_response=False), e.ResponseCreated("r1"),
+         e.OutputItemAdded("r1", "i1"), e.UserInterrupt())
+    (delete,) = conv.handle(e.PlaybackFlushed({}))
+    assert isinstance(delete, c.DeleteItem)
+    with capture_logs() as logs:
+        conv.handle(e.ServerError("invalid_request_error", "item_not_found", "gone",
+                                  delete.event_id))
+    assert conv.stats.benign_errors == 1 and conv.stats.server_errors == 0
+    (logged,) = [x for x in logs if x["event"] == "server_error_reconciled"]
+    assert logged["command"] == {"kind": "DeleteItem", "item_id": "i1",
+                                 "event_id": delete.event_id}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bargein.cli import main
+from bargein.errors import DiagramError
 from bargein.states import DEFAULT_TABLE, State, Transition
 from bargein.states import diagram as d
 from tests.support import REPO
@@ -54,8 +55,8 @@ def test_extended_machine_shows_its_states_and_automatic_barge_in() -> None:
 
 
 def test_svg_without_graphviz_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(d.shutil, "which", lambda _: None)
-    with pytest.raises(d.DiagramError, match="Graphviz"):
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+    with pytest.raises(DiagramError, match="Graphviz"):
         d.to_svg(DEFAULT_TABLE)
 
 

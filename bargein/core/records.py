@@ -1,0 +1,49 @@
+"""What the core reports besides its commands: fired edges, settled barge-ins, counters.
+
+``Conversation`` hands ``TransitionRecord``s to its observers, appends an ``Interruption``
+to ``Conversation.interruptions`` once the speaker has said what was heard, and keeps its
+``ConversationStats`` up to date. All three are plain values; nothing here has behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bargein.core.ledger import Settlement
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    """One fired edge, as observers see it (``source == dest`` for internal edges)."""
+
+    source: str
+    dest: str
+    trigger: str
+    reason: str
+
+
+Observer = Callable[[TransitionRecord], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Interruption:
+    """One barge-in, settled: what was cancelled and what each item kept."""
+
+    trigger: str
+    response_ids: tuple[str, ...]
+    cancelled: tuple[str, ...]
+    settlements: tuple[Settlement, ...]
+
+
+@dataclass(slots=True)
+class ConversationStats:
+    """Counters an operator wants at 3 a.m."""
+
+    illegal_events: int = 0
+    dropped_deltas: int = 0
+    dropped_audio_ms: float = 0.0
+    benign_errors: int = 0
+    server_errors: int = 0
+    protocol_violations: int = 0
+    interruptions: int = 0
