@@ -349,7 +349,7 @@ class Session:
         if kind is e.AudioDelta:
             self._on_audio_delta(event, now)  # type: ignore[arg-type]
             return
-        if kind in (e.SpeechStarted, e.LocalSpeechStarted, e.UserInterrupt, e.UserStop):
+        if kind in e.BARGE_IN_EVENTS or kind is e.UserStop:
             self._signal_at = now
         elif isinstance(event, e.SpeechStopped):
             self._speech_stopped_at = now
