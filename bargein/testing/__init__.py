@@ -13,8 +13,8 @@
   sent, in order; ``disconnect()``, ``reconnect()``, ``close()`` and ``fail()`` play the
   connection's life. ``MemoryServer(answer=True)`` answers cancels, truncations,
   deletions and ``session.update`` as the real server does.
-- ``bargein.testing.sim``: the ``realtime_sim`` pytest fixture (a running simulator, real
-  sockets), registered as a pytest plugin wherever bargein is installed.
+- ``realtime_sim``: a pytest fixture (a running simulator, real sockets) from
+  ``bargein.pytest_plugin``, registered as a pytest plugin wherever bargein is installed.
 
 A whole barge-in, deterministic, with no socket and no sleep::
 
