@@ -3,6 +3,8 @@
 Mermaid needs nothing installed. SVG goes through Graphviz's ``dot`` program; when it is
 missing we refuse with a clear error instead of writing something else into an ``.svg``.
 Internal edges (legal events that change nothing) are left out: a diagram shows moves.
+``to_markdown_table`` writes the states and their ``State.description`` as the README's
+state table, checked like the diagrams.
 """
 
 from __future__ import annotations
@@ -40,6 +42,19 @@ def to_mermaid(table: StateTable) -> str:
     for (source, dest), labels in _moves(table).items():
         lines.append(f"    {source} --> {dest} : {' / '.join(labels)}")
     return "\n".join(lines) + "\n"
+
+
+def to_markdown_table(table: StateTable) -> str:
+    """A Markdown table of the states and what each means (``State.description``)."""
+    lines = ["| state | meaning |", "|---|---|"]
+    for state in table.states:
+        meaning = state.description + (" (interruptible)" if state.interruptible else "")
+        lines.append(f"| {_cell(state.name)} | {_cell(meaning.strip())} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
 def to_dot(table: StateTable) -> str:

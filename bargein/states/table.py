@@ -52,7 +52,9 @@ conversation and has not started it again."""
 
 @dataclass(frozen=True, slots=True)
 class State:
-    """A conversation state. An interruptible state gets the barge-in edges by itself."""
+    """A conversation state. An interruptible state gets the barge-in edges by itself;
+    ``description`` says what the state means, in the README's state table and in
+    ``bargein.states.diagram.to_markdown_table`` of an extended machine."""
 
     name: str
     interruptible: bool = False
@@ -169,7 +171,7 @@ class StateTable:
 DEFAULT_TABLE = StateTable(
     states=(
         State(IDLE, description="not in a conversation: not connected, not ready, or paused"),
-        State(LISTENING, description="live; the user may speak; no assistant audio playing"),
+        State(LISTENING, description="live; the user may speak; no assistant audio is playing"),
         State(
             RESPONDING,
             interruptible=True,
@@ -177,7 +179,10 @@ DEFAULT_TABLE = StateTable(
         ),
         State(
             INTERRUPTED,
-            description="the user barged in: playback flushed, response cancelled, item truncated",
+            description=(
+                "the user barged in: playback flushed, response cancelled; waits for the "
+                "speaker's report to truncate each item to what was heard"
+            ),
         ),
     ),
     transitions=(

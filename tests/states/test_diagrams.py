@@ -34,6 +34,25 @@ def test_readme_shows_the_generated_diagram() -> None:
     assert d.to_mermaid(DEFAULT_TABLE) in (ROOT / "README.md").read_text()
 
 
+def test_readme_state_table_is_the_generated_one() -> None:
+    """The README's ``| state | meaning |`` table is exactly ``to_markdown_table``."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("| state | meaning |")
+    end = readme.index("\n\n", start) + 1
+    assert readme[start:end] == d.to_markdown_table(DEFAULT_TABLE), (
+        "paste bargein.states.diagram.to_markdown_table(DEFAULT_TABLE) into the README"
+    )
+
+
+def test_state_table_shows_every_description() -> None:
+    text = d.to_markdown_table(
+        DEFAULT_TABLE.extend([State("thinking", interruptible=True, description="no | audio")])
+    )
+    for state in DEFAULT_TABLE.states:
+        assert f"| {state.name} | {state.description}" in text
+    assert text.endswith("| thinking | no \\| audio (interruptible) |\n")
+
+
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz 'dot' is not installed")
 def test_committed_svg_matches_the_code() -> None:
     committed = (ROOT / "diagrams" / "conversation.svg").read_text()
