@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 import pytest
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from bargein.errors import SimError
@@ -159,6 +162,12 @@ async def test_faults_by_header_and_by_server_default() -> None:
         "disconnect_at=never",
         "jitter_ms=-1",
         "unknown_events=maybe",
+        "handshake_status=200",
+        "handshake_status=299",
+        "handshake_status=599",
+        "close_at_once=1006",
+        "close_at_once=2000",
+        "silent=sometimes",
     ],
 )
 async def test_a_bad_fault_spec_is_refused(spec: str) -> None:
@@ -168,3 +177,54 @@ async def test_a_bad_fault_spec_is_refused(spec: str) -> None:
         with pytest.raises(InvalidStatus) as caught:
             await faulty(sim, spec)
         assert caught.value.response.status_code == 400
+
+
+@pytest.mark.parametrize("status", [401, 403, 500, 503])
+async def test_a_handshake_refused_with_a_chosen_status(status: int) -> None:
+    async with serving() as sim:
+        with pytest.raises(InvalidStatus) as caught:
+            await faulty(sim, f"handshake_status={status}")
+        assert caught.value.response.status_code == status
+        assert b"handshake_status" in caught.value.response.body
+        plain = await Client.open(sim.realtime_url)  # the fault was that connection's only
+        assert (await plain.recv())["type"] == "session.created"
+        assert len(sim.records) == 1 and sim.records[0].faults == ""
+
+
+async def test_a_refused_handshake_as_the_server_default() -> None:
+    async with serving(faults=Faults(handshake_status=503)) as sim:
+        with pytest.raises(InvalidStatus) as caught:
+            await Client.open(sim.realtime_url)
+        assert caught.value.response.status_code == 503
+        assert sim.records == []
+
+
+@pytest.mark.parametrize("code", [1008, 1011, 4000])
+async def test_close_at_once_sends_an_error_then_closes_with_the_code(code: int) -> None:
+    async with serving() as sim:
+        client = await faulty(sim, f"close_at_once={code}")
+        error = await client.recv()
+        assert error["type"] == "error"
+        assert error["error"]["code"] == "sim_closed_at_once"
+        with pytest.raises(ConnectionClosedError) as closed:
+            await client.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == code
+        assert "close_at_once" in closed.value.rcvd.reason
+        assert client.of_type("session.created") == []
+        record = await sim.connection(0)
+        await record.wait_closed()
+        assert record.close_code == code
+        assert [e.type for e in record.sent] == ["error"]
+
+
+async def test_a_silent_server_sends_nothing_reads_nothing_answers_no_ping() -> None:
+    async with serving() as sim:
+        url = f"{sim.realtime_url}?sim_faults=silent=true"
+        async with connect(url, ping_interval=0.1, ping_timeout=0.2, close_timeout=0.2) as ws:
+            await ws.send('{"type": "response.create"}')
+            with pytest.raises(ConnectionClosedError) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+        assert closed.value.sent is not None and closed.value.sent.code == 1011  # ping timeout
+        assert closed.value.rcvd is None  # not even a close frame came back
+        record = await sim.connection(0)
+        assert record.received == [] and record.sent == []

@@ -8,7 +8,6 @@ import base64
 import pytest
 
 from bargein.errors import SimError
-from bargein.sim.record import ConnectionRecord
 from tests.support.sim_support import Client, serving, silence, tone
 
 pytestmark = pytest.mark.e2e
@@ -81,13 +80,6 @@ async def test_a_hook_rejection_is_reported_by_check() -> None:
         sim.check()
 
 
-async def until_closed(record: ConnectionRecord) -> None:
-    """Wait until the server has seen the connection close (and dropped it, if it does)."""
-    async with asyncio.timeout(5):
-        while not record.closed:
-            await asyncio.sleep(0.01)
-
-
 @pytest.mark.parametrize("keep", [True, False])
 async def test_records_of_closed_connections_are_kept_unless_turned_off(keep: bool) -> None:
     async with serving(keep_records=keep) as sim:
@@ -96,7 +88,7 @@ async def test_records_of_closed_connections_are_kept_unless_turned_off(keep: bo
         record = await sim.connection(0)
         assert sim.records == [record]
         await first.ws.close()
-        await until_closed(record)
+        await record.wait_closed()
         second = await Client.open(sim.realtime_url)
         await second.recv()
         await second.send({"type": "input_audio_buffer.clear"})
@@ -105,5 +97,19 @@ async def test_records_of_closed_connections_are_kept_unless_turned_off(keep: bo
         assert current is not record and current.client_events("input_audio_buffer.clear")
         assert sim.records == ([record, current] if keep else [current])
         await second.ws.close()
-        await until_closed(current)
+        await current.wait_closed()
         assert sim.records == ([record, current] if keep else [])
+
+
+async def test_the_record_keeps_the_query_and_how_the_connection_closed() -> None:
+    async with serving() as sim:
+        client = await Client.open(f"{sim.realtime_url}?model=gpt-realtime-mini")
+        await client.recv()
+        record = await sim.connection(0)
+        assert (record.path, record.query) == ("/v1/realtime", "model=gpt-realtime-mini")
+        assert not record.closed
+        with pytest.raises(SimError, match="did not close within"):
+            await record.wait_closed(timeout=0.1)
+        await client.ws.close(4001, "bye now")
+        await record.wait_closed()
+        assert (record.close_code, record.close_reason) == (4001, "bye now")
