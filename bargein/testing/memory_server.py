@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
@@ -110,6 +111,7 @@ class _Fail:
 
 
 _Entry = e.Event | _Drop | _Reconnect | _Fail
+_C = TypeVar("_C", bound=c.ServerCommand)
 
 
 class MemoryTransport:
@@ -180,7 +182,14 @@ class MemoryServer:
 
     # --- what the session sent ---------------------------------------------------------
 
-    def commands(self, *kinds: type[c.ServerCommand]) -> list[c.ServerCommand]:
+    @overload
+    def commands(self) -> list[c.ServerCommand]: ...
+    @overload
+    def commands(self, kind: type[_C], /) -> list[_C]: ...
+    @overload
+    def commands(self, *kinds: type[c.ServerCommand]) -> list[c.ServerCommand]: ...
+
+    def commands(self, *kinds: type[Any]) -> list[Any]:
         """The commands received of the given kinds, in order; with no kinds, every command
         but the microphone's ``SendAudio``."""
         if kinds:

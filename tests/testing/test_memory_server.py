@@ -11,8 +11,17 @@ from bargein.core import commands as c
 from bargein.core import events as e
 from bargein.core.pcm import BYTES_PER_MS
 from bargein.errors import ConnectionLost, NotConnected
-from bargein.session import Transport
-from bargein.testing import MemoryServer, deltas, reply, settle, tone
+from bargein.session import Session, Transport
+from bargein.testing import (
+    MemoryServer,
+    MemorySink,
+    MemorySource,
+    VirtualTime,
+    deltas,
+    reply,
+    settle,
+    tone,
+)
 
 
 class Reader:
@@ -194,3 +203,15 @@ async def test_answering_a_reconnect_is_a_new_session_and_the_configuration_agai
         e.Reconnected(), e.SessionReady("sess_2"), e.SessionReady("sess_2"),
     ]
     reader.task.cancel()
+
+
+async def test_the_example_of_the_package_docstring() -> None:
+    time, server = VirtualTime(), MemoryServer()
+    source, sink = MemorySource(time.clock), MemorySink(time.clock)
+    async with Session(server.transport, source, sink, clock=time.now, sleep=time.sleep):
+        await server.emit(e.SessionReady(interrupt_response=True))
+        await server.emit(*reply("resp_1", "item_1", ms=2000, done=False))
+        await time.advance(500)                      # 500 ms of the reply play
+        await server.emit(e.SpeechStarted("item_u1", audio_start_ms=500))
+    (truncate,) = server.commands(c.TruncateItem)
+    assert truncate.audio_end_ms == 515  # played, in the device's buffer, and the fade
