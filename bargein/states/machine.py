@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from transitions import Machine
+from transitions import Machine, MachineError
 
 from bargein.errors import StateTableError
 from bargein.states.table import StateTable, Transition
@@ -78,8 +78,11 @@ class TableMachine:
         """Fire ``trigger`` and return the edge that fired; ``None`` when the guards of
         every edge of ``trigger`` from here refused. An illegal trigger (``legal()`` is
         false) raises ``transitions.MachineError``."""
+        event = self._machine.events.get(trigger)
+        if event is None:
+            raise MachineError(f"no edge of the table fires on {trigger!r}")
         self._fired = None
-        self._model.trigger(trigger)
+        event.trigger(self._model)
         fired, self._fired = self._fired, None
         return fired
 

@@ -79,6 +79,8 @@ def test_legal_is_the_set_of_triggers_from_the_state_and_illegal_raises() -> Non
     assert machine.legal("session_ready") and not machine.legal("response_created")
     with pytest.raises(MachineError):
         machine.fire("response_created")
+    with pytest.raises(MachineError):
+        machine.fire("no_such_trigger")
     assert machine.state == "idle"
 
 
