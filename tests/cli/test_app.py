@@ -27,7 +27,8 @@ def test_machine_is_found_in_the_current_directory(tmp_path: Path) -> None:
     # a fresh process, as a user runs it: the console script puts its own folder on the
     # path, not the directory it was started in
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "bargein"), "diagram", "--machine", "mymachine:WITH_NAP"],
+        [str(Path(sys.executable).parent / "bargein"), "diagram",
+         "--machine", "mymachine:WITH_NAP"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr
