@@ -15,8 +15,11 @@ it likes. Each message is one line fit for a person; the cause, if any, is chain
     │   ├── ConnectFailed             the server could not be reached
     │   ├── ConnectTimeout            connecting or the handshake took too long
     │   ├── HandshakeRejected         the handshake was answered with an error status
-    │   │   └── KeyRejected           ... 401 or 403: the key was refused
+    │   │   ├── KeyRejected           ... 401 or 403: authentication refused
+    │   │   └── RedirectRefused       ... a 3xx redirect: never followed
     │   ├── InsecureEndpoint          plaintext to another machine without consent
+    │   │   └── InsecureProxy         ... a proxy asked for a plaintext ws:// endpoint
+    │   ├── ServerClosed              the server closed with a code that ends the conversation
     │   ├── NotConnected              a command with no connection open
     │   └── ConnectionLost            dropped, and every reconnection failed
     ├── AudioError                    audio that cannot be used as given
@@ -87,11 +90,43 @@ class HandshakeRejected(TransportError):
 
 
 class KeyRejected(HandshakeRejected):
-    """The server refused the API key (HTTP 401 or 403)."""
+    """The server refused authentication (HTTP 401 or 403). ``key_sent`` says whether a key
+    was presented at all: a loopback endpoint gets none unless asked, and its message then
+    says so instead of blaming the key."""
+
+    def __init__(self, message: str, status: int | None = None, *, key_sent: bool = True) -> None:
+        super().__init__(message, status)
+        self.key_sent = key_sent
+
+
+class RedirectRefused(HandshakeRejected):
+    """The handshake was answered with a redirect (HTTP 3xx), which bargein never follows:
+    a Realtime endpoint does not redirect, and following one could carry the key to another
+    host or down to plaintext. ``target`` is where it pointed (scheme, host and port only)."""
+
+    def __init__(self, message: str, status: int | None = None, target: str = "") -> None:
+        super().__init__(message, status)
+        self.target = target
 
 
 class InsecureEndpoint(TransportError):
     """Plaintext ``ws://`` to a host other than this machine, without the caller's consent."""
+
+
+class InsecureProxy(InsecureEndpoint):
+    """A proxy asked for a plaintext ``ws://`` endpoint: refused whatever else is allowed,
+    because the proxy would read the whole handshake, key included. Proxies carry TLS only."""
+
+
+class ServerClosed(TransportError):
+    """The server closed the connection with a code that ends the conversation (policy,
+    protocol or authentication codes, 3000-4999): bargein does not reconnect into it.
+    ``code`` and ``reason`` are the server's close frame (the reason redacted)."""
+
+    def __init__(self, message: str, code: int, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
 
 
 class NotConnected(TransportError):
