@@ -27,7 +27,7 @@ from bargein.sim.faults import Faults
 from bargein.sim.record import ConnectionRecord
 from bargein.sim.replies import UNKNOWN_EVENT, Item, Replies, render_item
 from bargein.sim.sending import Outbox
-from bargein.sim.settings import Api, Settings, bytes_per_ms, render, updated
+from bargein.sim.settings import Api, Settings, render, updated
 from bargein.sim.voice import Voicebank
 
 _MIN_COMMIT_MS: Final = 100
@@ -307,7 +307,7 @@ class Connection:
                 event,
             )
             return
-        sent_ms = item.audio_bytes // bytes_per_ms(self.settings.output_format)
+        sent_ms = item.audio_ms
         if item.role != "assistant":
             self.out.error(
                 "invalid_value", "Only assistant messages can be truncated.", "item_id", event

@@ -22,7 +22,7 @@ import msgspec
 from bargein.sim.config import SimConfig
 from bargein.sim.faults import Faults
 from bargein.sim.sending import Outbox, Pace
-from bargein.sim.settings import Api, Settings, bytes_per_ms, ga_format
+from bargein.sim.settings import Api, Format, Settings, bytes_per_ms, ga_format
 from bargein.sim.voice import Voicebank
 
 INJECTED_ERROR_CODE: Final = "sim_injected_error"
@@ -33,12 +33,19 @@ UNKNOWN_EVENT: Final = msgspec.json.encode({"type": "sim.unknown_event", "event_
 
 @dataclass
 class Item:
-    """A conversation item; ``audio_bytes`` is the assistant audio sent for it so far."""
+    """A conversation item; ``audio_bytes`` is the assistant audio sent for it so far, in
+    ``audio_format``."""
 
     id: str
     role: str
     content: list[dict[str, Any]]
     audio_bytes: int = 0
+    audio_format: Format = "pcm16"
+
+    @property
+    def audio_ms(self) -> int:
+        """Milliseconds of audio sent for the item: what a truncate may cut within."""
+        return self.audio_bytes // bytes_per_ms(self.audio_format)
 
 
 @dataclass
@@ -154,7 +161,7 @@ class Replies:
         """Begin the next reply of the script: its created events, then stream it."""
         text = self.config.script[self.turns % len(self.config.script)]
         self.turns += 1
-        item = Item(self.ids("item"), "assistant", [])
+        item = Item(self.ids("item"), "assistant", [], audio_format=settings.output_format)
         reply = Reply(self.ids("resp"), item, text, settings)
         self.active = reply
         previous = next(reversed(self.items), None)

@@ -24,8 +24,8 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from bargein.adapters.secrets import RedactingFilter
 from bargein.errors import SimError
+from bargein.redaction import RedactingFilter
 from bargein.sim.config import SimConfig
 from bargein.sim.connection import Connection
 from bargein.sim.faults import Faults

@@ -89,3 +89,13 @@ async def test_a_reply_keeps_the_output_format_it_was_created_with() -> None:
         assert response["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": 24000}
         updated = client.of_type("session.updated")[0]["session"]["audio"]["output"]["format"]
         assert updated == {"type": "audio/pcmu"}
+        # a truncate counts the item's milliseconds in its own format, not the session's
+        item_id = deltas[0]["item_id"]
+        sent_ms = sum(len(base64.b64decode(e["delta"])) for e in deltas) // 48
+        truncate = {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0}
+        await client.send({**truncate, "audio_end_ms": sent_ms + 100})
+        error = (await client.until("error"))[-1]["error"]
+        assert error["param"] == "audio_end_ms" and f"{sent_ms}ms" in error["message"]
+        await client.send({**truncate, "audio_end_ms": sent_ms})
+        truncated = (await client.until("conversation.item.truncated"))[-1]
+        assert truncated["audio_end_ms"] == sent_ms
