@@ -73,7 +73,8 @@ async def sim() -> AsyncIterator[Simulator]:
 def transport_for(
     sim: Simulator, api: Api = "ga", key: str = KEY, **kwargs: Any
 ) -> RealtimeTransport:
-    endpoint = endpoints.custom(sim.url, "gpt-realtime", api=api)
+    # bearer named explicitly: the key must travel to the simulator, which checks it
+    endpoint = endpoints.custom(sim.url, "gpt-realtime", api=api, auth="bearer")
     return RealtimeTransport(endpoint, ApiKey(key), **({"reconnect": FAST} | kwargs))
 
 
