@@ -13,6 +13,7 @@ import msgspec
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 
+from bargein.core.pcm import BYTES_PER_MS, RATE
 from bargein.sim import SimConfig, Simulator
 from tests.support.wire_models import validate_client_event, validate_server_event
 
@@ -36,14 +37,14 @@ async def serving(**changes: Any) -> AsyncIterator[Simulator]:
     sim.check()
 
 
-def tone(ms: int, dbfs: float = -12.0, rate: int = 24_000) -> bytes:
+def tone(ms: int, dbfs: float = -12.0, rate: int = RATE) -> bytes:
     """A 220 Hz sine whose RMS level is ``dbfs``: 'speech' for an energy VAD."""
     t = np.arange(rate * ms // 1000) / rate
     amplitude = math.sqrt(2) * 32768 * 10 ** (dbfs / 20)
     return (amplitude * np.sin(2 * np.pi * 220 * t)).astype("<i2").tobytes()
 
 
-def silence(ms: int, rate: int = 24_000) -> bytes:
+def silence(ms: int, rate: int = RATE) -> bytes:
     return bytes(2 * rate * ms // 1000)
 
 
@@ -88,7 +89,9 @@ class Client:
         await self.ws.close()
 
 
-def audio_ms(events: list[dict[str, Any]], delta_type: str, bytes_per_ms: int = 48) -> int:
+def audio_ms(
+    events: list[dict[str, Any]], delta_type: str, bytes_per_ms: int = BYTES_PER_MS
+) -> int:
     """Milliseconds of audio carried by the ``delta_type`` events among ``events``."""
     total = sum(len(base64.b64decode(e["delta"])) for e in events if e["type"] == delta_type)
     return total // bytes_per_ms
