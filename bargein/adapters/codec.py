@@ -15,7 +15,6 @@ from typing import Any, Final, TypeAlias
 
 import msgspec
 import pybase64
-import structlog
 
 from bargein.adapters import schema as w
 from bargein.adapters.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
@@ -55,8 +54,9 @@ from bargein.core.events import (
 )
 from bargein.core.pcm import RATE, check_pcm16
 from bargein.errors import BargeinError, CodecError
+from bargein.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _SEEN_IDS: Final = 1024
 """How many recent server event ids are remembered to drop duplicate deliveries."""
@@ -106,6 +106,9 @@ class WireCodec:
     G.711 audio is resampled as a stream (one resampler per assistant item, one for the
     microphone) so block edges leave no glitches; each item's last ~1.5 ms, held back by
     the filter, comes out as one more ``AudioDelta`` when its audio is done.
+
+    Its decoding state belongs to one connection: the transport calls ``new_connection()``
+    whenever it opens one.
     """
 
     def __init__(
@@ -145,6 +148,16 @@ class WireCodec:
             return self._to_event(wire)
         except (binascii.Error, msgspec.ValidationError, ValueError, BargeinError) as exc:
             return self._violation(f"{_type_name(wire)}: {exc}")
+
+    def new_connection(self) -> None:
+        """Start afresh for a new connection: forget the event ids seen (they are unique per
+        connection only: a server that numbers events per connection starts again at 1, and
+        those events are new) and the per-item state of G.711 audio (item ids are the old
+        server session's). The microphone's resampler is kept: its input is one continuous
+        signal, whatever the connection."""
+        self._seen.clear()
+        self._seen_order.clear()
+        self._speaker.clear()
 
     def _already_seen(self, event_id: str) -> bool:
         """Event ids are unique per connection: a repeat is a duplicate delivery (played

@@ -1,15 +1,70 @@
 """The Realtime WebSocket connection: connect, send commands, iterate core events, reconnect.
 
 A thin asyncio layer over ``websockets`` and ``WireCodec``. Failures become typed errors
-with one-line messages that never contain the key. When the connection drops without our
-asking, iteration yields ``Disconnected``, reconnects with exponential backoff and jitter,
-re-sends the last session configuration and yields ``Reconnected``, so the core can
-abandon the response in flight and go back to listening.
+with one-line messages that never contain the key.
+
+**The key stays home.** Every refusal below happens before a header is sent, with one line
+and a typed error:
+
+- *No proxy unless asked.* websockets (15 and later) tunnels through ``HTTPS_PROXY``,
+  ``ALL_PROXY`` or ``http_proxy`` by default; bargein turns that off (``proxy=None``) and
+  uses only the proxy the ``Endpoint`` names, and that only for ``wss://``: a proxy for a
+  plaintext ``ws://`` endpoint would read the whole handshake, key included
+  (``InsecureProxy``). Through TLS a proxy sees the target host and port, nothing else.
+- *No redirect, ever.* The OpenAI and Azure Realtime endpoints answer the upgrade
+  themselves and never redirect, so a 3xx is a wrong URL or someone in the middle. Every
+  redirect is refused (``RedirectRefused``, naming the status and where it pointed, scheme,
+  host and port only), rather than followed under rules: following only same-host,
+  same-scheme redirects would be just as safe for the key, but it would hide a misconfigured
+  URL and buy nothing a user could not get by writing the final URL. Nothing is sent to the
+  target, so neither ``Authorization`` nor Azure's ``api-key`` can reach another host.
+- *Plaintext only on this machine.* ``ws://`` needs a loopback host in the URL (or the
+  caller's ``allow_plaintext``), and the connection it actually made must end on this
+  machine too: the peer address of the socket is checked before the handshake, so a
+  ``localhost`` that resolves elsewhere is refused like any other host. A host name that is
+  not loopback is "another host" even if it resolves to 127.0.0.1.
+- *No key to loopback unless asked.* A loopback endpoint's ``auth`` defaults to ``none``
+  (``bargein.adapters.endpoints``); a key given to the transport is then not sent. A 401 or
+  403 when no key was sent says so (``KeyRejected.key_sent`` is False) instead of blaming
+  a key.
+
+**A close says what happens next** (``close_action``). The server's close code decides:
+
+=====================================  ==========  ==========================================
+code                                   action      why
+=====================================  ==========  ==========================================
+1000 normal, 1005 no status            end         the server ended the session on purpose:
+                                                   iteration ends cleanly
+1001 going away, 1006 abnormal (no     reconnect   a server restarting, a network drop, an
+close frame), 1011 internal error,                 overloaded or failing server: a new
+1012 service restart, 1013 try again               session may work. OpenAI also closes with
+later, 1014 bad gateway                            1001 when a session reaches its maximum
+                                                   duration; the new session has lost the
+                                                   context, and bargein says so
+1002 protocol, 1003 unsupported data,  fail        the server refuses what bargein sends or
+1007 invalid data, 1008 policy, 1009               who it is: reconnecting would be refused
+too big, 1010 extension, 3000-4999                 again, or worse, silently start over.
+(authentication, expired session,                  Iteration raises ``ServerClosed`` with the
+application codes), anything else                  code and the (redacted) reason
+=====================================  ==========  ==========================================
+
+Only a close the server started counts: when bargein closes first (a keepalive ping that
+timed out, a frame that broke the protocol), the server's echo of that code is no verdict,
+and it is a drop (reconnect). Either way iteration yields ``Disconnected(reason)`` first.
+
+**A reconnection is a new server session.** The server's context (the conversation's items,
+a reply in flight, the input audio buffer) is gone; bargein re-sends the latest
+``session.update`` and nothing else, yields ``Reconnected`` (the core abandons what was in
+flight and goes back to listening), logs one warning line saying the context was lost, and
+keeps the details in ``RealtimeTransport.last_reconnect``. Every new connection also starts
+the codec afresh (``WireCodec.new_connection``): event ids are unique per connection only,
+so the old connection's ids must not mark the new one's events as duplicates.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import random
 import ssl
@@ -17,11 +72,19 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final
+from typing import Any, Final, Literal
+from urllib.parse import urljoin, urlsplit
 
-import structlog
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidProxy,
+    InvalidProxyStatus,
+    InvalidStatus,
+    InvalidURI,
+    ProxyError,
+)
 
 from bargein.adapters.codec import WireCodec
 from bargein.adapters.endpoints import Endpoint
@@ -34,18 +97,67 @@ from bargein.errors import (
     ConnectTimeout,
     HandshakeRejected,
     InsecureEndpoint,
+    InsecureProxy,
     KeyRejected,
     NotConnected,
+    RedirectRefused,
+    ServerClosed,
     TransportError,
 )
+from bargein.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
 """Largest frame accepted; audio deltas and session objects are far smaller."""
 
 _ws_logger = logging.getLogger("bargein.adapters.transport.websockets")
 _ws_logger.addFilter(RedactingFilter())
+
+CloseAction = Literal["end", "fail", "reconnect"]
+
+END_CODES: Final = frozenset({1000, 1005})
+"""Close codes after which iteration ends cleanly (see the module docstring)."""
+
+RECONNECT_CODES: Final = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
+"""Close codes after which the transport reconnects; every other code fails."""
+
+_CLOSE_NAMES: Final = {
+    1000: "normal closure",
+    1001: "going away",
+    1002: "protocol error",
+    1003: "unsupported data",
+    1005: "no status",
+    1006: "abnormal closure",
+    1007: "invalid frame payload",
+    1008: "policy violation",
+    1009: "message too big",
+    1010: "mandatory extension",
+    1011: "internal error",
+    1012: "service restart",
+    1013: "try again later",
+    1014: "bad gateway",
+    3000: "unauthorized",
+    3003: "forbidden",
+    3008: "timeout",
+}
+
+
+def close_action(code: int | None) -> CloseAction:
+    """What a close the server started means for the conversation; ``None`` stands for a
+    connection lost without the server's close frame (as 1006)."""
+    if code is None or code in RECONNECT_CODES:
+        return "reconnect"
+    if code in END_CODES:
+        return "end"
+    return "fail"
+
+
+def close_name(code: int) -> str:
+    """``1008 (policy violation)``; ``4001 (application code)`` for the 4000-4999 range."""
+    name = _CLOSE_NAMES.get(code) or ("application code" if 4000 <= code <= 4999 else "")
+    return f"{code} ({name})" if name else str(code)
+
 
 @dataclass(frozen=True, slots=True)
 class ReconnectPolicy:
@@ -79,6 +191,89 @@ class ReconnectPolicy:
         return rng.uniform((1 - self.jitter) * ceiling, ceiling)
 
 
+@dataclass(frozen=True, slots=True)
+class Reconnection:
+    """What the latest reconnection did. It made a new server session: ``context_lost`` is
+    always True (the Realtime API has no resumption: the conversation's items, a reply in
+    flight and the input audio buffer are gone). ``session_restored`` says whether a
+    ``session.update`` was sent again (only when one had been sent before)."""
+
+    reason: str
+    """Why the previous connection ended, as ``Disconnected.reason`` said."""
+    attempts: int
+    """Connection attempts this reconnection took."""
+    down_s: float
+    """Seconds from the drop to the new connection."""
+    session_restored: bool
+    context_lost: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Closed:
+    """How a connection ended: the server's close code (``None``: the server did not start
+    the close) and a one-line description."""
+
+    code: int | None
+    reason: str
+    description: str
+
+    @classmethod
+    def of(cls, exc: ConnectionClosed) -> _Closed:
+        rcvd, sent = exc.rcvd, exc.sent
+        if rcvd is not None and (sent is None or exc.rcvd_then_sent):
+            reason = redact(rcvd.reason)
+            text = f"closed with code {rcvd.code}" + (f": {reason}" if reason else "")
+            return cls(rcvd.code, reason, text)
+        if sent is not None:
+            reason = redact(sent.reason)
+            text = f"closed by bargein with code {sent.code}" + (f": {reason}" if reason else "")
+            return cls(None, reason, text)
+        return cls(None, "", "connection dropped without a close frame")
+
+
+class _Connect(connect):
+    """websockets' ``connect`` with bargein's refusals: a redirect is never followed (``_open``
+    turns every 3xx into ``RedirectRefused``), and with ``peer_must_be_loopback`` the socket
+    must end on this machine, checked before a byte of the handshake is sent."""
+
+    def __init__(self, uri: str, *, peer_must_be_loopback: bool, **kwargs: Any) -> None:
+        super().__init__(uri, **kwargs)
+        self._peer_must_be_loopback = peer_must_be_loopback
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
+
+    async def open_tcp_connection(self) -> ClientConnection:
+        connection = await super().open_tcp_connection()
+        if self._peer_must_be_loopback:
+            peer = connection.transport.get_extra_info("peername")
+            if not _is_loopback_peer(peer):
+                connection.transport.abort()
+                address = peer[0] if isinstance(peer, tuple) and peer else "an unknown address"
+                raise InsecureEndpoint(
+                    f"refusing plaintext ws:// to {self.ws_uri.host}: it resolved to "
+                    f"{address}, which is not this machine; use wss://, or opt in to "
+                    "unencrypted connections explicitly"
+                )
+        return connection
+
+
+def _is_loopback_peer(peer: object) -> bool:
+    if not isinstance(peer, tuple) or not peer or not isinstance(peer[0], str):
+        return False
+    try:
+        address = ipaddress.ip_address(peer[0].split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+_FATAL: Final = (KeyRejected, RedirectRefused, InsecureEndpoint)
+"""Connection errors that another attempt cannot cure: reconnecting stops at once."""
+
+
 class RealtimeTransport:
     """One logical Realtime session over a WebSocket that may be re-established."""
 
@@ -97,6 +292,11 @@ class RealtimeTransport:
         ssl_context: ssl.SSLContext | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        if endpoint.proxy is not None and endpoint.is_plaintext:
+            raise InsecureProxy(
+                f"refusing the proxy {endpoint.proxy_host} for plaintext ws:// to "
+                f"{endpoint.host}: the proxy would read the handshake; proxies carry wss:// only"
+            )
         if endpoint.is_plaintext and not endpoint.is_loopback and not allow_plaintext:
             raise InsecureEndpoint(
                 f"refusing plaintext ws:// to {endpoint.host}: use wss://, or opt in to "
@@ -110,7 +310,11 @@ class RealtimeTransport:
             raise TransportError(
                 f"codec speaks the {self.codec.api} API but the endpoint the {endpoint.api} API"
             )
-        self._key = key
+        self._key = key if endpoint.auth != "none" else None
+        if key is not None and self._key is None:
+            log.info("api_key_not_sent", host=endpoint.host,
+                     why="the endpoint's auth is none (a loopback endpoint's default)")
+        self._allow_plaintext = allow_plaintext
         self._connect_timeout = connect_timeout
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
@@ -125,9 +329,16 @@ class RealtimeTransport:
         """Reconnection attempts since the last connection that stayed up ``stable_after_s``."""
         self._opened_at = 0.0
         self._last_failure: TransportError | None = None
+        self.last_reconnect: Reconnection | None = None
+        """The latest reconnection (a new server session, its context lost), or None."""
 
     def __repr__(self) -> str:
         return f"RealtimeTransport({self.endpoint.url!r}, api={self.endpoint.api!r})"
+
+    @property
+    def sends_key(self) -> bool:
+        """True when the handshake carries the API key."""
+        return self._key is not None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -171,10 +382,12 @@ class RealtimeTransport:
         try:
             await ws.send(self.codec.encode(command))
         except ConnectionClosed as exc:
-            raise NotConnected(f"the connection closed ({_close_reason(exc)})") from None
+            raise NotConnected(f"the connection closed ({_Closed.of(exc).description})") from None
 
     async def events(self) -> AsyncIterator[Event]:
-        """Core events from the server until ``close()``; reconnects on unexpected drops."""
+        """Core events from the server until ``close()`` or a close that ends the session
+        (see ``close_action``); reconnects after a drop. Raises ``ServerClosed`` after a
+        close that fails the session, ``ConnectionLost`` when reconnecting failed."""
         while True:
             ws = self._ws
             if ws is None:
@@ -182,26 +395,35 @@ class RealtimeTransport:
                     return
                 raise NotConnected("not connected to the Realtime server")
             try:
-                async for frame in ws:
-                    event = self.codec.decode(frame)
+                while True:
+                    event = self.codec.decode(await ws.recv())
                     if event is not None:
                         yield event
-                reason = _close_reason_of(ws)
             except ConnectionClosed as exc:
-                reason = _close_reason(exc)
+                closed = _Closed.of(exc)
             if self._closing:
                 return
             self._ws = None
-            up_s = time.monotonic() - self._opened_at
+            dropped_at = time.monotonic()
+            up_s = dropped_at - self._opened_at
+            action = close_action(closed.code)
+            if action != "reconnect":
+                log.info("realtime_closed_by_server", host=self.endpoint.host,
+                         reason=closed.description, up_s=round(up_s, 3))
+                yield Disconnected(closed.description)
+                if action == "end":
+                    return
+                raise self._server_closed(closed)
             if up_s >= self._policy.stable_after_s:
                 self._attempts, self._last_failure = 0, None
             else:
-                self._last_failure = ConnectFailed(f"the connection lasted {up_s:.1f} s ({reason})")
-            log.warning(
-                "realtime_disconnected", host=self.endpoint.host, reason=reason, up_s=round(up_s, 3)
-            )
-            yield Disconnected(reason)
-            if not await self._reconnect():
+                self._last_failure = ConnectFailed(
+                    f"the connection lasted {up_s:.1f} s ({closed.description})"
+                )
+            log.warning("realtime_disconnected", host=self.endpoint.host,
+                        reason=closed.description, up_s=round(up_s, 3))
+            yield Disconnected(closed.description)
+            if not await self._reconnect(closed.description, dropped_at):
                 return
             yield Reconnected()
 
@@ -210,15 +432,29 @@ class RealtimeTransport:
 
     # --- internals -----------------------------------------------------------------------
 
-    async def _reconnect(self) -> bool:
-        """Connect again and re-send the session; False if ``close()`` came meanwhile.
+    def _server_closed(self, closed: _Closed) -> ServerClosed:
+        assert closed.code is not None
+        reason = f": {closed.reason}" if closed.reason else ""
+        return ServerClosed(
+            f"{self.endpoint.host} closed the connection with code {close_name(closed.code)}"
+            f"{reason}; not reconnecting",
+            closed.code,
+            closed.reason,
+        )
+
+    async def _reconnect(self, reason: str, dropped_at: float) -> bool:
+        """Connect again and re-send the session; False if ``close()`` came meanwhile, or if
+        the new connection was closed for good at once.
 
         Attempts carry over from earlier drops (see ``ReconnectPolicy``); when the budget is
-        spent, raises ``ConnectionLost``.
+        spent, raises ``ConnectionLost``. A refusal no retry can cure (a rejected key, a
+        redirect, plaintext to another machine) is raised at once.
         """
+        tried = 0
         while self._attempts < self._policy.max_attempts:
             attempt = self._attempts
             self._attempts += 1
+            tried += 1
             wait = self._policy.delay(attempt, self._rng)
             log.info("realtime_reconnecting", attempt=attempt + 1, wait_s=round(wait, 3))
             await asyncio.sleep(wait)
@@ -226,15 +462,21 @@ class RealtimeTransport:
                 return False
             try:
                 ws = await self._open()
-            except KeyRejected:
+            except _FATAL:
                 raise
             except TransportError as exc:
                 self._last_failure = exc
                 continue
             try:
-                await self._resend_session(ws)
+                restored = await self._resend_session(ws)
             except ConnectionClosed as exc:
-                self._last_failure = ConnectFailed(f"dropped again at once ({_close_reason(exc)})")
+                closed = _Closed.of(exc)
+                action = close_action(closed.code)
+                if action == "end":
+                    return False
+                if action == "fail":
+                    raise self._server_closed(closed) from None
+                self._last_failure = ConnectFailed(f"dropped again at once ({closed.description})")
                 continue
             except BaseException:  # cancelled (close() during the handshake): no stray socket
                 await ws.close()
@@ -244,7 +486,20 @@ class RealtimeTransport:
                 return False
             self._ws = ws
             self._opened_at = time.monotonic()
-            log.info("realtime_reconnected", attempt=attempt + 1)
+            self.last_reconnect = Reconnection(
+                reason=reason,
+                attempts=tried,
+                down_s=round(self._opened_at - dropped_at, 3),
+                session_restored=restored,
+            )
+            log.warning(
+                "realtime_reconnected_context_lost",
+                host=self.endpoint.host,
+                attempt=attempt + 1,
+                reason=reason,
+                lost="the server's conversation, any reply in flight, the input audio buffer",
+                restored="the session configuration" if restored else "nothing",
+            )
             return True
         last = self._last_failure
         detail = f": {last}" if last is not None else ""
@@ -253,14 +508,16 @@ class RealtimeTransport:
             f"{self._policy.max_attempts} reconnection attempts failed{detail}"
         )
 
-    async def _resend_session(self, ws: ClientConnection) -> None:
+    async def _resend_session(self, ws: ClientConnection) -> bool:
         """Send the latest session configuration, again if a newer one came meanwhile (a
-        ``send()`` of it failed with NotConnected while this one was on its way)."""
+        ``send()`` of it failed with NotConnected while this one was on its way). True when
+        there was one to send."""
         sent: UpdateSession | None = None
         while self._session is not sent:
             sent = self._session
             if sent is not None:
                 await ws.send(self.codec.encode(sent))
+        return sent is not None
 
     def _headers(self) -> list[tuple[str, str]]:
         headers = list(self.endpoint.extra_headers)
@@ -272,28 +529,60 @@ class RealtimeTransport:
         return headers
 
     async def _open(self) -> ClientConnection:
+        """A new connection, with a codec that starts afresh (per-connection event ids)."""
+        ws = await self._handshake()
+        self.codec.new_connection()
+        return ws
+
+    async def _handshake(self) -> ClientConnection:
         host = self.endpoint.host
+        plaintext = self.endpoint.is_plaintext
         try:
-            return await connect(
+            return await _Connect(
                 self.endpoint.url,
+                peer_must_be_loopback=plaintext and not self._allow_plaintext,
                 additional_headers=self._headers(),
+                proxy=self.endpoint.proxy,  # None: never the environment's proxy
                 open_timeout=self._connect_timeout,
                 ping_interval=self._ping_interval,
                 ping_timeout=self._ping_timeout,
                 close_timeout=self._close_timeout,
                 max_size=MAX_FRAME_BYTES,
-                ssl=self._ssl if not self.endpoint.is_plaintext else None,
+                ssl=self._ssl if not plaintext else None,
                 logger=_ws_logger,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
+            if 300 <= status < 400:
+                raise self._redirect_refused(
+                    status, exc.response.headers.get("Location")
+                ) from None
             if status in (401, 403):
-                raise KeyRejected(f"{host} rejected the API key (HTTP {status})", status) from None
+                if self._key is not None:
+                    message = f"{host} rejected the API key (HTTP {status})"
+                else:
+                    message = (f"{host} refused the connection with HTTP {status}, and no API "
+                               f"key was sent ({self._why_no_key()})")
+                raise KeyRejected(message, status, key_sent=self._key is not None) from None
             raise HandshakeRejected(
                 f"{host} refused the WebSocket handshake (HTTP {status})", status
             ) from None
         except InvalidURI:
             raise TransportError(f"invalid WebSocket URL for {host}") from None
+        except InvalidProxyStatus as exc:
+            raise ConnectFailed(
+                f"the proxy {self.endpoint.proxy_host} refused the tunnel to {host} "
+                f"(HTTP {exc.response.status_code})"
+            ) from None
+        except ProxyError as exc:
+            raise ConnectFailed(
+                f"no tunnel to {host} through the proxy {self.endpoint.proxy_host}: "
+                f"{redact(str(exc))}"
+            ) from None
+        except InvalidProxy as exc:
+            raise TransportError(
+                f"unusable proxy {self.endpoint.proxy_host}: {exc.msg}"
+            ) from None
         except InvalidHandshake as exc:
             raise HandshakeRejected(
                 f"bad WebSocket handshake with {host}: {redact(str(exc))}"
@@ -304,20 +593,35 @@ class RealtimeTransport:
             ) from None
         except ssl.SSLError as exc:
             raise ConnectFailed(f"TLS with {host} failed: {exc.reason or exc}") from None
+        except ImportError:  # websockets needs python-socks for a SOCKS proxy
+            raise TransportError(
+                f"the SOCKS proxy {self.endpoint.proxy_host} needs the python-socks package"
+            ) from None
         except OSError as exc:
             detail = exc.strerror or type(exc).__name__
-            raise ConnectFailed(f"cannot reach {host}: {detail}") from None
+            where = f"the proxy {self.endpoint.proxy_host}" if self.endpoint.proxy else host
+            raise ConnectFailed(f"cannot reach {where}: {detail}") from None
 
+    def _redirect_refused(self, status: int, location: str | None) -> RedirectRefused:
+        target = ""
+        if location:
+            parts = urlsplit(urljoin(self.endpoint.url, location))
+            try:
+                port = parts.port
+            except ValueError:
+                port = None
+            target = f"{parts.scheme}://{parts.hostname or '?'}" + (f":{port}" if port else "")
+            target = redact(target)
+        where = f" to {target}" if target else ""
+        return RedirectRefused(
+            f"{self.endpoint.host} answered with a redirect (HTTP {status}){where}: refused, "
+            "a Realtime endpoint never redirects; connect to the final URL directly",
+            status,
+            target,
+        )
 
-def _close_reason(exc: ConnectionClosed) -> str:
-    frame = exc.rcvd or exc.sent
-    if frame is None:
-        return "connection dropped without a close frame"
-    return f"closed with code {frame.code}" + (f": {frame.reason}" if frame.reason else "")
-
-
-def _close_reason_of(ws: ClientConnection) -> str:
-    code, reason = ws.close_code, ws.close_reason
-    if code is None:
-        return "connection closed"
-    return f"closed with code {code}" + (f": {reason}" if reason else "")
+    def _why_no_key(self) -> str:
+        if self.endpoint.is_loopback:
+            return ("a server on this machine gets no key unless asked: "
+                    "endpoints.custom(..., auth='bearer'), or bargein talk --send-key")
+        return "the endpoint's auth is 'none'"
