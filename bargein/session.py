@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
-import structlog
 
 from bargein.adapters.audio.protocols import AudioSink, AudioSource
 from bargein.adapters.audio.vad import EnergyVad
@@ -28,8 +27,9 @@ from bargein.core import events as e
 from bargein.core.ledger import Settlement
 from bargein.core.pcm import BYTES_PER_MS
 from bargein.errors import BargeinError, NotConnected, SessionError
+from bargein.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class Transport(Protocol):

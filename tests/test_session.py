@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
-from structlog.testing import capture_logs
 
 from bargein import Conversation
 from bargein.adapters import endpoints
@@ -27,6 +26,7 @@ from bargein.errors import ConnectionLost
 from bargein.session import Closed, Interrupted, Observation, Session, StateChanged
 from bargein.sim import Simulator
 from bargein.sim.voice import speak
+from bargein.testing import capture_logs
 from tests.support.sim_support import check_client_events, first_sound, serving, silence, tone
 
 SCRIPT = (

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from bargein.adapters.audio.memory import VirtualClock
 from bargein.adapters.audio.protocols import AudioFrame, AudioSink, AudioSource
 from bargein.adapters.audio.vad import EnergyVad
@@ -29,9 +27,10 @@ from bargein.adapters.transport import RealtimeTransport
 from bargein.core import Conversation
 from bargein.core.events import ConfigureSession
 from bargein.core.pcm import RATE
+from bargein.logs import get_logger
 from bargein.session import Observer, Session
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,8 +85,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import structlog
-
 from bargein.core import commands as c
 from bargein.core import events as e
 from bargein.core.ledger import PlaybackLedger
@@ -94,10 +92,11 @@ from bargein.core.pcm import BYTES_PER_MS
 from bargein.core.reconcile import SentCommands
 from bargein.core.records import ConversationStats, Interruption, Observer, TransitionRecord
 from bargein.core.settlement import PendingBargeIn, pend, settle_pending
+from bargein.logs import get_logger
 from bargein.states.machine import TableMachine
 from bargein.states.table import DEFAULT_TABLE, IDLE, StateTable, Transition
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class Conversation:
@@ -180,8 +179,9 @@ class Conversation:
         if handler is None:
             raise TypeError(f"Conversation.handle() takes a bargein event, not {kind.__name__}")
         commands = handler(event)
-        for command in commands:
-            log.debug("command", state=self.state, **c.log_fields(command))
+        if commands and log.enabled("debug"):  # the fields cost to build: only when wanted
+            for command in commands:
+                log.debug("command", state=self.state, **c.log_fields(command))
         return commands
 
     # --- the machine -----------------------------------------------------------------

@@ -13,6 +13,8 @@
   sent, in order; ``disconnect()``, ``reconnect()``, ``close()`` and ``fail()`` play the
   connection's life. ``MemoryServer(answer=True)`` answers cancels, truncations,
   deletions and ``session.update`` as the real server does.
+- ``capture_logs()``: bargein's log events while a block runs, as dicts, like structlog's
+  ``capture_logs`` (bargein's loggers are its own, so structlog's does not see them).
 - ``realtime_sim``: a pytest fixture (a running simulator, real sockets) from
   ``bargein.pytest_plugin``, registered as a pytest plugin wherever bargein is installed.
 
@@ -33,6 +35,7 @@ from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
 from bargein.core import Conversation
 from bargein.core.commands import Command
 from bargein.core.events import Event
+from bargein.logs import capture as capture_logs
 from bargein.testing.memory_server import MemoryServer, MemoryTransport, deltas, reply, tone
 from bargein.testing.virtual_time import VirtualTime, settle
 
@@ -49,6 +52,7 @@ __all__ = [
     "MemoryTransport",
     "VirtualClock",
     "VirtualTime",
+    "capture_logs",
     "deltas",
     "feed",
     "reply",

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from structlog.testing import capture_logs
 
 from bargein.adapters.audio import g711
 from bargein.adapters.audio.resample import resample_pcm16
@@ -28,6 +27,7 @@ from bargein.core.commands import (
 )
 from bargein.core.pcm import BYTES_PER_MS
 from bargein.errors import CodecError
+from bargein.testing import capture_logs
 from tests.support import WIRE_FIXTURES
 
 FIXTURES = WIRE_FIXTURES

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from structlog.testing import capture_logs
 
 from bargein.core import Conversation, TransitionRecord
 from bargein.core import commands as c
 from bargein.core import events as e
 from bargein.errors import StateTableError
 from bargein.states import BARGE_IN_TRIGGERS, DEFAULT_TABLE, State, StateTable, Transition
-from bargein.testing import feed
+from bargein.testing import capture_logs, feed
 
 
 def ms(n: float) -> bytes:
