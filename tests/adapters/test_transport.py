@@ -43,6 +43,7 @@ from bargein.errors import (
     InsecureEndpoint,
     KeyRejected,
     NotConnected,
+    ServerClosed,
     TransportError,
 )
 from bargein.sim import Faults, Simulator
@@ -56,7 +57,7 @@ FAST = ReconnectPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
 CONFIG = SessionConfig(turn_detection=ServerVad(interrupt_response=False), voice="alloy")
 REPLY = "A reply long enough for the user to talk over it, " * 3
 CHUNK_MS = 40
-CLOSED_AT_ONCE = "closed with code 1008: the simulator closes at once (fault close_at_once)"
+CLOSE_REASON = "the simulator closes at once (fault close_at_once)"
 
 
 @pytest.fixture
@@ -210,12 +211,13 @@ async def run_against(
 
 async def test_a_server_that_accepts_then_closes_at_once_exhausts_the_attempts() -> None:
     seen: list[ev.Event] = []
-    async with serving(faults=Faults(close_at_once=1008)) as sim:
+    # 1013 "try again later": a close the transport reconnects after
+    async with serving(faults=Faults(close_at_once=1013)) as sim:
         with pytest.raises(ConnectionLost) as lost:
             await run_against(sim, FAST, seen)
         message = str(lost.value)
         assert "3 reconnection attempts failed" in message
-        assert CLOSED_AT_ONCE in message
+        assert f"closed with code 1013: {CLOSE_REASON}" in message
         assert KEY not in message
         # each short-lived connection spent one attempt: the first, then max_attempts more
         assert len(sim.records) == 1 + FAST.max_attempts
@@ -230,11 +232,31 @@ async def test_a_connection_that_stayed_up_restores_the_whole_budget() -> None:
     # stable_after_s=0: every connection counts as stable, so the one attempt is never spent
     policy = ReconnectPolicy(max_attempts=1, base_delay=0.01, max_delay=0.05, stable_after_s=0)
     seen: list[ev.Event] = []
-    async with serving(faults=Faults(close_at_once=1008)) as sim:
+    async with serving(faults=Faults(close_at_once=1013)) as sim:
         await run_against(sim, policy, seen, stop_after_reconnects=4)
         await sim.connection(4)  # the fifth connection's record exists ...
         assert len(sim.records) == 5  # ... and no sixth: close() ended the reconnecting
     assert sum(isinstance(e, ev.Reconnected) for e in seen) == 4
+
+
+@pytest.mark.parametrize("code", [1008, 4000])
+async def test_a_close_that_refuses_the_session_is_not_reconnected(code: int) -> None:
+    seen: list[ev.Event] = []
+    async with serving(faults=Faults(close_at_once=code)) as sim:
+        with pytest.raises(ServerClosed) as closed:
+            await run_against(sim, FAST, seen)
+        assert len(sim.records) == 1  # no second handshake
+    assert (closed.value.code, closed.value.reason) == (code, CLOSE_REASON)
+    assert "not reconnecting" in str(closed.value)
+    assert [type(e) for e in seen] == [ev.ServerError, ev.Disconnected]
+
+
+async def test_a_normal_close_by_the_server_ends_iteration() -> None:
+    seen: list[ev.Event] = []
+    async with serving(faults=Faults(close_at_once=1000)) as sim:
+        await run_against(sim, FAST, seen)
+        assert len(sim.records) == 1
+    assert [type(e) for e in seen] == [ev.ServerError, ev.Disconnected]
 
 
 @pytest.mark.parametrize("stable_after_s", [-0.1, float("nan")])
