@@ -18,13 +18,13 @@ from http import HTTPStatus
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
-import structlog
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from bargein.errors import SimError
+from bargein.logs import get_logger
 from bargein.redaction import RedactingFilter
 from bargein.sim.config import SimConfig
 from bargein.sim.connection import Connection
@@ -33,7 +33,7 @@ from bargein.sim.record import ConnectionRecord
 from bargein.sim.settings import Api
 from bargein.sim.voice import Voicebank
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _ws_logger = logging.getLogger("bargein.sim.server.websockets")
 """websockets' own log of the server: at debug it holds clients' auth headers, so redacted."""
