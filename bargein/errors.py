@@ -28,7 +28,8 @@ it likes. Each message is one line fit for a person; the cause, if any, is chain
     │   └── AudioDeviceError          no audio library, server or usable device
     ├── SessionError                  the session could not go on
     ├── SimError                      a simulator option, fault or start failed
-    └── TimelineError                 the demo's timeline cannot be drawn
+    ├── TimelineError                 the demo's timeline cannot be drawn
+    └── InspectorError                the live inspector cannot serve as asked (not loopback)
 
 ``InvalidSession`` is the simulator's own: a refused ``session.update`` that it answers with
 an ``error`` event. It never leaves the simulator.
@@ -163,6 +164,11 @@ class SimError(BargeinError):
 
 class TimelineError(BargeinError):
     """The timeline's input cannot be drawn (odd PCM length, times out of order, bad rate)."""
+
+
+class InspectorError(BargeinError):
+    """The live inspector cannot serve as asked: a host that is not loopback, a busy port,
+    a JSON lines file that cannot be written."""
 
 
 class InvalidSession(ValueError):
