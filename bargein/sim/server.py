@@ -111,6 +111,8 @@ class Simulator:
         """The open connections, by the ``id`` of their record."""
         self._new_record = asyncio.Event()
         self._voices = Voicebank(self.config.voice)
+        self._accepted = 0
+        """Connections admitted so far; numbers them in the log."""
 
     @property
     def url(self) -> str:
@@ -198,6 +200,12 @@ class Simulator:
         record = ConnectionRecord(setup.api, setup.path, setup.faults_spec, query=setup.query)
         self.records.append(record)
         self._new_record.set()
+        self._accepted += 1
+        number = self._accepted
+        peer = ws.remote_address
+        log.info("sim.connected", connection=number,
+                 peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer),
+                 api=setup.api, model=setup.model, faults=setup.faults_spec or "none")
         conn = Connection(
             ws,
             self.config,
@@ -214,6 +222,12 @@ class Simulator:
         finally:
             del self._open[id(record)]
             record.mark_closed(ws.close_code, ws.close_reason or "")
+            if log.enabled("info"):  # counting decodes the record: only when it is shown
+                log.info("sim.closed", connection=number, code=ws.close_code,
+                         seconds=round(record.now_ms() / 1000, 1),
+                         responses=len(record.server_events("response.done")),
+                         cancels=len(record.client_events("response.cancel")),
+                         truncates=len(record.client_events("conversation.item.truncate")))
             if not self.config.keep_records:
                 self.records.remove(record)
 
