@@ -50,6 +50,8 @@ _EXPORTS: dict[str, str] = {
     "MemorySource": "bargein.adapters.audio.memory",
     "MemorySink": "bargein.adapters.audio.memory",
     "VirtualClock": "bargein.adapters.audio.memory",
+    # looking at a conversation as it runs
+    "Inspector": "bargein.inspector",
     # errors
     "BargeinError": "bargein.errors",
 }
@@ -63,6 +65,7 @@ __all__ = [
     "Conversation",
     "ConversationStats",
     "Endpoint",
+    "Inspector",
     "Interrupted",
     "MemorySink",
     "MemorySource",
@@ -120,6 +123,7 @@ if TYPE_CHECKING:
     from bargein.adapters.transport import RealtimeTransport, ReconnectPolicy
     from bargein.core import Conversation, ConversationStats, TransitionRecord
     from bargein.errors import BargeinError
+    from bargein.inspector import Inspector
     from bargein.session import (
         Closed,
         Interrupted,
