@@ -6,8 +6,10 @@
 #                              a private PulseAudio with null sinks: real devices without a sound card
 #   espeak-ng sox              the simulator's voice and the demo's speech fixtures
 #   graphviz                   SVG state diagrams
+#   chromium                   a real headless browser for the live inspector's page test
 set -euo pipefail
-packages=(portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox graphviz)
+packages=(portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox graphviz
+          chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
