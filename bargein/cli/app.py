@@ -73,7 +73,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def endpoint_from(args: argparse.Namespace) -> tuple[Endpoint, ApiKey | None]:
-    """The endpoint and key the talk options name; the key only ever from the environment."""
+    """The endpoint and key the talk options name; the key only ever from the environment,
+    and never to a server on this machine unless ``--send-key`` asks; a proxy only when
+    ``--proxy`` names one (never the environment's)."""
     from bargein.adapters import endpoints
 
     if args.azure_resource or args.azure_deployment:
@@ -81,15 +83,19 @@ def endpoint_from(args: argparse.Namespace) -> tuple[Endpoint, ApiKey | None]:
             raise UsageError("Azure needs both --azure-resource and --azure-deployment")
         key = ApiKey.from_env(ENV_VARS["azure"])
         if args.azure_api_version:
-            return endpoints.azure_preview(args.azure_resource, args.azure_deployment,
-                                           args.azure_api_version), key
-        return endpoints.azure(args.azure_resource, args.azure_deployment, args.api), key
+            endpoint = endpoints.azure_preview(args.azure_resource, args.azure_deployment,
+                                               args.azure_api_version)
+        else:
+            endpoint = endpoints.azure(args.azure_resource, args.azure_deployment, args.api)
+        return endpoint.via(args.proxy), key
     if args.url:
-        endpoint = endpoints.custom(args.url, args.model, api=args.api)
-        if endpoint.is_loopback and not os.environ.get(ENV_VARS["openai"], "").strip():
-            return endpoints.custom(args.url, args.model, api=args.api, auth="none"), None
+        endpoint = endpoints.custom(args.url, args.model, api=args.api,
+                                    auth="bearer" if args.send_key else None).via(args.proxy)
+        if endpoint.auth == "none":
+            return endpoint, None
         return endpoint, ApiKey.from_env(ENV_VARS["openai"])
-    return endpoints.openai(args.model, args.api), ApiKey.from_env(ENV_VARS["openai"])
+    endpoint = endpoints.openai(args.model, args.api).via(args.proxy)
+    return endpoint, ApiKey.from_env(ENV_VARS["openai"])
 
 
 def cmd_talk(args: argparse.Namespace) -> int:
@@ -182,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with a WAV input: quiet time after it ends before the run stops")
     talk.add_argument("--allow-plaintext", action="store_true",
                       help="allow ws:// to a host that is not this machine")
+    talk.add_argument("--send-key", action="store_true",
+                      help="send the API key to a --url on this machine too (by default a "
+                           "local server gets none)")
+    talk.add_argument("--proxy", metavar="URL",
+                      help="connect through this proxy (http://, https:// or socks5://), "
+                           "wss:// endpoints only; HTTPS_PROXY and the like are never used")
     _logging_options(talk)
     talk.set_defaults(run=cmd_talk)
 

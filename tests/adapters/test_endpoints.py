@@ -84,3 +84,47 @@ def test_loopback_and_plaintext_detection(url: str, loopback: bool, plaintext: b
 def test_bad_endpoints_raise_endpoint_error(build: object) -> None:
     with pytest.raises(EndpointError):
         build()  # type: ignore[operator]
+
+
+# --- where the key may go ---------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("base", "auth"),
+    [
+        ("ws://127.0.0.1:8765/v1", "none"),
+        ("ws://localhost:8765/v1", "none"),
+        ("wss://[::1]:8765/v1", "none"),
+        ("ws://10.0.0.2/v1", "bearer"),
+        ("wss://realtime.example/v1", "bearer"),
+    ],
+)
+def test_a_loopback_endpoint_gets_no_key_unless_asked(base: str, auth: str) -> None:
+    assert endpoints.custom(base).auth == auth
+    assert Endpoint(endpoints.custom(base).url).auth == auth
+    assert endpoints.custom(base, auth="bearer").auth == "bearer"  # asked for explicitly
+    # the presets are remote and keep their own style
+    assert (endpoints.openai().auth, endpoints.azure("r", "d").auth) == ("bearer", "api-key")
+
+
+def test_a_proxy_is_only_what_the_caller_names_and_its_credentials_stay_out_of_repr() -> None:
+    endpoint = endpoints.openai()
+    assert endpoint.proxy is None and endpoint.proxy_host == ""
+    secret = "pr0xy-Pa55word-that-must-not-show"
+    proxied = endpoint.via(f"http://user:{secret}@proxy.example:3128")
+    assert proxied.proxy_host == "proxy.example"
+    assert (proxied.url, proxied.auth) == (endpoint.url, endpoint.auth)
+    assert secret not in repr(proxied)
+    assert proxied.via(None) == endpoint
+
+
+@pytest.mark.parametrize(
+    "proxy", ["ftp://proxy.example", "http://", "http://proxy.example/path", "proxy.example"]
+)
+def test_an_unusable_proxy_url_is_an_endpoint_error(proxy: str) -> None:
+    with pytest.raises(EndpointError, match="proxy"):
+        endpoints.openai().via(proxy)
+
+
+def test_an_unknown_auth_is_an_endpoint_error() -> None:
+    with pytest.raises(EndpointError, match="auth"):
+        Endpoint("wss://h/realtime", auth="basic")  # type: ignore[arg-type]

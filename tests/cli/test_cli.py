@@ -127,7 +127,7 @@ async def test_rejected_key_never_shows_the_key(tmp_path: Path) -> None:
     async with Simulator(config) as sim:
         code, out, err = await bargein(
             "talk", "--url", sim.url, "--input", str(wav), "--output", str(tmp_path / "o.wav"),
-            "--log-level", "debug", environ=env(OPENAI_API_KEY=FAKE_KEY))
+            "--send-key", "--log-level", "debug", environ=env(OPENAI_API_KEY=FAKE_KEY))
     one_clear_line(code, err, "rejected the API key")
     assert FAKE_KEY not in out
 
@@ -212,7 +212,7 @@ async def test_talk_survives_faults_without_stale_audio(faults: str, expect: str
     if expect == "dropped":
         assert any(x["event"] == "interrupted" for x in logs)
     if expect == "reconnected":
-        assert any(x["event"] == "realtime_reconnected" for x in logs)
+        assert any(x["event"] == "realtime_reconnected_context_lost" for x in logs)
         assert len(sim.records) == 2
     if expect == "error":
         assert any(x["event"] == "server_error" for x in logs)
