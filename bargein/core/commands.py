@@ -80,11 +80,36 @@ class CreateResponse:
     event_id: str = ""
 
 
+# --- to the session's clock --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    """Start the timer ``name`` (a timed edge's trigger), replacing one of that name: in
+    ``ms`` milliseconds, hand the core ``TimerFired(name)``."""
+
+    name: str
+    ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    """Cancel the timer ``name``; a ``TimerFired`` of it must not follow."""
+
+    name: str
+
+
 ServerCommand = (
     CancelResponse | TruncateItem | DeleteItem | SendAudio | UpdateSession | CreateResponse
 )
 SpeakerCommand = PlayAudio | FlushPlayback
-Command = ServerCommand | SpeakerCommand
+TimerCommand = StartTimer | CancelTimer
+Command = ServerCommand | SpeakerCommand | TimerCommand
+COMMAND_TYPES: tuple[type, ...] = (
+    PlayAudio, FlushPlayback, CancelResponse, TruncateItem, DeleteItem, SendAudio, UpdateSession,
+    CreateResponse, StartTimer, CancelTimer,
+)
+"""Every command class, for ``isinstance`` (an action's commands are checked with it)."""
 Reconcilable = CancelResponse | TruncateItem | DeleteItem
 """Server commands the core keeps by event id until their fate is known, so that an
 ``error`` naming one can be judged benign (the server got there first) or not."""

@@ -6,8 +6,10 @@ Adapters turn the wire and the devices into ``events`` and carry out the ``comma
 session glues them together. Everything here is tested by feeding event sequences.
 
 The machine. Which state follows which is data (``bargein.states.table``), made a
-``transitions.Machine`` by ``bargein.states.TableMachine``, whose every edge reports itself
-when it fires. This module maps events to triggers, owns the facts the guards ask about
+``transitions`` machine by ``bargein.states.TableMachine``, whose every edge reports itself
+(and the states it left and entered) when it fires. What a step asks for besides the
+barge-in (actions, timers, held speech) and the program's own events are explained in
+``bargein.core.actions``. This module maps events to triggers, owns the facts the guards ask about
 (``playing``: the speaker holds assistant audio; ``generating``: a response not
 interrupted is between ``response.created`` and ``response.done``; ``connected``;
 ``paused``) and does the work around the edges. Observers and the ``transition`` log line
@@ -40,10 +42,12 @@ Only a response's first delta fires ``audio_started`` (dropped if that is illega
 
 The barge-in. A barge-in event (``events.BARGE_IN_EVENTS``: the server's turn detection,
 a local detector, the program) fires its trigger; from an interruptible state it leads to
-``interrupted``, and the core at once: emits ``FlushPlayback`` first, since the voice going
+``interrupted``. Entering ``interrupted``, by whatever edge (a confirm window's timer
+too), is the barge-in, and the core at once: emits ``FlushPlayback`` first, since the voice going
 on is what the user notices; sends ``CancelResponse`` for each response still generating,
 unless the trigger is the server's ``speech_started`` and the server cancels by itself
-(``interrupt_response``), as a second cancel only earns ``response_cancel_not_active``;
+(``interrupt_response``; any other trigger, a timer's included, cancels), as a second
+cancel only earns ``response_cancel_not_active``;
 gates every response that may still make a sound (generating, or with audio not heard to
 its end: a response already done may still be playing, and its item needs truncating);
 and stops counting them as generating or playing, so the guards see what is left. A state
@@ -87,20 +91,25 @@ from typing import Any
 
 from bargein.core import commands as c
 from bargein.core import events as e
+from bargein.core.actions import MicGate
 from bargein.core.ledger import PlaybackLedger
 from bargein.core.pcm import BYTES_PER_MS
 from bargein.core.reconcile import SentCommands
-from bargein.core.records import ConversationStats, Interruption, Observer, TransitionRecord
+from bargein.core.records import ConversationStats, Interruption, Observer
 from bargein.core.settlement import PendingBargeIn, pend, settle_pending
+from bargein.core.stepping import MachineDriver
 from bargein.logs import get_logger
 from bargein.states.machine import TableMachine
-from bargein.states.table import DEFAULT_TABLE, IDLE, StateTable, Transition
+from bargein.states.table import DEFAULT_TABLE, IDLE, StateTable
 
 log = get_logger(__name__)
 
 
-class Conversation:
-    """The conversation state machine, with interruption done right."""
+class Conversation(MachineDriver):
+    """The conversation state machine, with interruption done right.
+
+    Stepping the machine, actions, timers and the program's events are ``MachineDriver``'s
+    (``bargein.core.stepping``)."""
 
     def __init__(self, table: StateTable = DEFAULT_TABLE) -> None:
         self.table = table
@@ -123,6 +132,10 @@ class Conversation:
         self._sent = SentCommands()
         """Event id -> the cancel, truncate or delete sent with it (see "Reconciling")."""
         self._next_event = 0
+        self._timers: set[str] = set()
+        """Timers started and neither cancelled nor fired (see ``bargein.core.actions``)."""
+        self._state_timers = {n: table.timers(n) for n in table.state_names}
+        self._mic = MicGate(table)
         self._machine = TableMachine(table, {
             "playing": lambda: self._playing,
             "generating": lambda: bool(self._generating),
@@ -149,16 +162,13 @@ class Conversation:
             e.UserStop: self._on_stop,
             e.ConfigureSession: lambda ev: [c.UpdateSession(ev.config, self._event_id())],
             e.RequestResponse: self._on_request_response,
+            e.TimerFired: self._on_timer,
             e.TranscriptDelta: _nothing,
             e.InputTranscript: _nothing,
             e.UnknownServerEvent: _nothing,
         }
 
     # --- public ----------------------------------------------------------------------
-
-    @property
-    def state(self) -> str:
-        return self._machine.state
 
     def add_observer(self, observer: Observer) -> Callable[[], None]:
         """Call ``observer`` on every fired edge; returns a function that removes it."""
@@ -171,49 +181,26 @@ class Conversation:
         if kind is e.AudioDelta:
             return self._on_audio(event)  # type: ignore[arg-type]
         if kind is e.MicAudio:
-            if self._machine.state == IDLE:
-                return []
-            log.debug("command", kind="SendAudio", audio_bytes=len(event.audio))  # type: ignore[union-attr]
-            return [c.SendAudio(event.audio)]  # type: ignore[union-attr]
+            policy = self._mic.policy
+            if policy == "send":
+                log.debug("command", kind="SendAudio", audio_bytes=len(event.audio))  # type: ignore[union-attr]
+                return [c.SendAudio(event.audio)]  # type: ignore[union-attr]
+            if policy == "hold":
+                self._mic.hold(event.audio)  # type: ignore[union-attr]
+            return []
         handler = self._dispatch.get(kind)
         if handler is None:
-            raise TypeError(f"Conversation.handle() takes a bargein event, not {kind.__name__}")
-        commands = handler(event)
+            if not isinstance(event, e.UserEvent):
+                raise TypeError(f"Conversation.handle() takes a bargein event, not {kind.__name__}")
+            commands = self._on_user_event(event)
+        else:
+            commands = handler(event)
         if commands and log.enabled("debug"):  # the fields cost to build: only when wanted
             for command in commands:
                 log.debug("command", state=self.state, **c.log_fields(command))
         return commands
 
     # --- the machine -----------------------------------------------------------------
-
-    def _fire(self, trigger: str) -> list[c.Command]:
-        """Fire ``trigger`` (see ``_move``); a handler's way of saying "no commands"."""
-        self._move(trigger)
-        return []
-
-    def _move(self, trigger: str) -> Transition | None:
-        """Fire ``trigger`` and report the edge that fired to the log and the observers.
-        An illegal trigger is logged and counted, never raised; ``None`` then, and when
-        every guarded edge of ``trigger`` refused."""
-        source = self._machine.state
-        if not self._machine.legal(trigger):
-            self.stats.illegal_events += 1
-            log.warning("illegal_event", state=source, trigger=trigger)
-            return None
-        edge = self._machine.fire(trigger)
-        if edge is None:
-            return None
-        dest = edge.dest or source
-        if dest != source or edge.reason:
-            record = TransitionRecord(source, dest, trigger, edge.reason)
-            log.info("transition", source=source, dest=dest, trigger=trigger,
-                     reason=edge.reason, responses=sorted(self._generating))
-            for observer in list(self._observers):
-                try:
-                    observer(record)
-                except Exception:  # an observer's bug must not break the conversation
-                    log.exception("observer_failed", observer=repr(observer))
-        return edge
 
     def _event_id(self) -> str:
         self._next_event += 1
@@ -227,6 +214,7 @@ class Conversation:
             self.stats.dropped_deltas += 1
             self.stats.dropped_audio_ms += len(ev.audio) / BYTES_PER_MS
             return []
+        moved = None
         if rid != self._audio_response:
             if not self._machine.legal("audio_started"):
                 self._fire("audio_started")  # logs and counts it
@@ -234,11 +222,13 @@ class Conversation:
                 self.stats.dropped_audio_ms += len(ev.audio) / BYTES_PER_MS
                 return []
             self._audio_response = rid
-            self._fire("audio_started")
+            moved = self._fire("audio_started", ev)  # its step's commands come first
         self.ledger.item(ev.item_id, rid).received_bytes += len(ev.audio)
         self._playing = True
         log.debug("command", kind="PlayAudio", response_id=rid, item_id=ev.item_id,
                   audio_bytes=len(ev.audio))
+        if moved:
+            return [*moved, c.PlayAudio(rid, ev.item_id, ev.audio)]
         return [c.PlayAudio(rid, ev.item_id, ev.audio)]
 
     # --- server events ---------------------------------------------------------------
@@ -246,11 +236,11 @@ class Conversation:
     def _on_session_ready(self, ev: e.SessionReady) -> list[c.Command]:
         self.server_interrupts_response = ev.interrupt_response
         self._connected = True
-        return self._fire("session_ready")
+        return self._fire("session_ready", ev)
 
     def _on_reconnected(self, ev: e.Reconnected) -> list[c.Command]:
         self._connected = True
-        return self._fire("reconnected")
+        return self._fire("reconnected", ev)
 
     def _on_response_created(self, ev: e.ResponseCreated) -> list[c.Command]:
         rid = ev.response_id
@@ -264,7 +254,7 @@ class Conversation:
             return [self._sent.keep(c.CancelResponse(rid, self._event_id()))]
         if self._machine.legal("response_created"):
             self._generating.add(rid)
-        return self._fire("response_created")
+        return self._fire("response_created", ev)
 
     def _on_output_item(self, ev: e.OutputItemAdded) -> list[c.Command]:
         if ev.response_id in self._refused:
@@ -283,7 +273,7 @@ class Conversation:
             return []
         self._gated.add(ev.response_id)  # a finished response has no audio left to send
         self._generating.discard(ev.response_id)
-        return self._fire("response_done")
+        return self._fire("response_done", ev)
 
     def _on_item_settled(self, ev: e.ItemTruncated | e.ItemDeleted) -> list[c.Command]:
         self._sent.item_settled(ev.item_id)
@@ -319,8 +309,7 @@ class Conversation:
         self.ledger = PlaybackLedger()
         self._sent.clear()
         self._playing = False
-        self._fire("disconnected")
-        return [c.FlushPlayback("disconnected")]
+        return [c.FlushPlayback("disconnected"), *self._fire("disconnected", ev)]
 
     # --- local events ----------------------------------------------------------------
 
@@ -337,7 +326,7 @@ class Conversation:
         if not self._generating:
             self._audio_response = None
             self.ledger.forget_finished()
-        return self._fire("playback_finished")
+        return self._fire("playback_finished", ev)
 
     def _on_request_response(self, ev: e.RequestResponse) -> list[c.Command]:
         if self.state == IDLE:
@@ -348,28 +337,20 @@ class Conversation:
 
     def _on_start(self, ev: e.UserStart) -> list[c.Command]:
         self._paused = False
-        return self._fire("start")
+        return self._fire("start", ev)
 
     def _on_stop(self, ev: e.UserStop) -> list[c.Command]:
         """A pause is an interruption by the program: the same flush, cancel and truncate.
         It holds until ``UserStart``, whatever the server says meanwhile."""
         self._paused = True
         commands = self._interrupt("stop") if self.state != IDLE else []
-        self._fire("stop")
-        return commands
+        return commands + self._fire("stop", ev)
 
     # --- barge-in --------------------------------------------------------------------
 
     def _on_barge_in_event(self, ev: e.Event) -> list[c.Command]:
-        return self._barge_in(e.BARGE_IN_EVENTS[type(ev)])
-
-    def _barge_in(self, trigger: str) -> list[c.Command]:
-        """Interrupt when ``trigger`` moves an interruptible state; else nothing to do."""
-        source = self._machine.state
-        edge = self._move(trigger)
-        if edge is None or edge.dest in (None, source):
-            return []
-        return self._interrupt(trigger) if self.table.state(source).interruptible else []
+        """Interrupts when its edge enters ``interrupted`` (see ``_effects``)."""
+        return self._fire(e.BARGE_IN_EVENTS[type(ev)], ev)
 
     def _interrupt(self, trigger: str) -> list[c.Command]:
         """Flush, cancel if the server will not, and gate every response in the speaker."""
@@ -400,10 +381,7 @@ class Conversation:
             commands += [self._sent.keep(command) for command in settled]
             self.interruptions.append(interruption)
             self.ledger.forget_finished()
-        self._fire("playback_flushed")
-        return commands
-
+        return commands + self._fire("playback_flushed", ev)
 
 def _nothing(_event: object) -> list[c.Command]:
     return []
-

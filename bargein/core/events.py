@@ -214,6 +214,36 @@ class RequestResponse:
     """The embedding program asks for a response now (manual turns, a greeting)."""
 
 
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A timer the core started (``StartTimer``) has run out; ``name`` is its trigger.
+
+    The session (or a test) hands it back; the core ignores a timer it no longer runs."""
+
+    name: str
+
+
+class UserEvent:
+    """A program's own event: it fires ``trigger``, one its table declares
+    (``StateTable.triggers``). Subclass it::
+
+        class GreetingDone(UserEvent):
+            trigger = "greeting_done"
+
+    or send ``Signal("greeting_done")``. Actions see the event (``ActionContext.event``),
+    so a subclass may carry data."""
+
+    __slots__ = ()
+    trigger: str
+
+
+@dataclass(frozen=True, slots=True)
+class Signal(UserEvent):
+    """A program's event that is only its trigger: ``session.handle(Signal("done"))``."""
+
+    trigger: str
+
+
 Event = (
     SessionReady
     | SpeechStarted
@@ -241,6 +271,8 @@ Event = (
     | UserInterrupt
     | ConfigureSession
     | RequestResponse
+    | TimerFired
+    | UserEvent
 )
 
 BARGE_IN_EVENTS: Mapping[type[Event], str] = MappingProxyType({

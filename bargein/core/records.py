@@ -47,3 +47,7 @@ class ConversationStats:
     server_errors: int = 0
     protocol_violations: int = 0
     interruptions: int = 0
+    action_errors: int = 0
+    """Actions that raised or returned something that is not a command."""
+    stale_timers: int = 0
+    """``TimerFired`` of a timer the core had cancelled or never started (ignored)."""

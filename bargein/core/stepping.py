@@ -1,0 +1,181 @@
+"""How ``Conversation`` drives its machine: one step, what the step asks for, and the
+program's own events and timers (``bargein.core.actions`` explains the order and why).
+
+``Conversation`` inherits this; it lives apart so that the conversation module keeps to the
+barge-in and the server's events. Everything here is sans-IO like the rest of the core.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from bargein.core import commands as c
+from bargein.core import events as e
+from bargein.core.actions import ActionContext, MicGate, run_actions
+from bargein.core.reconcile import SentCommands
+from bargein.core.records import ConversationStats, Observer, TransitionRecord
+from bargein.errors import StateTableError
+from bargein.logs import get_logger
+from bargein.states.machine import MachineSnapshot, Step, TableMachine
+from bargein.states.table import INTERRUPTED, Action, StateTable
+
+log = get_logger("bargein.core.conversation")
+
+
+class MachineDriver:
+    """The machine-stepping half of ``Conversation``."""
+
+    table: StateTable
+    stats: ConversationStats
+    _machine: TableMachine
+    _observers: list[Observer]
+    _generating: set[str]
+    _playing: bool
+    _connected: bool
+    _paused: bool
+    _sent: SentCommands
+    _timers: set[str]
+    _state_timers: dict[str, tuple[tuple[str, int], ...]]
+    _mic: MicGate
+
+    @property
+    def state(self) -> str:
+        """The innermost state the machine is in."""
+        return self._machine.state
+
+    def _interrupt(self, trigger: str) -> list[c.Command]:
+        raise NotImplementedError
+
+    def _event_id(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def machine(self) -> TableMachine:
+        """The table's machine (``active()``, ``legal()``, ``history``)."""
+        return self._machine
+
+    def in_state(self, name: str) -> bool:
+        """Whether the machine is in ``name`` or in one of its sub-states."""
+        return self._machine.active(name)
+
+    @property
+    def timers(self) -> frozenset[str]:
+        """The timers the core has started and is waiting for."""
+        return frozenset(self._timers)
+
+    def snapshot(self) -> ConversationSnapshot:
+        """A copy of everything the conversation knows, to ``restore()`` later (the
+        generated tests explore from one conversation this way). Observers are not part
+        of it."""
+        data = {k: copy.deepcopy(v) for k, v in vars(self).items() if k not in _SHARED}
+        return ConversationSnapshot(self._machine.snapshot(), data)
+
+    def restore(self, snapshot: ConversationSnapshot) -> None:
+        """Put the conversation back as it was when ``snapshot`` was taken."""
+        for k, v in snapshot.data.items():
+            setattr(self, k, copy.deepcopy(v))
+        self._machine.restore(snapshot.machine)
+
+    # --- one step -------------------------------------------------------------------
+
+    def _fire(self, trigger: str, event: e.Event | None = None) -> list[c.Command]:
+        """Fire ``trigger``, report the edge that fired to the log and the observers, and
+        return what the step asks for (``_effects``). An illegal trigger is logged and
+        counted, never raised; nothing then, nor when every guarded edge refused."""
+        machine = self._machine
+        source = machine.state
+        if not machine.legal(trigger):
+            self.stats.illegal_events += 1
+            log.warning("illegal_event", state=source, trigger=trigger)
+            return []
+        step = machine.step(trigger)
+        if step is None:
+            return []
+        edge, dest = step.edge, step.dest
+        if dest != source or edge.reason:
+            record = TransitionRecord(source, dest, trigger, edge.reason)
+            log.info("transition", source=source, dest=dest, trigger=trigger,
+                     reason=edge.reason, responses=sorted(self._generating))
+            for observer in list(self._observers):
+                try:
+                    observer(record)
+                except Exception:  # an observer's bug must not break the conversation
+                    log.exception("observer_failed", observer=repr(observer))
+        if step.entered or step.exited or edge.actions:
+            return self._effects(step, event)
+        return []
+
+    def _effects(self, step: Step, event: e.Event | None) -> list[c.Command]:
+        """The barge-in on entering ``interrupted``, then timers, actions and held speech
+        in statechart order (see ``bargein.core.actions``)."""
+        commands: list[c.Command] = []
+        if INTERRUPTED in step.entered:
+            commands += self._interrupt(step.edge.trigger)
+        table = self.table
+        for name in step.exited:
+            for timer, _ in self._state_timers[name]:
+                if timer in self._timers:
+                    self._timers.discard(timer)
+                    commands.append(c.CancelTimer(timer))
+            commands += self._act(table.state(name).on_exit, step, name, event)
+        commands += self._act(step.edge.actions, step, None, event)
+        for name in step.entered:
+            commands += self._act(table.state(name).on_enter, step, name, event)
+            for timer, ms in self._state_timers[name]:
+                self._timers.add(timer)
+                commands.append(c.StartTimer(timer, ms))
+        if step.entered:
+            commands += self._mic.enter(step.dest)
+        return commands
+
+    def _act(self, actions: tuple[Action, ...], step: Step, state: str | None,
+             event: e.Event | None) -> list[c.Command]:
+        if not actions:
+            return []
+        context = ActionContext(step.edge.trigger, step.source, step.dest, state, event,
+                                self._playing, tuple(sorted(self._generating)),
+                                self._connected, self._paused)
+        commands = run_actions(actions, context, self.stats, self._event_id)
+        for command in commands:
+            if isinstance(command, c.CancelResponse | c.TruncateItem | c.DeleteItem):
+                self._sent.keep(command)
+            elif isinstance(command, c.StartTimer):
+                self._timers.add(command.name)
+            elif isinstance(command, c.CancelTimer):
+                self._timers.discard(command.name)
+        return commands
+
+    # --- the program's events and timers -----------------------------------------------
+
+    def _on_user_event(self, ev: e.UserEvent) -> list[c.Command]:
+        trigger = ev.trigger
+        if trigger not in self.table.triggers:
+            raise StateTableError(
+                f"{type(ev).__name__} fires {trigger!r}, which state table {self.table.name!r} "
+                "does not declare (StateTable.triggers)"
+            )
+        return self._fire(trigger, ev)
+
+    def _on_timer(self, ev: e.TimerFired) -> list[c.Command]:
+        if ev.name not in self._timers:
+            self.stats.stale_timers += 1
+            log.debug("stale_timer", name=ev.name, state=self.state)
+            return []
+        self._timers.discard(ev.name)
+        return self._fire(ev.name, ev)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationSnapshot:
+    """What ``Conversation.snapshot()`` keeps: the machine's place and history, and a deep
+    copy of every other attribute of the conversation."""
+
+    machine: MachineSnapshot
+    data: dict[str, Any]
+
+
+_SHARED = frozenset({"table", "_machine", "_dispatch", "_observers", "_state_timers"})
+"""Attributes a snapshot leaves alone: the table and what is built from it, the observers."""
+
