@@ -4,6 +4,12 @@ A sink pulls fixed blocks from the queue on its output clock and records, per bl
 item's samples sit where and when the block starts sounding. "Heard" is then the part of each
 recorded block whose start time has passed. A flush replaces the queue with a short fade of its
 head, so the output goes silent one fade after the blocks already handed to the device.
+
+A sink whose device can drop what it was handed (PulseAudio's flush) pushes ahead with
+``take()`` instead of pulling fixed blocks, and at a flush calls ``cut()`` with the device
+position where the drop took effect: the handed audio from there on is forgotten (it was not
+heard) and the fade is made of the samples that would have sounded next, so the fade joins the
+last sample heard without a step.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ class _Block:
     starts_at: float  # seconds on the sink's output clock when the block's first sample sounds
     ends_at: float  # when its last item sample has sounded
     parts: tuple[tuple[str, int, int], ...]  # (item_id, offset in block, sample count)
+    samples: npt.NDArray[np.int16]  # what the block carried (the source of a fade at a cut)
 
 
 class Playout:
@@ -66,8 +73,91 @@ class Playout:
                     head.samples = head.samples[n:]
             if parts:
                 self._handed_end = starts_at + filled / self.rate
-                self._blocks.append(_Block(starts_at, self._handed_end, tuple(parts)))
+                self._blocks.append(_Block(starts_at, self._handed_end, tuple(parts), out))
         return out
+
+    def take(
+        self, max_frames: int, starts_at: float
+    ) -> tuple[npt.NDArray[np.int16], tuple[str, ...]]:
+        """Take up to ``max_frames`` queued samples (no silence padding), recorded as one block.
+
+        Returns the samples and the ids of the items they belong to, in order.
+        """
+        with self._lock:
+            queued = sum(len(seg.samples) for seg in self._queue)
+        frames = min(max_frames, queued)
+        if frames <= 0:
+            return np.zeros(0, dtype=np.int16), ()
+        out = self.pull(frames, starts_at)
+        with self._lock:
+            parts = self._blocks[-1].parts if self._blocks else ()
+        return out, tuple(item_id for item_id, _, _ in parts)
+
+    def queued_samples(self) -> int:
+        """Samples pushed but not yet handed to the device."""
+        with self._lock:
+            return sum(len(seg.samples) for seg in self._queue)
+
+    def cut(self, at: float, *, fade: bool = True) -> tuple[dict[str, int], int]:
+        """The device dropped everything handed for ``at`` onwards; fade into the next samples.
+
+        Blocks (or their parts) that start sounding at ``at`` or later are forgotten: they were
+        not heard. The queue becomes a ``FADE_MS`` ramp of the samples that would have sounded
+        from ``at`` on (the dropped handed audio first, then the queue), which the next
+        ``take()``/``pull()`` hands over; ``fade=False`` drops it too (when the device went
+        silent before the fade could reach it). Returns the final samples per item (heard,
+        plus the fade) and the fade's length in samples.
+        """
+        fade_len = round(self.rate * FADE_MS / 1000) if fade else 0
+        with self._lock:
+            kept: deque[_Block] = deque()
+            tail: list[_Segment] = []
+            for block in self._blocks:
+                played = max(0, round((at - block.starts_at) * self.rate))
+                parts = []
+                for item_id, offset, n in block.parts:
+                    heard = max(0, min(n, played - offset))
+                    if heard:
+                        parts.append((item_id, offset, heard))
+                    if heard < n:
+                        start = offset + heard
+                        tail.append(_Segment(item_id, block.samples[start : offset + n]))
+                if parts:
+                    end = block.starts_at + (parts[-1][1] + parts[-1][2]) / self.rate
+                    kept.append(_Block(block.starts_at, end, tuple(parts), block.samples))
+            self._blocks = kept
+            tail.extend(self._queue)
+            self._queue = self._faded(tail, fade_len)
+            self._handed_end = min(self._handed_end, at)
+            final = dict(self._settled)
+            for block in self._blocks:
+                for item_id, _, n in block.parts:
+                    final[item_id] = final.get(item_id, 0) + n
+            faded = 0
+            for seg in self._queue:
+                final[seg.item_id] = final.get(seg.item_id, 0) + len(seg.samples)
+                faded += len(seg.samples)
+        return final, faded
+
+    @staticmethod
+    def _faded(source: list[_Segment], fade_len: int) -> deque[_Segment]:
+        """The first ``fade_len`` samples of ``source``, ramped down linearly towards zero."""
+        fade: deque[_Segment] = deque()
+        remaining = fade_len
+        for seg in source:
+            if not remaining:
+                break
+            take = seg.samples[:remaining]
+            if len(take):
+                fade.append(_Segment(seg.item_id, take.copy()))
+                remaining -= len(take)
+        ramp = np.linspace(1.0, 0.0, fade_len + 1)[1:]
+        at = 0
+        for seg in fade:
+            n = len(seg.samples)
+            seg.samples = np.rint(seg.samples * ramp[at : at + n]).astype(np.int16)
+            at += n
+        return fade
 
     def heard_samples(self, now: float) -> dict[str, int]:
         """Samples per item that have sounded by ``now`` on the output clock."""
@@ -90,19 +180,8 @@ class Playout:
         """
         fade_len = round(self.rate * FADE_MS / 1000)
         with self._lock:
-            fade: deque[_Segment] = deque()
-            remaining = fade_len
-            while remaining and self._queue:
-                head = self._queue.popleft()
-                take = head.samples[:remaining]
-                fade.append(_Segment(head.item_id, take.copy()))
-                remaining -= len(take)
-            ramp = np.linspace(1.0, 0.0, fade_len + 1)[1:]
-            at = 0
-            for seg in fade:
-                n = len(seg.samples)
-                seg.samples = np.rint(seg.samples * ramp[at : at + n]).astype(np.int16)
-                at += n
+            fade = self._faded(list(self._queue), fade_len)
+            at = sum(len(seg.samples) for seg in fade)
             self._queue = fade
             final = dict(self._settled)
             for block in self._blocks:
