@@ -52,7 +52,7 @@ from bargein.errors import AudioDeviceError
 _BYTES = 2  # per sample: s16le mono
 _NO_LIMIT = 0xFFFFFFFF  # (uint32_t) -1: the server's default
 _MARGIN_USEC = 1500  # past the farthest the sink can have read: the write's trip to the server
-_PAD = RATE  # zeros kept queued beyond the audio (1 s), so the stream never runs dry
+_PAD = RATE // 2  # zeros kept queued beyond the audio (500 ms), so the stream never runs dry
 _ZEROS = bytes(_PAD * _BYTES)
 
 
@@ -82,7 +82,7 @@ class PulseSpeaker:
         self._playout = Playout(RATE)
         self._pump_lock = threading.Lock()
         self._audio_end = 0  # stream position where the last handed audio ends
-        self._zeros_end = 0  # stream position up to which something (audio or zeros) is queued
+        self._zeros_end = 0  # the server's write index: where the last write ended
         self._last_item: str | None = None  # item of the last handed audio (None after a cut)
         self._closed_at: float | None = None
         self._underruns = 0
@@ -173,7 +173,11 @@ class PulseSpeaker:
     # -- writing -----------------------------------------------------------------------------
 
     def _write(self, data: bytes | npt.NDArray[np.int16], at: int) -> None:
-        """With the loop locked: put samples at stream position ``at``."""
+        """With the loop locked: put samples at stream position ``at``.
+
+        The server reads only up to its write index, which is where this write ends: zeros
+        queued beyond it before are out of reach, so callers write zeros again after audio.
+        """
         if isinstance(data, bytes):
             pointer: int | bytes = data
             nbytes = len(data)
@@ -182,16 +186,16 @@ class PulseSpeaker:
         self._lib.pa_stream_write(
             self._stream, pointer, nbytes, None, at * _BYTES, libpulse.SEEK_ABSOLUTE
         )
+        self._zeros_end = at + nbytes // _BYTES
 
     def _write_zeros(self, playing: int) -> None:
         """With the loop locked: keep about ``_PAD`` of zeros queued beyond audio and playback."""
-        start = max(self._zeros_end, self._audio_end)
-        if start <= playing:  # it ran dry after all (this process stalled for a second)
+        start = self._zeros_end
+        if start <= playing:  # it ran dry after all (this process stalled)
             start = self._safe(playing)
         target = max(self._audio_end, playing) + _PAD
         if target - start >= _PAD // 2:
             self._write(_ZEROS[: (target - start) * _BYTES], start)
-            self._zeros_end = target
 
     def _pump(self) -> None:
         """Hand queued audio to the server, up to ``lead`` ahead of playback."""
@@ -211,7 +215,6 @@ class PulseSpeaker:
                     self._underruns += 1  # the same item goes on after a gap: a dropout
                 self._write(samples, at)
                 self._audio_end = at + len(samples)
-                self._zeros_end = max(self._zeros_end, self._audio_end)
                 self._last_item = items[-1]
                 self._write_zeros(playing)
 
@@ -259,9 +262,9 @@ class PulseSpeaker:
                     samples, _ = self._playout.take(faded, cut / RATE)
                     self._write(samples, cut)
                 end = cut + faded
-                if handed > end:
-                    self._write(_ZEROS[: (handed - end) * _BYTES] if handed - end <= _PAD
-                                else bytes((handed - end) * _BYTES), end)
+                if handed > end:  # over what was handed; the zeros after it are out of reach
+                    zeros = handed - end + _PAD
+                    self._write(bytes(zeros * _BYTES), end)
                 self._audio_end = end
                 self._cut_at = cut
                 self._write_zeros(playing)

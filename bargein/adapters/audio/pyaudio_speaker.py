@@ -8,6 +8,11 @@ first 5-10 ms. ``flush()`` never touches the stream: it swaps the queue for a 5 
 the next callback plays, and reports what will have sounded by then. Audio already inside the
 device (PortAudio keeps two blocks, PulseAudio ~10 ms more) still plays out before the fade;
 ``FlushReport.silent_after_ms`` says when the output is silent.
+
+This is the portable path (any PortAudio host). On a PulseAudio or PipeWire-pulse server,
+``PulseSpeaker`` stops within one block and never runs dry under load; ``open_speaker()``
+chooses it there. ``underruns`` counts the callbacks PortAudio flagged as late
+(``paOutputUnderflow``) while audio was queued: dropouts the listener heard.
 """
 
 from __future__ import annotations
@@ -50,13 +55,18 @@ class PyAudioSpeaker:
         self._playout = Playout(self.device_rate)
         self._resamplers: dict[str, StreamResampler] = {}
         self._latency = float(self._stream.get_output_latency())
-        self._continue = int(load_pyaudio().paContinue)
+        pyaudio = load_pyaudio()
+        self._continue = int(pyaudio.paContinue)
+        self._underflow_flag = int(pyaudio.paOutputUnderflow)
+        self._underruns = 0
         self._closed_at: float | None = None
         self._stream.start_stream()
 
     def _callback(
-        self, _in: bytes | None, frame_count: int, time_info: dict[str, float], _status: int
+        self, _in: bytes | None, frame_count: int, time_info: dict[str, float], status: int
     ) -> tuple[bytes, int]:
+        if status & self._underflow_flag and self._playout.queued_samples():
+            self._underruns += 1
         starts_at = time_info["output_buffer_dac_time"] or (
             time_info["current_time"] + self._latency
         )
@@ -69,6 +79,11 @@ class PyAudioSpeaker:
     def output_latency_ms(self) -> float:
         """PortAudio's estimate of the time from a callback's block to the listener."""
         return self._latency * 1000
+
+    @property
+    def underruns(self) -> int:
+        """Callbacks PortAudio flagged as late while audio was waiting (dropouts heard)."""
+        return self._underruns
 
     def play(self, item_id: str, pcm: bytes) -> None:
         if self._closed_at is not None:
