@@ -1,47 +1,56 @@
-"""Stop latency and heard-ms error of the pyaudio speaker against the seed article's approach.
+"""Speakers on a PulseAudio null sink, judged by its monitor: stop time, click, heard-ms, dropouts.
 
-Both play the same speech-like item on the private PulseAudio's ci_speaker sink and are
-interrupted at a random moment; the sink's monitor (recorded with parec) is the judge.
+Three speakers play the same speech-like item and are interrupted at a random moment:
 
-* bargein: PyAudioSpeaker (callback mode, DAC-timed ledger, fade on flush).
-* seed: a thread doing blocking ``write()``s of blocks taken from a queue; on interrupt the
-  queue is cleared and the device drains; "heard" is what had been handed to ``write()``.
+* seed: the seed article's recipe, blocking ``write()``s from a queue; on interrupt the queue is
+  cleared and the device drains; "heard" is what had been handed to ``write()``;
+* pyaudio: ``PyAudioSpeaker`` (PortAudio callback, DAC-timed ledger, fade in the next block);
+* pulse: ``PulseSpeaker`` (libpulse; fade written where the sink has not read yet, rest zeroed).
 
-Columns (reported - measured on the monitor, ms; + = over-reported):
-live err = "heard so far" while playing (bargein: heard_ms(); seed: handed to write()) against
-what the monitor had delivered at that moment (the monitor lags by its few ms of capture);
-flush err = ms heard reported at the interrupt against all the item's sound on the monitor;
-stop = time from the interrupt call to the arrival of the last audible sample from the
-monitor (includes the monitor's own capture latency of a few ms, common to both columns).
-Medians over TRIALS runs. Run: scripts/start-pulse.sh && .venv/bin/python bench/bench_speaker.py
+Columns: ``stop`` = from the interrupt call to the last audible sample on the monitor (wall
+clock, so it carries the monitor's few ms of capture latency, alike for all three; median and
+p95); ``cut/speech`` = the largest sample-to-sample step where the sound meets silence against
+the largest in the speech just before (< 1: no click); ``heard err`` = ms reported heard minus
+ms the monitor played, the item located in the recording by its content (median of |err|);
+``flush`` = wall and CPU time of the interrupt call itself (µs).
+
+``--load`` instead plays a 60 s reply into each speaker with two CPU hogs beside it and counts
+the gaps (silences ≥ 2 ms inside the reply) in the monitor recording.
+Run: scripts/start-pulse.sh && .venv/bin/python bench/bench_speaker.py [--load]
 """
 
 from __future__ import annotations
 
+import argparse
 import queue
 import random
 import statistics
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bargein.adapters.audio.device import load_pyaudio, new_pyaudio
+from bargein.adapters.audio.pulse_speaker import PulseSpeaker
 from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
-from tests.pulse_env import (
+from tests.support.pulse_env import (
     MS,
     MonitorRecorder,
     ensure_pulse,
-    sounding_ms,
     sounding_span,
     speech_like,
 )
 
 BLOCKS = (120, 240, 480, 960)
-TRIALS = 5
+KINDS = ("seed", "pyaudio", "pulse")
+TRIALS = 7
 ITEM_MS = 1500
 
 
@@ -65,12 +74,11 @@ class SeedSpeaker:
             self.handed_samples += len(chunk) // 2
             self._stream.write(chunk)
 
-    def play(self, pcm: bytes) -> None:
+    def play(self, _item: str, pcm: bytes) -> None:
         for i in range(0, len(pcm), self._block_bytes):
             self._queue.put(pcm[i : i + self._block_bytes])
 
-    def interrupt(self) -> float:
-        """Clear the queue and let the device drain; return the 'heard' estimate in ms."""
+    def flush(self) -> float:
         while True:
             try:
                 self._queue.get_nowait()
@@ -80,72 +88,163 @@ class SeedSpeaker:
 
     def close(self) -> None:
         self._queue.put(None)
-        self._thread.join(timeout=5)
-        self._stream.close()  # after the writer has stopped: never abort under a blocking write
+        self._thread.join(timeout=30)
+        self._stream.close()
         self._pa.terminate()
 
 
-def trial(kind: str, block: int, rng: random.Random) -> tuple[float, float, float]:
-    speech = speech_like(ITEM_MS, seed=rng.randrange(1000))
+def open_kind(kind: str, block: int) -> Any:
+    if kind == "seed":
+        return SeedSpeaker(block)
+    if kind == "pyaudio":
+        return PyAudioSpeaker(block_frames=block)
+    return PulseSpeaker(block_frames=block)
+
+
+def wait_recording(recorder: MonitorRecorder) -> None:
+    helper = getattr(recorder, "wait_recording", None)  # tests/support's API is being reworked
+    if helper is not None:
+        helper()
+        return
+    while not recorder.arrived_by(time.monotonic()):  # type: ignore[attr-defined]
+        time.sleep(0.005)
+
+
+def arrival(recorder: MonitorRecorder, index: int) -> float:
+    helper = getattr(recorder, "recorded_at", None) or getattr(recorder, "arrival_time")  # noqa: B009
+    return float(helper(index))
+
+
+def locate(recorded: npt.NDArray[np.int16], item: npt.NDArray[np.int16]) -> int:
+    start, _ = sounding_span(recorded)
+    probe = item[480:720].astype(np.int64)
+    window = recorded[max(0, start - 240) : start + 2400].astype(np.int64)
+    errors = [np.abs(window[i : i + 240] - probe).sum() for i in range(len(window) - 720)]
+    return max(0, start - 240) + int(np.argmin(errors)) - 480
+
+
+def step(samples: npt.NDArray[np.int16]) -> int:
+    return int(np.abs(np.diff(samples.astype(np.int32))).max())
+
+
+def trial(kind: str, block: int, rng: random.Random) -> tuple[float, float, float, float, float]:
+    pcm = speech_like(ITEM_MS, seed=rng.randrange(1000))
+    item = np.frombuffer(pcm, dtype="<i2")
     recorder = MonitorRecorder()
-    time.sleep(0.15)
-    if kind == "bargein":
-        speaker = PyAudioSpeaker(block_frames=block)
-        time.sleep(0.1)
-        speaker.play("item", speech)
-        time.sleep(rng.uniform(0.3, 0.8))
-        probed_at = time.monotonic()
-        probed = speaker.heard_ms().get("item", 0.0)
-        time.sleep(0.1)
-        interrupted_at = time.monotonic()
-        reported = speaker.flush().heard_ms["item"]
-        time.sleep(0.4)
-        speaker.close()
-    else:
-        seed = SeedSpeaker(block)
-        time.sleep(0.1)
-        seed.play(speech)
-        time.sleep(rng.uniform(0.3, 0.8))
-        probed_at = time.monotonic()
-        probed = seed.handed_samples / MS
-        time.sleep(0.1)
-        interrupted_at = time.monotonic()
-        reported = seed.interrupt()
-        time.sleep(0.4)
-        seed.close()
+    wait_recording(recorder)
+    speaker = open_kind(kind, block)
+    time.sleep(0.1)
+    speaker.play("item", pcm)
+    time.sleep(rng.uniform(0.4, 0.9))
+    t0, c0 = time.perf_counter(), time.thread_time()
+    interrupted_at = time.monotonic()
+    report = speaker.flush()
+    flush_wall, flush_cpu = time.perf_counter() - t0, time.thread_time() - c0
+    reported = report if kind == "seed" else report.heard_ms["item"]
+    time.sleep(0.4)
+    speaker.close()
     recorded = recorder.stop()
+    base = locate(recorded, item)
+    _, end = sounding_span(recorded)
+    stop_ms = (arrival(recorder, end - 1) - interrupted_at) * 1000
+    cut = step(recorded[end - MS // 2 : end + 2 * MS]) / step(
+        recorded[end - 15 * MS : end - 5 * MS]
+    )
+    heard_err = reported - (end - base) / MS
+    return stop_ms, cut, heard_err, flush_wall * 1e6, flush_cpu * 1e6
+
+
+def p95(values: list[float]) -> float:
+    return sorted(values)[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
+
+
+def interrupts() -> None:
+    rng = random.Random(7)
+    print(
+        f"flush on a PulseAudio null sink, {TRIALS} trials per cell, interleaved (ms unless said)"
+    )
+    print(
+        f"{'block':>5} {'kind':>8} | {'stop med':>8} {'p95':>6} | {'cut/speech':>10}"
+        f" | {'|heard err|':>11} | {'flush wall µs':>13} {'cpu µs':>7}"
+    )
+    for block in BLOCKS:
+        results: dict[str, list[tuple[float, ...]]] = {k: [] for k in KINDS}
+        for _ in range(TRIALS):
+            for kind in KINDS:  # interleaved, so all see the same machine load
+                results[kind].append(trial(kind, block, rng))
+        stops = {}
+        for kind in KINDS:
+            cols = list(zip(*results[kind], strict=True))
+            stops[kind] = statistics.median(cols[0])
+            print(
+                f"{block:>5} {kind:>8} | {stops[kind]:>8.1f} {p95(list(cols[0])):>6.1f}"
+                f" | {statistics.median(cols[1]):>10.2f}"
+                f" | {statistics.median(abs(e) for e in cols[2]):>11.2f}"
+                f" | {statistics.median(cols[3]):>13.0f} {statistics.median(cols[4]):>7.0f}"
+            )
+        print(
+            f"{'':>5} {'ratio':>8} | seed/pulse {stops['seed'] / stops['pulse']:.1f}x,"
+            f" pyaudio/pulse {stops['pyaudio'] / stops['pulse']:.1f}x"
+        )
+
+
+def gaps(recorded: npt.NDArray[np.int16], min_ms: float = 2.0) -> list[float]:
+    """Silences of at least ``min_ms`` inside the sounding span (0.5 ms windows)."""
     start, end = sounding_span(recorded)
-    live = probed - (recorder.arrived_by(probed_at) - start) / MS
-    stop_ms = (recorder.arrival_time(end - 1) - interrupted_at) * 1000
-    return live, reported - sounding_ms(recorded), stop_ms
+    window = MS // 2
+    body = recorded[start : start + (end - start) // window * window].astype(np.int32)
+    loud = np.abs(body).reshape(-1, window).max(axis=1) > 64
+    found, run = [], 0
+    for is_loud in loud:
+        if not is_loud:
+            run += 1
+        else:
+            if run * 0.5 >= min_ms:
+                found.append(run * 0.5)
+            run = 0
+    return found
+
+
+def under_load(seconds: int = 60) -> None:
+    print(f"{seconds} s reply with two CPU hogs beside it, 240-frame blocks; fed in 100 ms deltas")
+    print(
+        f"{'kind':>8} | {'gaps':>4} {'per min':>7} {'longest ms':>10} | {'underruns counted':>17}"
+    )
+    pcm = speech_like(seconds * 1000, seed=99)
+    for kind in KINDS:
+        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+        try:
+            recorder = MonitorRecorder()
+            wait_recording(recorder)
+            speaker = open_kind(kind, 240)
+            step_bytes = 100 * MS * 2
+            started = time.monotonic()
+            for n, i in enumerate(range(0, len(pcm), step_bytes)):
+                # deltas arrive twice as fast as real time, like the Realtime API's
+                time.sleep(max(0.0, started + n * 0.05 - time.monotonic()))
+                speaker.play("reply", pcm[i : i + step_bytes])
+            time.sleep(seconds / 2 + 1.0)
+            counted = getattr(speaker, "underruns", None)
+            speaker.close()
+            recorded = recorder.stop()
+        finally:
+            for hog in hogs:
+                hog.kill()
+                hog.wait()
+        found = gaps(recorded)
+        print(
+            f"{kind:>8} | {len(found):>4} {len(found) * 60 / seconds:>7.1f}"
+            f" {max(found, default=0.0):>10.1f} | {counted if counted is not None else '-':>17}"
+        )
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--load", action="store_true", help="the dropout run instead")
+    args = parser.parse_args()
     ensure_pulse()
-    rng = random.Random(7)
     started = time.monotonic()
-    rows = []
-    for block in BLOCKS:
-        results: dict[str, list[tuple[float, float, float]]] = {"bargein": [], "seed": []}
-        for _ in range(TRIALS):
-            for kind in ("bargein", "seed"):  # interleaved, so both see the same machine load
-                results[kind].append(trial(kind, block, rng))
-        rows.append((block, results))
-    print(f"pyaudio speaker on PulseAudio null sink, {TRIALS} trials each, medians (ms)")
-    print(
-        f"{'block':>5} {'ms':>3} | {'live err':>8} {'flush err':>9} {'stop':>6}"
-        f" | {'live err':>8} {'flush err':>9} {'stop':>6} | {'stop ratio':>10}"
-    )
-    print(f"{'':>9} | {'bargein':^25} | {'seed (blocking write)':^25} |")
-    for block, results in rows:
-        cols = []
-        for kind in ("bargein", "seed"):
-            cols.append([statistics.median(r[i] for r in results[kind]) for i in range(3)])
-        (b_live, b_err, b_stop), (s_live, s_err, s_stop) = cols
-        print(
-            f"{block:>5} {block // MS:>3} | {b_live:>+8.1f} {b_err:>+9.1f} {b_stop:>6.1f}"
-            f" | {s_live:>+8.1f} {s_err:>+9.1f} {s_stop:>6.1f} | {s_stop / b_stop:>9.2f}x"
-        )
+    under_load() if args.load else interrupts()
     print(f"(ran {time.monotonic() - started:.0f} s)")
 
 

@@ -40,14 +40,12 @@ def _until(condition: Callable[[], bool], what: str) -> None:
 
 def _recording(recorder: MonitorRecorder) -> None:
     """Wait until the monitor delivers samples, so it misses nothing played afterwards."""
-    for name in ("wait_recording", "arrived_by"):  # the helper's API is being reworked
-        helper = getattr(recorder, name, None)
-        if helper is not None and name == "wait_recording":
-            helper()
-            return
-        if helper is not None:
-            _until(lambda: helper(time.monotonic()) > 0, "the monitor to record")
-            return
+    wait = getattr(recorder, "wait_recording", None)  # the helper's API is being reworked
+    if wait is not None:
+        wait()
+        return
+    arrived = getattr(recorder, "arrived_by")  # noqa: B009  (the older API)
+    _until(lambda: arrived(time.monotonic()) > 0, "the monitor to record")
 
 
 def _locate(recorded: npt.NDArray[np.int16], item: npt.NDArray[np.int16]) -> int:
