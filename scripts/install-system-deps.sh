@@ -2,13 +2,14 @@
 # Install the system packages bargein's tests and audio adapters need, where this machine
 # allows it (root, or passwordless sudo, with apt-get). Elsewhere, say what is missing.
 #   portaudio19-dev            builds pyaudio (the microphone and speaker adapters)
+#   libpulse0                  the native PulseAudio/PipeWire-pulse speaker (ctypes, nothing built)
 #   pulseaudio pulseaudio-utils libasound2-plugins
 #                              a private PulseAudio with null sinks: real devices without a sound card
 #   espeak-ng sox              the simulator's voice and the demo's speech fixtures
 #   graphviz                   SVG state diagrams
 #   chromium                   a real headless browser for the live inspector's page test
 set -euo pipefail
-packages=(portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox graphviz
+packages=(portaudio19-dev libpulse0 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox graphviz
           chromium)
 missing=()
 for p in "${packages[@]}"; do
