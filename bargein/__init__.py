@@ -14,6 +14,10 @@ __version__ = "0.1.0"
 """The package's version; ``pyproject.toml`` reads it from here."""
 
 _EXPORTS: dict[str, str] = {
+    # a whole conversation in one call
+    "talk": "bargein.talk",
+    "connect": "bargein.talk",
+    "Connecting": "bargein.talk",
     # the runtime
     "Session": "bargein.session",
     "Transport": "bargein.session",
@@ -23,8 +27,11 @@ _EXPORTS: dict[str, str] = {
     "StateChanged": "bargein.session",
     "Transcript": "bargein.session",
     "Interrupted": "bargein.session",
+    "Heard": "bargein.session",
+    "Reconnected": "bargein.session",
     "Closed": "bargein.session",
     "ResponseFigures": "bargein.session",
+    "split_heard": "bargein.session",
     # the core and its machine
     "Conversation": "bargein.core",
     "ConversationStats": "bargein.core",
@@ -50,6 +57,8 @@ _EXPORTS: dict[str, str] = {
     "MemorySource": "bargein.adapters.audio.memory",
     "MemorySink": "bargein.adapters.audio.memory",
     "VirtualClock": "bargein.adapters.audio.memory",
+    "AudioDevice": "bargein.adapters.audio.devices",
+    "list_devices": "bargein.adapters.audio.devices",
     # looking at a conversation as it runs
     "Inspector": "bargein.inspector",
     # errors
@@ -60,11 +69,14 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "DEFAULT_TABLE",
     "ApiKey",
+    "AudioDevice",
     "BargeinError",
     "Closed",
+    "Connecting",
     "Conversation",
     "ConversationStats",
     "Endpoint",
+    "Heard",
     "Inspector",
     "Interrupted",
     "MemorySink",
@@ -75,6 +87,7 @@ __all__ = [
     "PyAudioSpeaker",
     "RealtimeTransport",
     "ReconnectPolicy",
+    "Reconnected",
     "ResponseFigures",
     "SemanticVad",
     "ServerVad",
@@ -91,7 +104,11 @@ __all__ = [
     "WavSink",
     "WavSource",
     "__version__",
+    "connect",
     "endpoints",
+    "list_devices",
+    "split_heard",
+    "talk",
 ]
 
 
@@ -113,6 +130,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from bargein.adapters import endpoints
+    from bargein.adapters.audio.devices import AudioDevice, list_devices
     from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
     from bargein.adapters.audio.pyaudio_mic import PyAudioMicrophone
     from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
@@ -126,13 +144,17 @@ if TYPE_CHECKING:
     from bargein.inspector import Inspector
     from bargein.session import (
         Closed,
+        Heard,
         Interrupted,
         Observation,
         Observer,
+        Reconnected,
         ResponseFigures,
         Session,
         StateChanged,
         Transcript,
         Transport,
+        split_heard,
     )
     from bargein.states import DEFAULT_TABLE, State, StateTable, Transition
+    from bargein.talk import Connecting, connect, talk

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -44,10 +44,15 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 # --- what embedders observe ------------------------------------------------------------
+#
+# Every observation carries ``at_ms``: milliseconds since the session started, on the
+# session's clock, when the session handled what caused it.
 
 
 @dataclass(frozen=True, slots=True)
 class StateChanged:
+    """The conversation machine fired an edge (``source == dest`` for an internal edge)."""
+
     at_ms: float
     source: str
     dest: str
@@ -57,37 +62,131 @@ class StateChanged:
 
 @dataclass(frozen=True, slots=True)
 class Transcript:
+    """Text of what was said.
+
+    The user's side comes whole, once the server has transcribed an utterance (it needs
+    ``SessionConfig(input_transcription_model=...)``): ``final`` is True. The assistant's side
+    comes as it is generated: each delta with ``final=False`` (``text`` is the delta), then
+    one observation with ``final=True`` whose ``text`` is the item's whole transcript, when
+    its response ends (``response.done``, whatever its status) or the connection is lost.
+    The transcript is what the server generated, not what the user heard: see ``Heard``.
+    """
+
     at_ms: float
     role: Literal["user", "assistant"]
     item_id: str
     text: str
-    """The user's whole utterance, or one delta of the assistant's."""
+    final: bool = False
+    response_id: str = ""
+    """The assistant's response; empty for the user."""
 
 
 @dataclass(frozen=True, slots=True)
 class Interrupted:
-    """A barge-in, settled: how fast the speaker fell silent and what each item kept."""
+    """A barge-in, settled: how fast the speaker fell silent and what each item kept.
+
+    ``at_ms`` is when the barge-in signal reached the session. ``cancelled`` holds the
+    responses bargein cancelled itself (``response.cancel`` sent); ``cancelled_by`` says who
+    stopped the generation: ``"client"`` (bargein sent ``response.cancel``), ``"server"``
+    (the server's turn detection cancels on speech, ``interrupt_response``), or ``"none"``
+    (every response cut off had finished generating: only its playback was left to stop).
+    """
 
     at_ms: float
     trigger: str
     stop_latency_ms: float
     cancelled: tuple[str, ...]
     settlements: tuple[Settlement, ...]
+    cancelled_by: Literal["client", "server", "none"] = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """What the user heard of an assistant item that a barge-in cut off, as text.
+
+    ``heard + unheard`` is the item's transcript as received when the barge-in settled; the
+    cut is an estimate (``split_heard``): the transcript cut at the fraction ``heard_ms /
+    received_ms`` of its characters, moved to the nearest word boundary. ``heard_ms`` is
+    what the speaker played of the item (the truncate's ``audio_end_ms``, 0 when the item
+    was deleted) and ``received_ms`` the item's audio received by then.
+    """
+
+    at_ms: float
+    item_id: str
+    response_id: str
+    heard: str
+    unheard: str
+    heard_ms: float
+    received_ms: float
+
+    @property
+    def text(self) -> str:
+        """The whole transcript received for the item."""
+        return self.heard + self.unheard
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnected:
+    """The connection dropped and a new one was made: a new server session.
+
+    ``context_lost`` is always True with the Realtime API: the server forgot the
+    conversation's items, any reply in flight and the input audio buffer, so the
+    assistant does not remember what was said before. ``session_restored`` says whether
+    the session configuration was sent again; ``down_s`` is how long the connection was
+    down and ``attempts`` how many tries it took (from ``RealtimeTransport.last_reconnect``;
+    zeros for a transport that does not say).
+    """
+
+    at_ms: float
+    reason: str = ""
+    down_s: float = 0.0
+    attempts: int = 0
+    session_restored: bool = False
+    context_lost: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Closed:
+    """The session ended; ``reason`` is what ``Session.wait()`` returned (or ``error: ...``)."""
+
     at_ms: float
     reason: str
 
 
-Observation = StateChanged | Transcript | Interrupted | Closed
+Observation = StateChanged | Transcript | Interrupted | Heard | Reconnected | Closed
 Observer = Callable[[Observation], None]
 
 
 @dataclass(slots=True)
 class ResponseFigures:
-    """Per-response figures, filled in as the conversation goes."""
+    """Per-response figures, filled in as the conversation goes. Times are milliseconds on
+    the session's clock (``Session.now_ms``), measured where bargein sees them: when an
+    event reaches the session, not when the server sent it.
+
+    - ``response_id``: the server's id of the response.
+    - ``time_to_first_audio_ms``: from the server's ``input_audio_buffer.speech_stopped``
+      (the end of the user's turn as the server detected it, so its silence wait is not
+      included) to the first audio delta of this response that was played. ``None`` for a
+      response that did not follow a user turn (a greeting, ``RequestResponse``).
+    - ``interrupted``: a barge-in cut this response's playback off.
+    - ``stop_latency_ms``: from the barge-in signal (``speech_started``, the local detector,
+      ``UserInterrupt``) reaching the session to the speaker falling silent: the time to
+      carry out the flush plus what the sink reports it still played (``FlushReport.
+      silent_after_ms``: the audio in the device's buffer and the fade). ``None`` unless
+      interrupted.
+    - ``received_ms``: audio of this response accepted for playback, in ms of 24 kHz audio.
+    - ``heard_ms``: ms of this response's audio that left the speaker, as the sink counted
+      it (device latency included); the whole of ``received_ms`` when it played to the end.
+      ``None`` until the speaker reports on it.
+    - ``audio_end_ms``: the ``audio_end_ms`` of the truncate sent for the cut item, ``None``
+      when no truncate was sent (not interrupted, or the item was deleted).
+    - ``dropped_ms``: ms of audio of this response that arrived after it was interrupted
+      and was dropped, never played (late deltas of a cancelled response).
+    - ``status``: ``response.done``'s status (``completed``, ``cancelled``, ``failed``,
+      ``incomplete``), ``None`` while it is generating or if it never ended.
+    - ``client_cancelled``: bargein sent ``response.cancel`` for it.
+    - ``items``: the ids of its items that carried audio.
+    """
 
     response_id: str
     time_to_first_audio_ms: float | None = None
@@ -97,6 +196,55 @@ class ResponseFigures:
     audio_end_ms: int | None = None
     dropped_ms: float = 0.0
     items: list[str] = field(default_factory=list)
+    received_ms: float = 0.0
+    status: str | None = None
+    client_cancelled: bool = False
+
+    def __str__(self) -> str:
+        """One line for a person: ``resp_1: first audio after 600 ms; heard 3045 of 4600 ms;
+        cut off: silent 15.0 ms after the barge-in, truncated at 3045 ms; ...``."""
+        def ms(value: float | None) -> str:
+            return "-" if value is None else f"{value:.0f} ms"
+
+        parts = [f"first audio after {ms(self.time_to_first_audio_ms)}",
+                 f"heard {ms(self.heard_ms)} of {ms(self.received_ms)}"]
+        if self.interrupted:
+            latency = "-" if self.stop_latency_ms is None else f"{self.stop_latency_ms:.1f} ms"
+            cut = f"cut off: silent {latency} after the barge-in"
+            if self.audio_end_ms is not None:
+                cut += f", truncated at {self.audio_end_ms} ms"
+            parts.append(cut)
+        if self.dropped_ms:
+            parts.append(f"{self.dropped_ms:.0f} ms of late audio dropped")
+        if self.client_cancelled:
+            parts.append("cancelled by bargein")
+        elif self.status is not None:
+            parts.append(self.status)
+        return f"{self.response_id}: " + "; ".join(parts)
+
+
+def split_heard(text: str, heard_ms: float, received_ms: float) -> tuple[str, str]:
+    """Split an item's transcript into what was heard and what was not, by time.
+
+    Speech is taken to run at an even rate through the item's audio, so the cut falls at
+    the fraction ``heard_ms / received_ms`` of the text's characters, then moves to the
+    nearest word boundary (a word is heard when most of it was). ``heard + unheard ==
+    text``; everything is heard when ``heard_ms >= received_ms``, nothing when nothing was.
+    """
+    if not text or received_ms <= 0 or heard_ms <= 0:
+        return "", text
+    if heard_ms >= received_ms:
+        return text, ""
+    cut = round(len(text) * heard_ms / received_ms)
+    if 0 < cut < len(text) and not (text[cut - 1].isspace() or text[cut].isspace()):
+        back = cut - 1
+        while back > 0 and not text[back - 1].isspace():
+            back -= 1
+        ahead = cut
+        while ahead < len(text) and not text[ahead].isspace():
+            ahead += 1
+        cut = back if cut - back <= ahead - cut else ahead
+    return text[:cut], text[cut:]
 
 
 class Session:
@@ -110,6 +258,15 @@ class Session:
     ``clock`` (seconds) and ``sleep`` are where the session takes its time from, as in the
     standard library's ``sched.scheduler(timefunc, delayfunc)``: wall-clock time by default;
     ``bargein.testing.VirtualTime`` runs a session on a ``VirtualClock`` instead.
+
+    **How it ends.** ``wait()`` returns the reason when the session ends by itself or is
+    asked to: ``"input over"`` once a source that ends (one with an ``exhausted`` property,
+    as ``WavSource``) is over and the conversation has been quiet (listening, nothing
+    playing) for ``linger_s`` seconds (``None``: never for that reason); ``"server
+    closed"`` when the server ended the connection; whatever ``finish(reason)`` said (the
+    CLI says ``"stopped by the user"``). A failure is raised by ``wait()``. A microphone
+    never ends: such a session runs until the server closes or ``finish()``.
+    ``bargein.talk()`` does all of this (and opens the connection and the audio) in one call.
     """
 
     def __init__(
@@ -123,6 +280,7 @@ class Session:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         local_vad: EnergyVad | None = None,
+        linger_s: float | None = 2.0,
     ) -> None:
         self.transport = transport
         self.source = source
@@ -146,6 +304,16 @@ class Session:
         self._done: asyncio.Future[str] | None = None
         self._closed = False
         self._closed_published = False
+        self._linger_s = linger_s
+        self._quiet_since: float | None = None
+        self._texts: dict[str, tuple[str, list[str]]] = {}
+        """Assistant transcripts not yet final: item id -> (response id, deltas)."""
+        self._final_texts: dict[str, str] = {}
+        self._item_response: dict[str, str] = {}
+        self._heard: dict[str, float] = {}
+        """What the speaker reported heard, per item."""
+        self._generating_at_signal: set[str] = set()
+        self._timers: dict[str, asyncio.Task[None]] = {}
         self.conversation.add_observer(self._on_transition)
 
     # --- observing -------------------------------------------------------------------
@@ -209,7 +377,8 @@ class Session:
             self._tasks.append(task)
 
     async def wait(self) -> str:
-        """Wait until the session ends (server gone, ``finish()``, an error, which is raised)."""
+        """Wait until the session ends and return why (``"input over"``, ``"server closed"``,
+        what ``finish()`` said); a failure is raised. See the class docstring."""
         return await asyncio.shield(self._ended())
 
     def finish(self, reason: str) -> None:
@@ -240,6 +409,9 @@ class Session:
             return
         self._closed = True
         self.finish("closed")
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -257,6 +429,7 @@ class Session:
             failures.append(("connection", exc))
         for what, failure in failures:
             log.warning("close_failed", what=what, error=f"{type(failure).__name__}: {failure}")
+        self._finalize_texts(None)
         self._publish_closed(self._end_reason())
         if failures:
             what, first = failures[0]
@@ -328,18 +501,36 @@ class Session:
                 log.debug("command_dropped_while_disconnected", kind=type(command).__name__)
 
     async def _monitor(self) -> None:
-        """Report the speaker's progress, and when it has played everything."""
+        """Report the speaker's progress, and when it has played everything; end the
+        session once a finite input is over and the conversation has gone quiet."""
         while True:
             await self._sleep(self._interval)
-            if not self._sink_busy:
-                continue
-            idle = self.sink.idle  # before the count: idle then means the count is whole
-            heard = dict(self.sink.heard_ms())
-            if idle:
-                self._sink_busy = False
-                self.handle(e.PlaybackFinished(heard))
-            else:
-                self.handle(e.PlaybackProgress(heard))
+            if self._sink_busy:
+                idle = self.sink.idle  # before the count: idle then means the count is whole
+                heard = dict(self.sink.heard_ms())
+                if idle:
+                    self._sink_busy = False
+                    self.handle(e.PlaybackFinished(heard))
+                else:
+                    self.handle(e.PlaybackProgress(heard))
+            self._check_quiet()
+
+    def _input_over(self) -> bool:
+        return bool(getattr(self.source, "exhausted", False))
+
+    def _check_quiet(self) -> None:
+        if self._linger_s is None or not self._input_over():
+            return
+        quiet = (self.conversation.state == "listening" and not self._sink_busy
+                 and self.sink.idle)
+        now = self._clock()
+        if not quiet:
+            self._quiet_since = None
+        elif self._quiet_since is None:
+            self._quiet_since = now
+        elif now - self._quiet_since >= self._linger_s:
+            log.info("input_over", quiet_s=self._linger_s)
+            self.finish("input over")
 
     # --- carrying out ----------------------------------------------------------------
 
@@ -351,18 +542,75 @@ class Session:
             return
         if kind in e.BARGE_IN_EVENTS or kind is e.UserStop:
             self._signal_at = now
+            self._generating_at_signal = {
+                rid for rid, f in self.figures.items() if f.status is None}
         elif isinstance(event, e.SpeechStopped):
             self._speech_stopped_at = now
         elif isinstance(event, e.TranscriptDelta):
-            self._publish(Transcript(now, "assistant", event.item_id, event.delta))
+            self._on_transcript_delta(event, now)
         elif isinstance(event, e.InputTranscript):
-            self._publish(Transcript(now, "user", event.item_id, event.transcript))
+            self._publish(Transcript(now, "user", event.item_id, event.transcript, final=True))
         elif isinstance(event, e.ResponseCreated):
             self.figures.setdefault(event.response_id, ResponseFigures(event.response_id))
+        elif isinstance(event, e.ResponseDone):
+            figures = self.figures.setdefault(event.response_id,
+                                              ResponseFigures(event.response_id))
+            figures.status = event.status
+        elif isinstance(event, (e.PlaybackProgress, e.PlaybackFinished, e.PlaybackFlushed)):
+            self._on_heard(event.heard_ms)
         settled_before = len(self.conversation.interruptions)
         self._execute(self.conversation.handle(event))
         for interruption in self.conversation.interruptions[settled_before:]:
             self._on_settled(interruption, now)
+        if isinstance(event, e.ResponseDone):
+            self._finalize_texts(event.response_id)
+        elif isinstance(event, e.Disconnected):
+            self._finalize_texts(None)
+        elif isinstance(event, e.Reconnected):
+            self._on_reconnected(now)
+
+    def _on_transcript_delta(self, event: e.TranscriptDelta, now: float) -> None:
+        if event.item_id in self._final_texts:
+            return  # a delta after its response ended: the final text has been published
+        self._item_response.setdefault(event.item_id, event.response_id)
+        self._texts.setdefault(event.item_id, (event.response_id, []))[1].append(event.delta)
+        self._publish(Transcript(now, "assistant", event.item_id, event.delta,
+                                 response_id=event.response_id))
+
+    def _finalize_texts(self, response_id: str | None) -> None:
+        """Publish the whole transcript of each item of ``response_id`` (None: of all)."""
+        for item_id, (rid, parts) in list(self._texts.items()):
+            if response_id is None or rid == response_id:
+                del self._texts[item_id]
+                text = self._final_texts[item_id] = "".join(parts)
+                self._publish(Transcript(self.now_ms(), "assistant", item_id, text,
+                                         final=True, response_id=rid))
+
+    def _text_of(self, item_id: str) -> str:
+        if item_id in self._final_texts:
+            return self._final_texts[item_id]
+        return "".join(self._texts.get(item_id, ("", []))[1])
+
+    def _on_heard(self, heard_ms: Mapping[str, float]) -> None:
+        for item_id, ms in heard_ms.items():
+            self._heard[item_id] = max(ms, self._heard.get(item_id, 0.0))
+            self._update_heard(self._item_response.get(item_id))
+
+    def _update_heard(self, response_id: str | None) -> None:
+        figures = self.figures.get(response_id) if response_id is not None else None
+        if figures is not None:
+            figures.heard_ms = sum(self._heard.get(i, 0.0) for i in figures.items)
+
+    def _on_reconnected(self, now: float) -> None:
+        info = getattr(self.transport, "last_reconnect", None)
+        self._publish(Reconnected(
+            now,
+            reason=str(getattr(info, "reason", "")),
+            down_s=float(getattr(info, "down_s", 0.0)),
+            attempts=int(getattr(info, "attempts", 0)),
+            session_restored=bool(getattr(info, "session_restored", False)),
+            context_lost=bool(getattr(info, "context_lost", True)),
+        ))
 
     def _on_audio_delta(self, event: e.AudioDelta, now: float) -> None:
         commands = self.conversation.handle(event)
@@ -375,6 +623,8 @@ class Session:
             self._speech_stopped_at = None  # one user turn, one answer's figure
         if event.item_id not in figures.items:
             figures.items.append(event.item_id)
+        self._item_response.setdefault(event.item_id, event.response_id)
+        figures.received_ms += len(event.audio) / BYTES_PER_MS
         self._execute(commands)
 
     def _execute(self, commands: list[c.Command]) -> None:
@@ -388,8 +638,34 @@ class Session:
                 signal = self._signal_at if self._signal_at is not None else self.now_ms()
                 self._flush_silent_ms = self.now_ms() - signal + report.silent_after_ms
                 self._queue.append(e.PlaybackFlushed(dict(report.heard_ms)))
+            elif isinstance(command, c.StartTimer):
+                self._start_timer(command.name, command.ms)
+            elif isinstance(command, c.CancelTimer):
+                timer = self._timers.pop(command.name, None)
+                if timer is not None:
+                    timer.cancel()
             else:
+                if isinstance(command, c.CancelResponse):
+                    figures = self.figures.setdefault(command.response_id,
+                                                      ResponseFigures(command.response_id))
+                    figures.client_cancelled = True
                 self._outbox.put_nowait(command)
+
+    def _start_timer(self, name: str, ms: int) -> None:
+        """In ``ms`` on the session's clock, hand the core ``TimerFired(name)``; a timer of
+        the same name is replaced. Timers end with the session."""
+        old = self._timers.pop(name, None)
+        if old is not None:
+            old.cancel()
+
+        async def run() -> None:
+            await self._sleep(ms / 1000.0)
+            if self._timers.get(name) is task:
+                del self._timers[name]
+                self.handle(e.TimerFired(name))
+
+        task = asyncio.get_running_loop().create_task(run(), name=f"bargein-timer-{name}")
+        self._timers[name] = task
 
     def _on_settled(self, interruption: Interruption, now: float) -> None:
         latency = self._flush_silent_ms if self._flush_silent_ms is not None else 0.0
@@ -397,9 +673,19 @@ class Session:
             figures = self.figures.setdefault(s.response_id, ResponseFigures(s.response_id))
             figures.interrupted = True
             figures.stop_latency_ms = latency
-            figures.heard_ms = (figures.heard_ms or 0.0) + s.heard_ms
+            self._heard[s.item_id] = s.heard_ms  # the settled figure is the last word
+            self._item_response.setdefault(s.item_id, s.response_id)
+            if s.item_id not in figures.items:
+                figures.items.append(s.item_id)
+            self._update_heard(s.response_id)
             if s.action == "truncate":
                 figures.audio_end_ms = s.audio_end_ms
+        if interruption.cancelled:
+            cancelled_by: Literal["client", "server", "none"] = "client"
+        elif self._generating_at_signal & set(interruption.response_ids):
+            cancelled_by = "server"
+        else:
+            cancelled_by = "none"
         signal_at = self._signal_at if self._signal_at is not None else now
         log.info(
             "interrupted",
@@ -414,5 +700,12 @@ class Session:
             ],
         )
         self._publish(Interrupted(signal_at, interruption.trigger, latency,
-                                  interruption.cancelled, interruption.settlements))
+                                  interruption.cancelled, interruption.settlements, cancelled_by))
+        for s in interruption.settlements:
+            if s.action == "keep":
+                continue
+            heard_ms = float(s.audio_end_ms)
+            heard, unheard = split_heard(self._text_of(s.item_id), heard_ms, s.received_ms)
+            self._publish(Heard(now, s.item_id, s.response_id, heard, unheard, heard_ms,
+                                s.received_ms))
         self._signal_at = None

@@ -2,6 +2,7 @@
 
     python examples/embed.py --url ws://127.0.0.1:8765/v1 question.wav heard.wav
     python examples/embed.py question.wav heard.wav          # OpenAI, key from OPENAI_API_KEY
+    python examples/embed.py --log-level info ...            # bargein's own log lines too
     bargein diagram --machine embed:WITH_THINKING            # with examples/ on PYTHONPATH
 """
 
@@ -10,15 +11,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bargein import Conversation
-from bargein.adapters import endpoints
-from bargein.adapters.audio.wav import WavSink, WavSource
-from bargein.adapters.secrets import ApiKey
-from bargein.adapters.session_config import ServerVad, SessionConfig
-from bargein.adapters.transport import RealtimeTransport
-from bargein.core.events import ConfigureSession
-from bargein.session import Interrupted, Observation, Session, StateChanged, Transcript
-from bargein.states import DEFAULT_TABLE, State, Transition
+from bargein import (
+    DEFAULT_TABLE,
+    Conversation,
+    Heard,
+    Interrupted,
+    Observation,
+    Reconnected,
+    State,
+    StateChanged,
+    Transcript,
+    Transition,
+    connect,
+    logs,
+)
 
 # Between the end of the user's turn and the first audio of the answer. Interruptible, so
 # it gets the barge-in edges by itself: speaking again cancels the answer being prepared.
@@ -41,21 +47,20 @@ def show(obs: Observation) -> None:
     elif isinstance(obs, Interrupted):
         for s in obs.settlements:
             print(f"{obs.at_ms:8.0f} ms  barge-in: {s.action} {s.item_id} at {s.audio_end_ms} ms, "
-                  f"silent after {obs.stop_latency_ms:.1f} ms")
-    elif isinstance(obs, Transcript) and obs.role == "user":
-        print(f"{obs.at_ms:8.0f} ms  user said: {obs.text}")
+                  f"silent after {obs.stop_latency_ms:.1f} ms (cancelled by {obs.cancelled_by})")
+    elif isinstance(obs, Heard):
+        print(f"{obs.at_ms:8.0f} ms  the user heard: {obs.heard.strip()!r}")
+    elif isinstance(obs, Transcript) and obs.final:
+        print(f"{obs.at_ms:8.0f} ms  {obs.role} said: {obs.text}")
+    elif isinstance(obs, Reconnected):
+        print(f"{obs.at_ms:8.0f} ms  reconnected: the server forgot the conversation")
 
 
-async def main(url: str | None, wav_in: str, wav_out: str, seconds: float) -> None:
-    endpoint = endpoints.custom(url, auth="none") if url else endpoints.openai()
-    transport = RealtimeTransport(endpoint, None if url else ApiKey.from_env())
-    source = WavSource(wav_in)                    # or PyAudioMicrophone()
-    sink = WavSink(wav_out, source.clock)         # or PyAudioSpeaker()
-    await transport.connect()
-    async with Session(transport, source, sink, Conversation(WITH_THINKING)) as session:
-        session.subscribe(show)
-        session.handle(ConfigureSession(SessionConfig(turn_detection=ServerVad())))
-        await asyncio.sleep(seconds)              # or: await session.wait()
+async def main(url: str | None, wav_in: str, wav_out: str) -> None:
+    async with connect(url, input=wav_in, output=wav_out,       # or "mic" and "speaker"
+                       conversation=Conversation(WITH_THINKING), observer=show) as session:
+        reason = await session.wait()  # by itself: the WAV is over and all is quiet
+    print(f"ended: {reason}")
     for figures in session.figures.values():
         print(figures)
 
@@ -63,8 +68,11 @@ async def main(url: str | None, wav_in: str, wav_out: str, seconds: float) -> No
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a simulator, e.g. ws://127.0.0.1:8765/v1")
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--log-level", choices=["debug", "info", "warning"],
+                        help="also show bargein's own log lines, on stderr")
     parser.add_argument("wav_in")
     parser.add_argument("wav_out")
     args = parser.parse_args()
-    asyncio.run(main(args.url, args.wav_in, args.wav_out, args.seconds))
+    if args.log_level:
+        logs.enable("console", args.log_level)  # adds one handler to bargein's logger only
+    asyncio.run(main(args.url, args.wav_in, args.wav_out))

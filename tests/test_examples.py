@@ -1,14 +1,18 @@
-"""The README's embedding example is a real program, run here against the simulator."""
+"""The README's programs are real programs, run here against the simulator: the ~15-line
+quick start against ``bargein sim`` as a user starts it, and the embedding example."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
+import signal
+import sys
 from pathlib import Path
 
 import pytest
 
-from bargein.adapters.audio.wav import write_wav
-from tests.cli.test_cli import SCRIPT, USER, bargein, env
+from tests.cli.test_cli import bargein, env
 from tests.support import REPO
 from tests.support.sim_support import serving
 
@@ -16,31 +20,105 @@ pytestmark = pytest.mark.e2e
 
 ROOT = REPO
 EXAMPLE = ROOT / "examples" / "embed.py"
+QUICKSTART = ROOT / "examples" / "quickstart.py"
+DEMO_USER = ROOT / "bargein" / "data" / "demo_user.wav"  # a question, then a barge-in
 
 
-def test_readme_shows_the_example_verbatim() -> None:
-    assert EXAMPLE.read_text().strip() in (ROOT / "README.md").read_text()
+def test_readme_shows_the_examples_verbatim() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert EXAMPLE.read_text().strip() in readme
+    assert QUICKSTART.read_text().strip() in readme
+
+
+def test_the_quick_start_is_short_and_imports_only_bargein() -> None:
+    code = [line for line in QUICKSTART.read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith(("#", '"""'))]
+    assert len(code) <= 20, "a program of about 15 lines"
+    imports = [line for line in code if line.startswith(("import ", "from "))]
+    assert [line for line in imports if "bargein" in line] == [
+        "from bargein import Heard, Observation, Transcript, talk"]
+    assert all(line.split()[1] in ("asyncio", "sys", "importlib.resources", "bargein")
+               for line in imports)
+
+
+async def start_sim(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+    """``bargein sim`` on a free port, as a user starts it; its URL from its first line."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bargein", "sim", "--port", "0", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env())
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+    match = re.search(r"ws://127\.0\.0\.1:\d+/v1", line)
+    assert match, line
+    return proc, match.group(0)
+
+
+async def stop_sim(proc: asyncio.subprocess.Process) -> tuple[int, str, str]:
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_the_quick_start_talks_to_bargein_sim_and_ends_by_itself(tmp_path: Path) -> None:
+    sim, url = await start_sim()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(QUICKSTART), url, str(DEMO_USER), cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env())
+        out, err = await asyncio.wait_for(proc.communicate(), 120)  # it ends by itself
+    finally:
+        code, _, sim_log = await stop_sim(sim)
+    assert proc.returncode == 0, err.decode()
+    assert err.decode() == "", "nothing from bargein on stderr"
+    lines = out.decode().splitlines()
+    own = re.compile(r"^(user: |assistant: |  \(the user heard only: |resp_\S+: first audio)")
+    assert lines and all(own.match(line) for line in lines), "only the program's own lines"
+    figures = [line for line in lines if line.startswith("resp_")]
+    assert len(figures) == 2, out.decode()
+    assert "cut off: silent" in figures[0] and "truncated at" in figures[0]
+    ttfa = [float(m) for m in re.findall(r"first audio after (\d+) ms", out.decode())]
+    assert ttfa and min(ttfa) >= 500, "bargein sim answers after a realistic delay"
+    assert any(line.startswith("  (the user heard only: ") for line in lines)
+    assert (tmp_path / "heard.wav").stat().st_size > 24_000 * 2 * 5
+    assert code == 130, "Ctrl-C ends bargein sim with 130"
+    assert "sim.connected" in sim_log and "sim.closed" in sim_log, "a line per connection"
+
+
+async def run_embed(url: str, tmp_path: Path, *extra: str) -> tuple[str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(EXAMPLE), "--url", url, *extra, str(DEMO_USER),
+        str(tmp_path / "out.wav"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env())
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    return out.decode(), err.decode()
 
 
 async def test_embedded_session_with_a_custom_state_and_hooks(tmp_path: Path) -> None:
-    import asyncio
-    import sys
-
-    wav_in = write_wav(tmp_path / "in.wav", USER)
-    async with serving(script=SCRIPT, speed=4.0) as sim:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(EXAMPLE), "--url", sim.url, "--seconds", "5",
-            str(wav_in), str(tmp_path / "out.wav"),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env())
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-    text = out.decode()
-    assert proc.returncode == 0, err.decode()
+    async with serving(speed=2.0, reply_latency_ms=400.0) as sim:
+        text, err = await run_embed(sim.url, tmp_path)
     assert "listening -> thinking  (user finished)" in text        # the behaviour
     assert "thinking -> responding  (first audio)" in text
+    assert "barge-in: truncate" in text and "the user heard: '" in text
+    assert "ended: input over" in text, "the session ended by itself"
+    assert "first audio after 400 ms" in text                       # the figures
+    assert err == "", "bargein prints nothing unless asked"
+    bargein_lines = [line for line in text.splitlines() if "bargein." in line or "[info" in line]
+    assert not bargein_lines, bargein_lines
+
+
+async def test_embedded_session_shows_bargeins_logs_when_asked(tmp_path: Path) -> None:
+    async with serving(speed=4.0) as sim:
+        text, err = await run_embed(sim.url, tmp_path, "--log-level", "info")
     assert "barge-in: truncate" in text
-    assert "dest=thinking" in text                                  # the logs
+    assert "interrupted" in err and "[bargein.session]" in err, err[:2000]
+    assert "realtime_connected" in err
+
+
+async def test_the_example_machine_draws(tmp_path: Path) -> None:
     environ = env(PYTHONPATH=f"{ROOT / 'examples'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    code, diagram, err2 = await bargein("diagram", "--machine", "embed:WITH_THINKING",
-                                        environ=environ)
-    assert code == 0, err2
-    assert "listening --> thinking : speech_stopped" in diagram     # the diagram
+    code, diagram, err = await bargein("diagram", "--machine", "embed:WITH_THINKING",
+                                       environ=environ)
+    assert code == 0, err
+    assert "listening --> thinking : speech_stopped" in diagram

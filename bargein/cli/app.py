@@ -10,16 +10,29 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import structlog
-
-from bargein import __version__
+from bargein import __version__, logs
 from bargein.adapters.endpoints import Endpoint
-from bargein.adapters.secrets import ENV_VARS, ApiKey, redact
+from bargein.adapters.secrets import ENV_VARS, ApiKey
 from bargein.errors import BargeinError, UsageError
+from bargein.redaction import redact
 from bargein.states import DEFAULT_TABLE, StateTable
 from bargein.states.diagram import render
 
 DEFAULT_MODEL = "gpt-realtime"
+SIM_SPEED = 1.5
+"""``bargein sim``'s pace: faster than real time, as upstream, yet slow enough that a user
+who cuts in during the first seconds of a reply finds it still being generated."""
+SIM_REPLY_LATENCY_MS = 600.0
+"""``bargein sim``'s time to first audio after the user's turn (upstream: about 0.5-1 s)."""
+
+
+def _fault_names() -> str:
+    import dataclasses
+
+    from bargein.sim import PHASES, Faults
+
+    names = [f.name for f in dataclasses.fields(Faults)]
+    return ", ".join(names) + f" (disconnect_at: {'|'.join(PHASES)})"
 
 
 def load_table(spec: str | None) -> StateTable:
@@ -52,23 +65,44 @@ def cmd_diagram(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bargein.cli.console import configure_logging
     from bargein.cli.demo import demo
+    from bargein.cli.runner import exit_code
 
-    configure_logging(args.log_format, args.log_level)
-    asyncio.run(demo(Path(args.out)))
-    return 0
+    _show_logs(args)
+    result = asyncio.run(demo(Path(args.out)))
+    return exit_code(result.reason)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from bargein.cli.console import configure_logging
-    from bargein.sim import Faults, SimConfig, serve
+    from bargein.sim import DEFAULT_SCRIPT, Faults, SimConfig, serve
 
-    configure_logging(args.log_format, args.log_level)
-    config = SimConfig(speed=args.speed, voice=args.voice, faults=Faults.parse(args.faults),
+    _show_logs(args, default="info")  # a server's log is its output: a line per connection
+    script = DEFAULT_SCRIPT
+    if args.script:
+        try:
+            text = Path(args.script).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read the script {args.script}: {exc.strerror}") from None
+        script = tuple(line.strip() for line in text.splitlines() if line.strip())
+    config = SimConfig(script=script, speed=args.speed, voice=args.voice,
+                       faults=Faults.parse(args.faults), reply_latency_ms=args.reply_latency,
+                       chunk_ms=args.chunk_ms,
                        record_audio=False, keep_records=False)  # a server must not hoard
     serve(args.host, args.port, config,
-          on_ready=lambda url: print(f"bargein simulator on {url} (Ctrl-C stops)", flush=True))
+          on_ready=lambda url: print(f"bargein simulator on {url}: replies at {args.speed:g}x "
+                                     f"real time, first audio {args.reply_latency:g} ms after "
+                                     f"the user's turn (Ctrl-C stops)", flush=True))
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from bargein.adapters.audio.devices import describe, list_devices
+
+    devices = list_devices()
+    if not devices:
+        print("no audio devices (is an audio server running?)")
+        return 1
+    print(describe(devices))
     return 0
 
 
@@ -100,40 +134,53 @@ def endpoint_from(args: argparse.Namespace) -> tuple[Endpoint, ApiKey | None]:
 
 def cmd_talk(args: argparse.Namespace) -> int:
     from bargein.adapters.session_config import SemanticVad, ServerVad, SessionConfig
-    from bargein.cli.console import LivePrinter, configure_logging, figures_table
-    from bargein.cli.runner import RunOptions, run
+    from bargein.cli.console import LivePrinter, figures_table, mode_line
+    from bargein.cli.runner import exit_code, hold
+    from bargein.talk import connect
 
-    configure_logging(args.log_format, args.log_level)
+    _show_logs(args)
     endpoint, key = endpoint_from(args)
     turn = (
         SemanticVad(interrupt_response=not args.client_cancel)
         if args.vad == "semantic"
         else ServerVad(interrupt_response=not args.client_cancel)
     )
-    options = RunOptions(
-        endpoint=endpoint,
-        key=key,
-        input=args.input,
-        output=args.output,
-        config=SessionConfig(turn_detection=turn, voice=args.voice,
-                             instructions=args.instructions,
-                             input_transcription_model=args.transcription_model),
-        linger_s=args.linger,
-        allow_plaintext=args.allow_plaintext,
-        local_vad=args.local_vad,
-    )
-    printer = LivePrinter()
-    print(f"talking to {endpoint.host} ({endpoint.api} API); Ctrl-C ends", flush=True)
-    session = asyncio.run(run(options, [printer], stop_on_signals=True))
-    print("\nper response:\n" + figures_table(session.figures.values()), flush=True)
-    return 0
+    config = SessionConfig(turn_detection=turn, voice=args.voice, instructions=args.instructions,
+                           input_transcription_model=args.transcription_model)
+
+    async def conversation() -> int:
+        connecting = connect(
+            endpoint, key=key, input=args.input, output=args.output, config=config,
+            observer=LivePrinter(), linger_s=args.linger, local_vad=args.local_vad,
+            input_device=args.input_device, output_device=args.output_device,
+            allow_plaintext=args.allow_plaintext)
+        mode = mode_line(host=endpoint.host, api=endpoint.api, vad=args.vad,
+                         client_cancel=args.client_cancel, local_vad=args.local_vad,
+                         input=_audio_name(args.input, args.input_device),
+                         output=_audio_name(args.output, args.output_device))
+        session, reason = await hold(connecting, announce=mode)
+        print("\nper response:\n" + figures_table(session.figures.values()), flush=True)
+        return exit_code(reason)
+
+    return asyncio.run(conversation())
+
+
+def _audio_name(choice: str, device: str | None) -> str:
+    return f"{choice} ({device})" if device is not None and choice in ("mic", "speaker") \
+        else choice
 
 
 def _logging_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=["console", "json"], default="console",
                         help="structured logs on stderr, as text or JSON lines")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
-                        default="warning")
+                        help="default: warning for console logs (the terminal shows the "
+                             "conversation), info for JSON (state changes, interruptions)")
+
+
+def _show_logs(args: argparse.Namespace, default: logs.LogLevel = "warning") -> None:
+    level: logs.LogLevel = args.log_level or ("info" if args.log_format == "json" else default)
+    logs.enable(args.log_format, level)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     talk.add_argument("--local-vad", action="store_true",
                       help="barge in on local voice detection, a round trip before the "
                            "server's (use a headset: on open speakers it hears the assistant)")
+    talk.add_argument("--input-device", metavar="INDEX|NAME",
+                      help="the microphone, by index or a piece of its name (bargein devices "
+                           "lists them; default: the system's)")
+    talk.add_argument("--output-device", metavar="INDEX|NAME",
+                      help="the speaker, by index or a piece of its name")
     talk.add_argument("--linger", type=float, default=2.0, metavar="SECONDS",
                       help="with a WAV input: quiet time after it ends before the run stops")
     talk.add_argument("--allow-plaintext", action="store_true",
@@ -200,13 +252,30 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", help="serve the Realtime simulator for other programs")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8765)
-    sim.add_argument("--speed", type=float, default=4.0,
-                     help="how many times faster than real time replies are sent")
-    sim.add_argument("--voice", choices=["auto", "espeak", "synthetic"], default="auto")
+    sim.add_argument("--speed", type=float, default=SIM_SPEED,
+                     help="how many times faster than real time replies are sent (default: "
+                          f"{SIM_SPEED:g}, a reply is still being generated while its first "
+                          "seconds play, as upstream)")
+    sim.add_argument("--reply-latency", type=float, default=SIM_REPLY_LATENCY_MS, metavar="MS",
+                     help="from response.created to the first audio (default: "
+                          f"{SIM_REPLY_LATENCY_MS:g}, the order of upstream's time to first "
+                          "audio; 0 answers at once)")
+    sim.add_argument("--chunk-ms", type=int, default=100, metavar="MS",
+                     help="audio per delta (default: 100)")
+    sim.add_argument("--script", metavar="FILE",
+                     help="the assistant's replies, one per line, in turn (default: built in)")
+    sim.add_argument("--voice", choices=["auto", "espeak", "synthetic"], default="auto",
+                     help="espeak-ng speech, a synthetic voice, or espeak when installed")
     sim.add_argument("--faults", default="", metavar="name=value,...",
-                     help="faults for every connection, e.g. late_deltas_after_cancel=3")
+                     help=f"faults for every connection: {_fault_names()}; e.g. "
+                          "late_deltas_after_cancel=3,disconnect_at=mid_reply (a client "
+                          "chooses its own with ?sim_faults=...)")
     _logging_options(sim)
     sim.set_defaults(run=cmd_sim)
+
+    devices = sub.add_parser("devices", help="list the audio devices (for --input-device and "
+                                             "--output-device)")
+    devices.set_defaults(run=cmd_devices)
     return parser
 
 
@@ -223,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as exc:  # a bug of ours: still one line, the details in the debug log
-        structlog.get_logger(__name__).debug("unexpected_error", exc_info=True)
+        logs.get_logger(__name__).debug("unexpected_error", exc_info=True)
         print(f"bargein: unexpected {type(exc).__name__}: {redact(str(exc))} "
               "(run with --log-level debug for details)", file=sys.stderr)
         return 1

@@ -1,88 +1,82 @@
-"""What a person sees in the terminal: log setup, the live timeline, the figures table."""
+"""What a person sees in the terminal: the live timeline and the figures table."""
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-import structlog
-
-from bargein.adapters.secrets import RedactingFilter, redact_secrets
 from bargein.session import (
     Closed,
+    Heard,
     Interrupted,
     Observation,
+    Reconnected,
     ResponseFigures,
     StateChanged,
     Transcript,
 )
 
+CUT = "‖"
+"""Where the user stopped hearing the assistant, in a printed transcript."""
 
-def configure_logging(fmt: str = "console", level: str = "warning") -> None:
-    """Structured logs to stderr, every line scrubbed of anything key-like."""
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
-    numeric = logging.getLevelNamesMapping()[level.upper()]
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact_secrets,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
-    )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RedactingFilter())
-    logging.basicConfig(level=max(numeric, logging.WARNING), handlers=[handler], force=True)
+
+def cut_text(heard: Heard) -> str:
+    """``heard ‖ unheard``: the transcript with the estimated cut marked."""
+    said, rest = heard.heard.strip(), heard.unheard.strip()
+    return " ".join(part for part in (said, CUT, rest) if part)
 
 
 class LivePrinter:
-    """Prints each observation as one timeline line; assistant text by utterance."""
+    """Prints each observation as one timeline line; the assistant's text by utterance, at
+    the end of its turn, with ``‖`` where the user stopped hearing it when it was cut."""
 
     def __init__(self, out: TextIO = sys.stdout) -> None:
         self.out = out
-        self._assistant: dict[str, list[str]] = {}
+        self._parts: dict[str, list[str]] = {}
+        self._final: dict[str, str] = {}
+        self._printed: set[str] = set()
+        self._cutting = False
         self._closed = False
 
     def __call__(self, obs: Observation) -> None:
         if isinstance(obs, StateChanged):
             if obs.source != obs.dest:
-                if obs.dest in ("listening", "interrupted", "idle"):
-                    self._say(obs.at_ms, cut=obs.dest == "interrupted")
+                if obs.dest == "interrupted":
+                    self._cutting = True  # its text comes with the settlement (Heard)
+                elif obs.dest in ("listening", "idle") and not self._cutting:
+                    self._say(obs.at_ms)
                 self._line(obs.at_ms, f"{obs.source} -> {obs.dest}  ({obs.trigger}: {obs.reason})")
         elif isinstance(obs, Transcript):
             if obs.role == "user":
                 self._line(obs.at_ms, f'user: "{obs.text}"')
-            else:
-                self._assistant.setdefault(obs.item_id, []).append(obs.text)
+            elif obs.final:
+                self._final[obs.item_id] = obs.text
+            elif obs.item_id not in self._printed:
+                self._parts.setdefault(obs.item_id, []).append(obs.text)
         elif isinstance(obs, Interrupted):
-            kept = ", ".join(
-                f"{s.item_id}: {s.action} at {s.audio_end_ms} ms (heard {s.heard_ms:.0f} of "
-                f"{s.received_ms:.0f} ms received)"
-                for s in obs.settlements
-            ) or "nothing had played"
-            self._line(obs.at_ms, f"BARGE-IN by {obs.trigger}: speaker silent after "
-                                  f"{obs.stop_latency_ms:.1f} ms; {kept}")
+            self._cutting = False
+            self._line(obs.at_ms, barge_in_line(obs))
+        elif isinstance(obs, Heard):
+            self._printed.add(obs.item_id)
+            self._parts.pop(obs.item_id, None)
+            self._line(obs.at_ms, f"assistant, cut off after {obs.heard_ms:.0f} of "
+                                  f"{obs.received_ms:.0f} ms (heard {CUT} not heard): "
+                                  f'"{cut_text(obs)}"')
+        elif isinstance(obs, Reconnected):
+            self._line(obs.at_ms, reconnected_line(obs))
         elif isinstance(obs, Closed):
+            self._say(obs.at_ms)
             self._line(obs.at_ms, f"session closed ({obs.reason})")
 
-    def _say(self, at_ms: float, *, cut: bool) -> None:
+    def _say(self, at_ms: float) -> None:
         """What the assistant said since the last time, once its turn ends."""
-        for text in ("".join(parts).strip() for parts in self._assistant.values()):
+        for item_id in list(self._parts):
+            parts = self._parts.pop(item_id)
+            text = self._final.get(item_id, "".join(parts)).strip()
+            self._printed.add(item_id)
             if text:
-                label = "assistant (cut off; the transcript runs past what was heard)" if cut \
-                    else "assistant"
-                self._line(at_ms, f'{label}: "{text}"')
-        self._assistant.clear()
+                self._line(at_ms, f'assistant: "{text}"')
 
     def _line(self, at_ms: float, text: str) -> None:
         if self._closed:
@@ -93,20 +87,65 @@ class LivePrinter:
             self._closed = True
 
 
+def barge_in_line(obs: Interrupted) -> str:
+    """One line for a settled barge-in: how fast, what each item kept, who cancelled."""
+    kept = ", ".join(
+        f"{s.item_id}: {s.action} at {s.audio_end_ms} ms (heard {s.heard_ms:.0f} of "
+        f"{s.received_ms:.0f} ms received)"
+        for s in obs.settlements
+    ) or "nothing had played"
+    if obs.cancelled_by == "client":
+        who = f"bargein sent response.cancel for {', '.join(obs.cancelled)}"
+    elif obs.cancelled_by == "server":
+        who = "the server cancels the response itself (interrupt_response)"
+    else:
+        who = "the response had finished generating: nothing to cancel"
+    return (f"BARGE-IN by {obs.trigger}: speaker silent after {obs.stop_latency_ms:.1f} ms; "
+            f"{kept}; {who}")
+
+
+def reconnected_line(obs: Reconnected) -> str:
+    why = f" ({obs.reason})" if obs.reason else ""
+    lost = ("the server's context was lost: it no longer knows what was said"
+            if obs.context_lost else "the server kept its context")
+    restored = "; session settings sent again" if obs.session_restored else ""
+    return f"RECONNECTED after {obs.down_s:.1f} s{why}; {lost}{restored}"
+
+
+def mode_line(*, host: str, api: str, vad: str, client_cancel: bool, local_vad: bool,
+              input: str, output: str) -> str:
+    """What ``bargein talk`` is about to do, in one line: each option's effect is visible."""
+    turn = "semantic VAD" if vad == "semantic" else "server VAD"
+    cancel = ("bargein cancels responses itself (response.cancel)" if client_cancel
+              else "the server cancels responses on speech")
+    trigger = ("barge-in on local voice detection, before the server's"
+               if local_vad else "barge-in on the server's speech_started")
+    return (f"talking to {host} ({api} API); turn detection: {turn}; {trigger}; {cancel}; "
+            f"input: {input}; output: {output}; Ctrl-C ends")
+
+
 def figures_table(figures: Iterable[ResponseFigures]) -> str:
     """The per-response figures as an aligned text table."""
-    header = ("response", "first audio", "interrupted", "stop latency", "heard",
-              "truncated to", "late audio dropped")
+    header = ("response", "first audio", "interrupted", "stop latency", "received", "heard",
+              "truncated to", "late audio dropped", "cancelled by")
     rows = [header]
     for f in figures:
+        if f.client_cancelled:
+            cancelled_by = "bargein"
+        elif f.status == "cancelled":
+            cancelled_by = "server"
+        else:
+            cancelled_by = "-"
         rows.append((
             f.response_id,
             _ms(f.time_to_first_audio_ms),
             "yes" if f.interrupted else "no",
             _ms(f.stop_latency_ms, 1),
+            _ms(f.received_ms),
             _ms(f.heard_ms),
             _ms(f.audio_end_ms),
             _ms(f.dropped_ms),
+            cancelled_by,
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()

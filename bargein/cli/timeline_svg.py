@@ -2,8 +2,16 @@
 
 One time axis carries three lanes: the user's speech, the assistant audio as the user heard it
 (both as min/max envelopes, one pair per pixel column), and the conversation's states as
-coloured bands; vertical markers show instants such as the barge-in and the truncation. Pure
-string building on numpy: no plotting library, and the same input gives the same bytes.
+coloured bands; vertical markers show instants such as the barge-in and the truncation.
+
+Optional layers tell the story of a barge-in: ``ghost_pcm`` is audio that was received but
+never played, drawn faint in the heard lane where it would have played; ``spans`` are
+intervals drawn at least a few pixels wide however short they are (the interrupted span,
+from the barge-in signal to silence, lasts 15 ms) or hatched (late audio that was dropped);
+``captions`` put words under a lane, in time: what the user said, and the assistant's text
+with what was heard in full colour, ``‖`` at the cut, and what was never heard greyed.
+
+Pure string building on numpy: no plotting library, and the same input gives the same bytes.
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ import math
 import re
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from html import escape
+from typing import Literal
 
 import numpy as np
 
@@ -42,7 +52,43 @@ STATE_COLOURS: dict[str, str] = {
 }
 _USER_COLOUR = "#2e7d32"
 _HEARD_COLOUR = "#1565c0"
+_GHOST_COLOUR = "#90a4ae"
+_DROPPED_COLOUR = "#c62828"
+_INTERRUPTED_COLOUR = "#e53935"
+_UNHEARD_COLOUR = "#8d99a3"
 _MARK_COLOUR = "#6a1b9a"
+_CAPTION_LINE = 13
+_CAPTION_LINES = 4
+_CAPTION_CHAR_WIDTH = 5.9  # 10.5 px sans-serif, for layout only
+_CAPTION_MIN_WIDTH = 230.0
+_SPAN_MIN_WIDTH = 6.0
+_DROPPED_HEIGHT = 14
+
+Lane = Literal["user", "heard"]
+Style = Literal["said", "heard", "unheard", "cut"]
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """An interval to show however short it is (``interrupted``: a translucent band across
+    the lanes, at least a few pixels wide) or hatched in the heard lane (``dropped``)."""
+
+    start_ms: float
+    end_ms: float
+    label: str
+    kind: Literal["interrupted", "dropped"]
+
+
+@dataclass(frozen=True, slots=True)
+class Caption:
+    """Words under a lane from ``start_ms``, wrapped to the span (or a minimum width).
+    ``parts`` are runs of text with their style: ``said`` (the user), ``heard``, ``cut``
+    (the ``‖`` mark), ``unheard`` (greyed: the user never heard it)."""
+
+    start_ms: float
+    end_ms: float
+    lane: Lane
+    parts: tuple[tuple[str, Style], ...]
 _TICK_STEPS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 _NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -63,21 +109,33 @@ def render_timeline_svg(
     *,
     sample_rate: int = 24000,
     title: str = "",
+    ghost_pcm: bytes = b"",
+    spans: Sequence[Span] = (),
+    captions: Sequence[Caption] = (),
 ) -> str:
     """Return an SVG document of the timeline; PCM16 mono little-endian audio, times in ms.
 
     Each state lasts until the next one starts, the last until the end of the timeline, which
-    is the later of the longer audio's end and the last state or mark.
+    is the later of the longer audio's end and the last state, mark or span. ``ghost_pcm`` is
+    on the same clock as ``heard_pcm`` (silence where there is nothing to show).
     """
     if sample_rate <= 0:
         raise TimelineError(f"sample rate must be positive, got {sample_rate}")
     user = pcm16_samples(user_pcm, "user audio")
     heard = pcm16_samples(heard_pcm, "heard audio")
+    ghost = pcm16_samples(ghost_pcm, "ghost audio")
     _check_times("state", [at for at, _ in states], ordered=True)
     _check_times("mark", [at for at, _ in marks], ordered=False)
+    _check_times("span", [t for s in spans for t in (s.start_ms, s.end_ms)], ordered=False)
+    _check_times("caption", [t for c in captions for t in (c.start_ms, c.end_ms)],
+                 ordered=False)
+    for span in spans:
+        if span.end_ms < span.start_ms:
+            raise TimelineError(f"span {span.label!r} ends before it starts")
 
-    audio_ms = max(user.size, heard.size) * 1000.0 / sample_rate
-    end_ms = max([audio_ms, *(at for at, _ in states), *(at for at, _ in marks)])
+    audio_ms = max(user.size, heard.size, ghost.size) * 1000.0 / sample_rate
+    end_ms = max([audio_ms, *(at for at, _ in states), *(at for at, _ in marks),
+                  *(s.end_ms for s in spans)])
     if end_ms <= 0.0:
         end_ms = 1000.0  # nothing to show: still draw a one-second axis
 
@@ -87,12 +145,20 @@ def render_timeline_svg(
     mark_rows = _mark_rows([(x_of(at), label) for at, label in marks])
     row_count = max(mark_rows, default=-1) + 1
     lanes_top = _TITLE_HEIGHT + row_count * _MARK_ROW_HEIGHT + (6 if row_count else 0)
+    laid = {lane: [(c, _wrap(c, x_of)) for c in captions if c.lane == lane]
+            for lane in ("user", "heard")}
+    band = {lane: _caption_band(laid[lane]) for lane in laid}
     user_top = lanes_top
-    heard_top = user_top + _WAVE_HEIGHT + _LANE_GAP
-    state_top = heard_top + _WAVE_HEIGHT + _LANE_GAP
+    user_captions_top = user_top + _WAVE_HEIGHT + 4
+    heard_top = user_captions_top + band["user"] + _LANE_GAP - 4
+    dropped_top = heard_top + _WAVE_HEIGHT + 3
+    has_dropped = any(s.kind == "dropped" for s in spans)
+    heard_captions_top = dropped_top + (_DROPPED_HEIGHT + 3 if has_dropped else 1)
+    state_top = heard_captions_top + band["heard"] + _LANE_GAP - 4
     lanes_bottom = state_top + _STATE_HEIGHT
     legend_top = lanes_bottom + _AXIS_HEIGHT
-    legend = _legend_layout([name for _, name in states])
+    legend = _legend_layout([name for _, name in states], ghost=bool(ghost.any()),
+                            kinds=sorted({s.kind for s in spans}))
     height = legend_top + 12 + (legend[-1][4] + 1) * _LEGEND_ROW_HEIGHT
 
     total_samples = round(end_ms * sample_rate / 1000.0)
@@ -109,8 +175,15 @@ def render_timeline_svg(
         )
     parts.append(_axis(end_ms, x_of, lanes_top, lanes_bottom))
     parts.append(_wave_lane("lane-user", "user (mic)", user, total_samples, user_top, _USER_COLOUR))
-    parts.append(_wave_lane("lane-heard", "heard", heard, total_samples, heard_top, _HEARD_COLOUR))
+    parts.append(_wave_lane("lane-heard", "heard", heard, total_samples, heard_top, _HEARD_COLOUR,
+                            ghost=ghost))
+    parts.append(_dropped([s for s in spans if s.kind == "dropped"], x_of, dropped_top))
     parts.append(_state_lane(states, end_ms, x_of, state_top))
+    parts.append(_interrupted([s for s in spans if s.kind == "interrupted"], x_of, [
+        (user_top, user_top + _WAVE_HEIGHT), (heard_top, heard_top + _WAVE_HEIGHT),
+        (state_top, lanes_bottom)]))
+    parts.append(_captions("captions-user", laid["user"], user_captions_top))
+    parts.append(_captions("captions-heard", laid["heard"], heard_captions_top))
     parts.append(_marks(marks, mark_rows, x_of, lanes_bottom))
     parts.append(_legend(legend, legend_top))
     parts.append("</svg>")
@@ -169,29 +242,156 @@ def _axis(end_ms: float, x_of: Callable[[float], float], top: int, bottom: int) 
 
 
 def _wave_lane(
-    lane_id: str, name: str, samples: np.ndarray, total: int, top: int, colour: str
+    lane_id: str, name: str, samples: np.ndarray, total: int, top: int, colour: str,
+    *, ghost: np.ndarray | None = None,
 ) -> str:
     middle = top + _WAVE_HEIGHT / 2.0
+    lines = [
+        f"<g id='{lane_id}'>",
+        f"<rect x='{_LEFT}' y='{top}' width='{_PLOT_WIDTH}' height='{_WAVE_HEIGHT}' "
+        "fill='#000000' fill-opacity='0.025' stroke='#e0e0e0'/>",
+        f"<text x='{_LEFT - 10}' y='{_num(middle + 4)}' text-anchor='end' "
+        f"fill='#212121'>{_text(name)}</text>",
+        f"<line x1='{_LEFT}' y1='{_num(middle)}' x2='{_LEFT + _PLOT_WIDTH}' "
+        f"y2='{_num(middle)}' stroke='{colour}' stroke-opacity='0.4' stroke-width='0.5'/>",
+    ]
+    if ghost is not None and ghost.any():
+        lines.append(
+            f"<polygon class='ghost' points='{_envelope_points(ghost, total, middle)}' "
+            f"fill='{_GHOST_COLOUR}' fill-opacity='0.35' stroke='{_GHOST_COLOUR}' "
+            "stroke-opacity='0.7' stroke-width='0.6' stroke-dasharray='2 2'>"
+            "<title>received, never played</title></polygon>"
+        )
+    lines.append(
+        f"<polygon class='envelope' points='{_envelope_points(samples, total, middle)}' "
+        f"fill='{colour}' stroke='{colour}' stroke-width='0.6' stroke-linejoin='round'/>"
+    )
+    lines.append("</g>")
+    return "\n".join(lines)
+
+
+def _envelope_points(samples: np.ndarray, total: int, middle: float) -> str:
     half = _WAVE_HEIGHT / 2.0 - 3.0
     low, high = _envelope(samples, total)
     xs = _LEFT + np.arange(_PLOT_WIDTH + 1, dtype=np.float64)
     upper = [f"{_num(x)},{_num(middle - v * half)}" for x, v in zip(xs, high, strict=True)]
     lower = [f"{_num(x)},{_num(middle - v * half)}" for x, v in zip(xs, low, strict=True)]
-    points = " ".join(upper + lower[::-1])
-    return "\n".join(
-        [
-            f"<g id='{lane_id}'>",
-            f"<rect x='{_LEFT}' y='{top}' width='{_PLOT_WIDTH}' height='{_WAVE_HEIGHT}' "
-            "fill='#000000' fill-opacity='0.025' stroke='#e0e0e0'/>",
-            f"<text x='{_LEFT - 10}' y='{_num(middle + 4)}' text-anchor='end' "
-            f"fill='#212121'>{_text(name)}</text>",
-            f"<line x1='{_LEFT}' y1='{_num(middle)}' x2='{_LEFT + _PLOT_WIDTH}' "
-            f"y2='{_num(middle)}' stroke='{colour}' stroke-opacity='0.4' stroke-width='0.5'/>",
-            f"<polygon class='envelope' points='{points}' fill='{colour}' stroke='{colour}' "
-            "stroke-width='0.6' stroke-linejoin='round'/>",
-            "</g>",
-        ]
-    )
+    return " ".join(upper + lower[::-1])
+
+
+def _dropped(spans: Sequence[Span], x_of: Callable[[float], float], top: int) -> str:
+    """Hatched bars in a strip under the heard lane: audio that arrived late and was
+    dropped, from when it arrived, as long as it would have played."""
+    parts = ["<g id='dropped'>"]
+    if spans:
+        parts.append(
+            "<defs><pattern id='hatch' width='6' height='6' patternUnits='userSpaceOnUse' "
+            "patternTransform='rotate(45)'><line x1='0' y1='0' x2='0' y2='6' "
+            f"stroke='{_DROPPED_COLOUR}' stroke-width='2'/></pattern></defs>"
+        )
+    for span in spans:
+        x0 = x_of(span.start_ms)
+        width = max(x_of(span.end_ms) - x0, _SPAN_MIN_WIDTH)
+        parts.append(
+            f"<rect class='dropped' data-start-ms='{span.start_ms:.1f}' "
+            f"data-end-ms='{span.end_ms:.1f}' x='{_num(x0)}' y='{top}' width='{_num(width)}' "
+            f"height='{_DROPPED_HEIGHT}' fill='url(#hatch)' fill-opacity='0.7' "
+            f"stroke='{_DROPPED_COLOUR}' stroke-width='1'><title>{_text(span.label)}</title>"
+            "</rect>"
+        )
+        parts.append(
+            f"<text x='{_num(x0 + width + 4)}' y='{top + _DROPPED_HEIGHT - 3}' "
+            f"fill='{_DROPPED_COLOUR}' font-size='10'>{_text(span.label)}</text>"
+        )
+    parts.append("</g>")
+    return "\n".join(parts)
+
+
+def _interrupted(spans: Sequence[Span], x_of: Callable[[float], float],
+                 lanes: Sequence[tuple[int, int]]) -> str:
+    """A band across the lanes from the barge-in signal to silence, never thinner than a
+    few pixels (it lasts milliseconds); its label is its tooltip (name it with a mark)."""
+    parts = ["<g id='interrupted'>"]
+    for span in spans:
+        x0, x1 = x_of(span.start_ms), x_of(span.end_ms)
+        width = max(x1 - x0, _SPAN_MIN_WIDTH)
+        left = x0 if x1 - x0 >= width else max(float(_LEFT), (x0 + x1 - width) / 2)
+        parts.extend(
+            f"<rect class='interrupted' data-start-ms='{span.start_ms:.1f}' "
+            f"data-end-ms='{span.end_ms:.1f}' x='{_num(left)}' y='{top}' width='{_num(width)}' "
+            f"height='{bottom - top}' fill='{_INTERRUPTED_COLOUR}' fill-opacity='0.28' "
+            f"stroke='{_INTERRUPTED_COLOUR}' stroke-width='1'>"
+            f"<title>{_text(span.label)}</title></rect>"
+            for top, bottom in lanes
+        )
+    parts.append("</g>")
+    return "\n".join(parts)
+
+
+_Line = list[tuple[str, Style]]
+
+
+def _wrap(caption: Caption, x_of: Callable[[float], float]) -> tuple[float, list[_Line]]:
+    """Where the caption starts (x) and its lines: words greedily filled into the width of
+    its span (at least ``_CAPTION_MIN_WIDTH``), at most ``_CAPTION_LINES`` lines, the last
+    ending in an ellipsis when words are left over."""
+    x0 = x_of(caption.start_ms) + 5  # clear of a mark or band at its start
+    width = max(x_of(caption.end_ms) - x0, _CAPTION_MIN_WIDTH)
+    x0 = max(float(_LEFT), min(x0, _LEFT + _PLOT_WIDTH - width))
+    per_line = max(8, int(width / _CAPTION_CHAR_WIDTH))
+    words = [(word, style) for text, style in caption.parts for word in text.split()]
+    lines: list[_Line] = [[]]
+    used = 0
+    for word, style in words:
+        need = len(word) + (1 if lines[-1] else 0)
+        if lines[-1] and used + need > per_line:
+            if len(lines) == _CAPTION_LINES:
+                last = lines[-1]
+                text, last_style = last[-1]
+                last[-1] = (text + " …", last_style)
+                return x0, lines
+            lines.append([])
+            used, need = 0, len(word)
+        lines[-1].append((word, style))
+        used += need
+    return x0, [line for line in lines if line]
+
+
+def _caption_band(laid: list[tuple[Caption, tuple[float, list[_Line]]]]) -> int:
+    count = max((len(lines) for _, (_, lines) in laid), default=0)
+    return count * _CAPTION_LINE + (6 if count else 0)
+
+
+_STYLE_ATTRS: dict[str, str] = {
+    "said": f"fill='{_USER_COLOUR}'",
+    "heard": f"fill='{_HEARD_COLOUR}'",
+    "unheard": f"fill='{_UNHEARD_COLOUR}' font-style='italic'",
+    "cut": f"fill='{_INTERRUPTED_COLOUR}' font-weight='bold'",
+}
+
+
+def _captions(group_id: str, laid: list[tuple[Caption, tuple[float, list[_Line]]]],
+              top: int) -> str:
+    parts = [f"<g id='{group_id}' font-size='10.5'>"]
+    for caption, (x0, lines) in laid:
+        for index, line in enumerate(lines):
+            y = top + (index + 1) * _CAPTION_LINE - 3
+            runs: list[tuple[str, Style]] = []
+            for word, style in line:  # one tspan per run of words in one style
+                if runs and runs[-1][1] == style:
+                    runs[-1] = (runs[-1][0] + " " + word, style)
+                else:
+                    runs.append(((" " if runs else "") + word, style))
+            spans = "".join(
+                f"<tspan class='{style}' {_STYLE_ATTRS[style]}>{_text(text)}</tspan>"
+                for text, style in runs
+            )
+            parts.append(
+                f"<text class='caption' data-lane='{caption.lane}' x='{_num(x0)}' y='{y}' "
+                f"xml:space='preserve'>{spans}</text>"
+            )
+    parts.append("</g>")
+    return "\n".join(parts)
 
 
 def _envelope(samples: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
@@ -218,6 +418,7 @@ def _state_lane(
         f"<text x='{_LEFT - 10}' y='{top + _STATE_HEIGHT / 2 + 4:.1f}' text-anchor='end' "
         "fill='#212121'>state</text>",
     ]
+    narrow: list[str] = []  # drawn last, a few pixels wide, so a 15 ms state still shows
     for index, (start, name) in enumerate(states):
         stop = states[index + 1][0] if index + 1 < len(states) else end_ms
         x0, x1 = x_of(start), x_of(stop)
@@ -227,11 +428,20 @@ def _state_lane(
             f"width='{_num(x1 - x0)}' height='{_STATE_HEIGHT}' fill='{state_colour(name)}'>"
             f"<title>{label} {start:.0f}-{stop:.0f} ms</title></rect>"
         )
+        if x1 - x0 < _SPAN_MIN_WIDTH and name != "idle":
+            narrow.append(
+                f"<rect class='state-narrow' data-state='{label}' "
+                f"x='{_num(max(float(_LEFT), x0 - (_SPAN_MIN_WIDTH - (x1 - x0)) / 2))}' "
+                f"y='{top}' width='{_num(_SPAN_MIN_WIDTH)}' height='{_STATE_HEIGHT}' "
+                f"fill='{state_colour(name)}' stroke='#ffffff' stroke-width='0.8'>"
+                f"<title>{label} {start:.1f}-{stop:.1f} ms</title></rect>"
+            )
         if len(name) * _CHAR_WIDTH + 8 <= x1 - x0:
             parts.append(
                 f"<text x='{_num((x0 + x1) / 2)}' y='{top + _STATE_HEIGHT / 2 + 4:.1f}' "
                 f"text-anchor='middle' fill='#ffffff' font-weight='bold'>{label}</text>"
             )
+    parts.extend(narrow)
     parts.append("</g>")
     return "\n".join(parts)
 
@@ -283,13 +493,20 @@ def _marks(
 _LegendEntry = tuple[str, str, bool, float, int]  # name, colour, is a mark, x, row
 
 
-def _legend_layout(state_names: list[str]) -> list[_LegendEntry]:
+def _legend_layout(state_names: list[str], *, ghost: bool = False,
+                   kinds: Sequence[str] = ()) -> list[_LegendEntry]:
     """Place the legend's entries left to right, wrapping onto new rows at the right edge."""
     entries = [
         ("user speech", _USER_COLOUR, False),
         ("heard audio", _HEARD_COLOUR, False),
         ("event", _MARK_COLOUR, True),
     ]
+    if ghost:
+        entries.append(("received, never played", _GHOST_COLOUR, False))
+    if "dropped" in kinds:
+        entries.append(("late audio dropped", _DROPPED_COLOUR, False))
+    if "interrupted" in kinds:
+        entries.append(("barge-in to silence", _INTERRUPTED_COLOUR, False))
     entries.extend((name, state_colour(name), False) for name in dict.fromkeys(state_names))
     placed: list[_LegendEntry] = []
     x, row = float(_LEFT), 0

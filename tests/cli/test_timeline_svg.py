@@ -200,3 +200,69 @@ def test_bad_input_raises_one_typed_error(
         render_timeline_svg(user, b"", states, marks, sample_rate=rate)
     assert isinstance(raised.value, BargeinError)
     assert "\n" not in str(raised.value)
+
+
+def test_a_short_span_is_drawn_a_few_pixels_wide_across_the_lanes() -> None:
+    from bargein.cli.timeline_svg import Span
+
+    spans = [Span(5000.0, 5015.0, "interrupted", "interrupted")]
+    root = parse(render_timeline_svg(pcm(10.0), pcm(10.0), [(0, "listening")], [], spans=spans))
+    bands = root.findall(".//svg:rect[@class='interrupted']", NS)
+    assert len(bands) == 3, "the user lane, the heard lane and the states"
+    x0, per_s = x_scale(root)
+    for band in bands:
+        width = float(band.attrib["width"])
+        assert width >= 6.0
+        middle = float(band.attrib["x"]) + width / 2
+        assert abs(middle - (x0 + 5.0075 * per_s)) < 1.0
+
+
+def test_a_zero_width_state_still_shows() -> None:
+    states = [(0, "listening"), (2000, "interrupted"), (2000, "listening")]
+    root = parse(render_timeline_svg(pcm(4.0), b"", states, []))
+    (narrow,) = root.findall(".//svg:rect[@class='state-narrow']", NS)
+    assert narrow.attrib["data-state"] == "interrupted" and float(narrow.attrib["width"]) >= 6
+
+
+def test_ghost_audio_and_dropped_spans_in_the_heard_lane() -> None:
+    from bargein.cli.timeline_svg import Span
+
+    ghost = bytes(2 * RATE) + pcm(1.0)  # silent for a second, then sound
+    spans = [Span(1000.0, 1500.0, "late audio dropped: 500 ms", "dropped")]
+    svg = render_timeline_svg(pcm(3.0), pcm(1.0), [], [], ghost_pcm=ghost, spans=spans)
+    root = parse(svg)
+    lane = group(root, "lane-heard")
+    ghost_poly = lane.find("svg:polygon[@class='ghost']", NS)
+    assert ghost_poly is not None
+    x0, per_s = x_scale(root)
+    loud = [float(x) for x, y in (p.split(",") for p in ghost_poly.attrib["points"].split())
+            if abs(float(y) - float(ghost_poly.attrib["points"].split()[0].split(",")[1])) > 5]
+    assert loud and min(loud) >= x0 + 0.99 * per_s, "the ghost starts where it would have played"
+    (dropped,) = root.findall(".//svg:rect[@class='dropped']", NS)
+    assert abs(float(dropped.attrib["x"]) - (x0 + per_s)) < 1
+    assert abs(float(dropped.attrib["width"]) - 0.5 * per_s) < 1
+    legend = "".join(group(root, "legend").itertext())
+    assert "received, never played" in legend and "late audio dropped" in legend
+
+
+def test_captions_wrap_in_time_with_heard_cut_and_unheard_styles() -> None:
+    from bargein.cli.timeline_svg import Caption
+
+    words = " ".join(f"word{i}" for i in range(200))
+    captions = [
+        Caption(500.0, 2500.0, "user", (("Hello <there> & you", "said"),)),
+        Caption(3000.0, 6000.0, "heard", (("what was heard", "heard"), ("‖", "cut"),
+                                          (words, "unheard"))),
+    ]
+    root = parse(render_timeline_svg(pcm(8.0), pcm(8.0), [], [], captions=captions))
+    user = group(root, "captions-user").findall("svg:text", NS)
+    assert "".join(user[0].itertext()) == "Hello <there> & you"
+    x0, per_s = x_scale(root)
+    assert abs(float(user[0].attrib["x"]) - (x0 + 0.5 * per_s) - 5) < 1
+    lines = group(root, "captions-heard").findall("svg:text", NS)
+    assert 1 < len(lines) <= 4, "wrapped, at most four lines"
+    assert "".join(lines[-1].itertext()).endswith("…"), "the rest elided"
+    styles = [t.attrib["class"] for line in lines for t in line.findall("svg:tspan", NS)]
+    assert styles[:3] == ["heard", "cut", "unheard"]
+    heard_top = min(float(r.attrib["y"]) for r in group(root, "lane-heard").findall("svg:rect", NS))
+    assert all(float(line.attrib["y"]) > heard_top + 84 for line in lines), "under the lane"

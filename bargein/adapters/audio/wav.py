@@ -167,7 +167,12 @@ class WavSource:
 
 
 class WavSink(MemorySink):
-    """A MemorySink on the source's clock that writes what sounded to ``path`` when closed."""
+    """A MemorySink on the source's clock that writes what sounded to ``path`` when closed.
+
+    A file has no DAC: by default a block sounds as soon as it is pulled
+    (``latency_frames=0``), so a barge-in is silent after one 10 ms block and the 5 ms
+    fade, as in ``bargein talk --output heard.wav``; pass ``latency_frames`` to simulate a
+    device's buffer."""
 
     def __init__(
         self,
@@ -175,7 +180,7 @@ class WavSink(MemorySink):
         clock: VirtualClock,
         *,
         block_frames: int = 240,
-        latency_frames: int = 480,
+        latency_frames: int = 0,
     ) -> None:
         self._path = Path(path)
         folder = self._path.parent

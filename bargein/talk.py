@@ -1,0 +1,300 @@
+"""A whole conversation in one call: ``bargein.talk()``, and ``bargein.connect()`` to drive it.
+
+``await talk(url, input="question.wav", output="heard.wav")`` does what ``bargein talk``
+does: it opens the audio (a WAV file, the microphone, the speaker), connects, configures
+the session, holds the conversation until its natural end, closes everything and returns
+the closed ``Session``, whose ``figures`` hold each response's figures. The natural end is
+the first of:
+
+- the input is over (a WAV file was streamed whole) and the conversation has been quiet
+  (listening, nothing playing) for ``linger_s`` seconds: ``"input over"``;
+- the server closed the connection: ``"server closed"``;
+- ``session.finish(reason)`` was called (a button, a signal handler): ``reason``.
+
+A failure (no key, the server unreachable, the connection lost for good) is raised, as a
+``bargein.errors.BargeinError``. With the microphone the conversation runs until the server
+closes it or the program calls ``finish()``.
+
+``async with connect(...) as session:`` is the same conversation, handed to the program
+once it is live (``session.wait()`` returns by itself, as above; ``session.handle(...)``
+sends local events such as ``UserInterrupt``); it is closed when the block ends. Before
+the block, ``connect(...).session`` already exists: subscribe to it, or call its
+``finish()`` from a signal handler to stop a connection attempt at once.
+
+The audio, as ``bargein talk`` does it: a WAV input is streamed in real time as if spoken,
+followed by silence; a WAV output is aligned to the input's clock (sample *n* of the output
+is what played while input sample *n* was captured), with no device latency: a file has no
+DAC. ``WavSink`` has the same default, so a program that builds its own adapters measures
+the same figures as the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import Any
+
+from bargein.adapters import endpoints
+from bargein.adapters.audio.memory import VirtualClock
+from bargein.adapters.audio.protocols import AudioFrame, AudioSink, AudioSource
+from bargein.adapters.audio.vad import EnergyVad
+from bargein.adapters.audio.wav import WavSink, WavSource
+from bargein.adapters.endpoints import Endpoint
+from bargein.adapters.secrets import ENV_VARS, ApiKey
+from bargein.adapters.session_config import Api, SessionConfig
+from bargein.adapters.transport import RealtimeTransport
+from bargein.core import Conversation
+from bargein.core.events import ConfigureSession
+from bargein.core.pcm import RATE
+from bargein.logs import get_logger
+from bargein.session import Observer, Session
+
+log = get_logger(__name__)
+
+Input = str | os.PathLike[str] | AudioSource
+"""``"mic"`` (the default microphone), a WAV path, or any ``AudioSource``."""
+Output = str | os.PathLike[str] | AudioSink
+"""``"speaker"`` (the default speaker), a WAV path, or any ``AudioSink``."""
+DeviceSpec = int | str
+"""A device index, or a piece of its name (``bargein devices`` lists them)."""
+
+LINGER_S = 2.0
+"""Seconds of quiet after a finite input ends before the conversation ends."""
+SPEAKER_BLOCK_FRAMES = 240
+"""The speaker's block: 10 ms at 24 kHz, so a barge-in silences it within 10 ms plus the
+device's own latency."""
+
+
+def endpoint_for(url: str | Endpoint | None, *, model: str = endpoints.DEFAULT_MODEL,
+                 api: Api = "ga") -> Endpoint:
+    """``None``: OpenAI; a URL: that server (a key only for a host not on this machine)."""
+    if isinstance(url, Endpoint):
+        return url
+    if url is None:
+        return endpoints.openai(model, api)
+    return endpoints.custom(url, model, api=api)
+
+
+def key_for(endpoint: Endpoint) -> ApiKey | None:
+    """The key the endpoint wants, from the environment (``OPENAI_API_KEY``, or
+    ``AZURE_OPENAI_API_KEY`` for Azure's ``api-key`` auth); None when it wants none."""
+    if endpoint.auth == "none":
+        return None
+    return ApiKey.from_env(ENV_VARS["azure" if endpoint.auth == "api-key" else "openai"])
+
+
+class _Clocked:
+    """Advances a virtual clock by each frame that passes, so a WAV sink can follow a mic."""
+
+    def __init__(self, source: AudioSource, clock: VirtualClock) -> None:
+        self.source, self.clock = source, clock
+
+    @property
+    def exhausted(self) -> bool:
+        return bool(getattr(self.source, "exhausted", False))
+
+    async def frames(self) -> AsyncIterator[AudioFrame]:
+        async for frame in self.source.frames():
+            self.clock.advance_samples(len(frame.pcm) // 2)
+            yield frame
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def _device_index(spec: DeviceSpec | None, *, output: bool) -> int | None:
+    if spec is None:
+        return None
+    from bargein.adapters.audio.devices import find_device
+
+    return find_device(spec, output=output).index
+
+
+def open_audio(
+    input: Input = "mic",
+    output: Output = "speaker",
+    *,
+    input_device: DeviceSpec | None = None,
+    output_device: DeviceSpec | None = None,
+    speaker_block_frames: int = SPEAKER_BLOCK_FRAMES,
+) -> tuple[AudioSource, AudioSink, Callable[[], float]]:
+    """The source, the sink and the session clock the arguments name (see ``talk``).
+
+    The clock is the input's when the output is a WAV file or the input one (so the file
+    lines up with the input), the wall clock otherwise. What was opened is closed again if
+    the other side fails."""
+    vclock: VirtualClock | None = None
+    source: AudioSource
+    wav_out = not isinstance(output, AudioSink) and str(output) != "speaker"
+    if isinstance(input, AudioSource):
+        source = input
+        found = getattr(input, "clock", None)
+        if isinstance(found, VirtualClock):
+            vclock = found
+        elif wav_out:
+            vclock = VirtualClock()
+            source = _Clocked(input, vclock)
+    elif str(input) == "mic":
+        from bargein.adapters.audio.pyaudio_mic import PyAudioMicrophone
+
+        source = PyAudioMicrophone(device_index=_device_index(input_device, output=False))
+        if wav_out:
+            vclock = VirtualClock()
+            source = _Clocked(source, vclock)
+    else:
+        wav = WavSource(os.fspath(input))
+        source, vclock = wav, wav.clock
+    try:
+        sink: AudioSink
+        if isinstance(output, AudioSink):
+            sink = output
+        elif str(output) == "speaker":
+            from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
+
+            sink = PyAudioSpeaker(block_frames=speaker_block_frames,
+                                  device_index=_device_index(output_device, output=True))
+        else:
+            assert vclock is not None
+            sink = WavSink(os.fspath(output), vclock)
+    except BaseException:
+        source.close()
+        raise
+    if vclock is not None:
+        clock = vclock
+        return source, sink, lambda: clock.ms / 1000.0
+    return source, sink, time.monotonic
+
+
+class Connecting:
+    """What ``connect()`` returns: ``async with`` it for a live session. ``session`` is
+    there at once (not connected yet), to subscribe to or to ``finish()``."""
+
+    def __init__(self, session: Session, transport: RealtimeTransport,
+                 config: SessionConfig) -> None:
+        self.session = session
+        self.transport = transport
+        self.config = config
+
+    async def __aenter__(self) -> Session:
+        """Connect, start and configure; a ``finish()`` while connecting stops at once (the
+        session is then handed over already ended: its ``wait()`` returns at once)."""
+        session = self.session
+        ended = asyncio.ensure_future(session.wait())
+        connecting = asyncio.ensure_future(self.transport.connect())
+        try:
+            await asyncio.wait((ended, connecting), return_when=asyncio.FIRST_COMPLETED)
+            if connecting.done():
+                connecting.result()  # a connection error is raised here
+                session.start()
+                session.handle(ConfigureSession(self.config))
+            else:
+                log.info("connect_abandoned", reason=ended.result())
+        except BaseException:
+            for task in (ended, connecting):
+                task.cancel()
+            await self._cleanup(ended, connecting)
+            with contextlib.suppress(Exception):  # the first error is the one to tell
+                await session.close()
+            raise
+        self._pending = (ended, connecting)
+        return session
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self._cleanup(*self._pending)
+        await self.session.close()
+
+    @staticmethod
+    async def _cleanup(*tasks: asyncio.Future[Any]) -> None:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def connect(
+    url: str | Endpoint | None = None,
+    *,
+    input: Input = "mic",
+    output: Output = "speaker",
+    config: SessionConfig | None = None,
+    key: ApiKey | None = None,
+    model: str = endpoints.DEFAULT_MODEL,
+    api: Api = "ga",
+    conversation: Conversation | None = None,
+    observer: Observer | None = None,
+    linger_s: float | None = LINGER_S,
+    local_vad: bool = False,
+    input_device: DeviceSpec | None = None,
+    output_device: DeviceSpec | None = None,
+    speaker_block_frames: int = SPEAKER_BLOCK_FRAMES,
+    allow_plaintext: bool = False,
+) -> Connecting:
+    """A conversation ready to start: ``async with connect(...) as session:``. The
+    arguments are ``talk()``'s. The endpoint and key are checked and the audio is opened
+    here, before any network traffic, so a missing device or key fails at once."""
+    endpoint = endpoint_for(url, model=model, api=api)
+    transport = RealtimeTransport(endpoint, key if key is not None else key_for(endpoint),
+                                  allow_plaintext=allow_plaintext)
+    source, sink, clock = open_audio(input, output, input_device=input_device,
+                                     output_device=output_device,
+                                     speaker_block_frames=speaker_block_frames)
+    vad = (EnergyVad(RATE, threshold=0.5, prefix_padding_ms=0, silence_duration_ms=500)
+           if local_vad else None)
+    session = Session(transport, source, sink, conversation, clock=clock, local_vad=vad,
+                      linger_s=linger_s)
+    if observer is not None:
+        session.subscribe(observer)
+    return Connecting(session, transport, config if config is not None else SessionConfig())
+
+
+async def talk(
+    url: str | Endpoint | None = None,
+    *,
+    input: Input = "mic",
+    output: Output = "speaker",
+    config: SessionConfig | None = None,
+    key: ApiKey | None = None,
+    model: str = endpoints.DEFAULT_MODEL,
+    api: Api = "ga",
+    conversation: Conversation | None = None,
+    observer: Observer | None = None,
+    linger_s: float | None = LINGER_S,
+    local_vad: bool = False,
+    input_device: DeviceSpec | None = None,
+    output_device: DeviceSpec | None = None,
+    speaker_block_frames: int = SPEAKER_BLOCK_FRAMES,
+    allow_plaintext: bool = False,
+) -> Session:
+    """Hold one conversation to its natural end and return the closed session.
+
+    - ``url``: a Realtime base URL (``ws://127.0.0.1:8765/v1`` for ``bargein sim``), an
+      ``Endpoint`` (``bargein.endpoints.azure(...)``, ...), or ``None`` for OpenAI.
+    - ``input``: ``"mic"``, a WAV path, or an ``AudioSource``; ``output``: ``"speaker"``, a
+      WAV path, or an ``AudioSink``. ``input_device``/``output_device`` choose the
+      microphone and speaker by index or name (``bargein devices`` lists them).
+    - ``config``: the ``SessionConfig`` to send (server turn detection that cancels on
+      speech, by default); ``conversation``: a ``Conversation`` of your own machine.
+    - ``key``: by default from ``OPENAI_API_KEY`` (``AZURE_OPENAI_API_KEY`` for Azure), and
+      none for a server on this machine.
+    - ``observer``: called with every observation (``Transcript``, ``Heard``,
+      ``Interrupted``, ``StateChanged``, ``Reconnected``, ``Closed``), in order.
+    - ``linger_s``: with a finite input, the quiet time after it before the end.
+    - ``local_vad``: barge in on the microphone's own voice detection (use a headset).
+
+    ``session.wait()``'s answer says why it ended; ``session.figures`` holds the figures.
+    """
+    async with connect(
+        url, input=input, output=output, config=config, key=key, model=model, api=api,
+        conversation=conversation, observer=observer, linger_s=linger_s,
+        local_vad=local_vad, input_device=input_device, output_device=output_device,
+        speaker_block_frames=speaker_block_frames, allow_plaintext=allow_plaintext,
+    ) as session:
+        reason = await session.wait()
+        log.info("talk_finished", reason=reason)
+    return session
