@@ -124,7 +124,8 @@ def locate(recorded: npt.NDArray[np.int16], item: npt.NDArray[np.int16]) -> int:
 
 
 def step(samples: npt.NDArray[np.int16]) -> int:
-    return int(np.abs(np.diff(samples.astype(np.int32))).max())
+    """Largest sample-to-sample step (at least 1, so a silent stretch divides safely)."""
+    return max(1, int(np.abs(np.diff(samples.astype(np.int32))).max()))
 
 
 def trial(kind: str, block: int, rng: random.Random) -> tuple[float, float, float, float, float]:
