@@ -15,9 +15,9 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     # a whole conversation in one call
-    "talk": "bargein.talk",
-    "connect": "bargein.talk",
-    "Connecting": "bargein.talk",
+    "talk": "bargein.talking",
+    "connect": "bargein.talking",
+    "Connecting": "bargein.talking",
     # the runtime
     "Session": "bargein.session",
     "Transport": "bargein.session",
@@ -157,4 +157,4 @@ if TYPE_CHECKING:
         split_heard,
     )
     from bargein.states import DEFAULT_TABLE, State, StateTable, Transition
-    from bargein.talk import Connecting, connect, talk
+    from bargein.talking import Connecting, connect, talk

@@ -136,7 +136,7 @@ def cmd_talk(args: argparse.Namespace) -> int:
     from bargein.adapters.session_config import SemanticVad, ServerVad, SessionConfig
     from bargein.cli.console import LivePrinter, figures_table, mode_line
     from bargein.cli.runner import exit_code, hold
-    from bargein.talk import connect
+    from bargein.talking import connect
 
     _show_logs(args)
     endpoint, key = endpoint_from(args)

@@ -35,7 +35,7 @@ from bargein.session import (
     Transcript,
 )
 from bargein.sim import Faults, SimConfig, Simulator
-from bargein.talk import connect
+from bargein.talking import connect
 
 ASSISTANT_SCRIPT = (
     "The lighthouse on the harbour was built in eighteen sixty two, after a winter storm "

@@ -2,7 +2,7 @@
 conversation the orderly way (figures kept, files written, the connection closed with a
 close frame), and the command then exits 130, as a shell expects of an interrupted program.
 Opening the audio, connecting and knowing when the conversation is over are the library's
-(``bargein.talk``).
+(``bargein.talk()``, in ``bargein.talking``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import asyncio
 import signal
 
 from bargein.session import Session
-from bargein.talk import Connecting
+from bargein.talking import Connecting
 
 STOPPED = "stopped by the user"
 """The end reason of a conversation ended by Ctrl-C or SIGTERM."""
