@@ -70,9 +70,20 @@ lock:
 		pyproject.toml --extra dev --extra audio -o requirements/dev.txt
 	rm -rf .venv-lock
 
+# The default machine and every example machine (examples/machines/NAME.py defines NAME in
+# capitals), each as Mermaid, SVG and a Markdown page.
+MACHINES := thinking greeting tools confirm
+
 diagrams: $(VENV)/.demo
 	$(VENV)/bin/bargein diagram --format mermaid -o diagrams/conversation.mmd
 	$(VENV)/bin/bargein diagram --format svg -o diagrams/conversation.svg
+	$(VENV)/bin/bargein diagram --format md -o diagrams/conversation.md
+	@for m in $(MACHINES); do \
+		spec=examples.machines.$$m:$$(echo $$m | tr a-z A-Z); \
+		$(VENV)/bin/bargein diagram --machine $$spec --format mermaid -o diagrams/$$m.mmd && \
+		$(VENV)/bin/bargein diagram --machine $$spec --format svg -o diagrams/$$m.svg && \
+		$(VENV)/bin/bargein diagram --machine $$spec --format md -o diagrams/$$m.md || exit 1; \
+	done
 
 bench: $(VENV)/.dev
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

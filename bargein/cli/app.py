@@ -64,6 +64,20 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from bargein.states.table import TableProblems
+    from bargein.testing.explore import verify
+
+    try:
+        table = load_table(args.machine)
+    except TableProblems as exc:  # it cannot even be built: one line per reason
+        print("\n".join(f"problem: {p}" for p in exc.problems), flush=True)
+        return 1
+    ok, lines = verify(table)
+    print("\n".join(lines), flush=True)
+    return 0 if ok else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bargein.cli.demo import demo
     from bargein.cli.runner import exit_code
@@ -190,11 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bargein {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     diagram = sub.add_parser("diagram", help="write the conversation state diagram")
-    diagram.add_argument("--format", choices=["mermaid", "svg"], default="mermaid")
+    diagram.add_argument("--format", choices=["mermaid", "svg", "md"], default="mermaid",
+                         help="md: a page with the diagram, the states and the edges")
     diagram.add_argument("--machine", metavar="MODULE:NAME",
                          help="an extended StateTable (default: the built-in machine)")
     diagram.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     diagram.set_defaults(run=cmd_diagram)
+
+    check = sub.add_parser("check", help="check a state table and run its generated tests",
+                           description="Check a state table (every state can get back to "
+                           "listening, none is unreachable, no two edges can both fire, ...) "
+                           "and run generated event sequences that fire every edge against "
+                           "the core. Exits 1 with one line per problem.")
+    check.add_argument("--machine", metavar="MODULE:NAME",
+                       help="an extended StateTable (default: the built-in machine)")
+    check.set_defaults(run=cmd_check)
 
     demo = sub.add_parser("demo", help="an offline conversation with a barge-in (no key, "
                                        "no sound card)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from bargein.core import commands as c
 from bargein.core import events as e
@@ -22,6 +22,15 @@ from bargein.states.machine import MachineSnapshot, Step, TableMachine
 from bargein.states.table import INTERRUPTED, Action, StateTable
 
 log = get_logger("bargein.core.conversation")
+
+
+class Facts(NamedTuple):
+    """The facts the guards ask about (``bargein.states.CONDITIONS``)."""
+
+    playing: bool
+    generating: tuple[str, ...]
+    connected: bool
+    paused: bool
 
 
 class MachineDriver:
@@ -59,6 +68,17 @@ class MachineDriver:
     def in_state(self, name: str) -> bool:
         """Whether the machine is in ``name`` or in one of its sub-states."""
         return self._machine.active(name)
+
+    @property
+    def facts(self) -> Facts:
+        """What the guards ask about, now."""
+        return Facts(self._playing, tuple(sorted(self._generating)), self._connected,
+                     self._paused)
+
+    @property
+    def held_audio_ms(self) -> float:
+        """User audio held by a ``hold`` state, to be sent when it is left."""
+        return self._mic.held_ms
 
     @property
     def timers(self) -> frozenset[str]:
@@ -135,8 +155,7 @@ class MachineDriver:
         if not actions:
             return []
         context = ActionContext(step.edge.trigger, step.source, step.dest, state, event,
-                                self._playing, tuple(sorted(self._generating)),
-                                self._connected, self._paused)
+                                *self.facts)
         commands = run_actions(actions, context, self.stats, self._event_id)
         for command in commands:
             if isinstance(command, c.CancelResponse | c.TruncateItem | c.DeleteItem):

@@ -13,6 +13,11 @@
   sent, in order; ``disconnect()``, ``reconnect()``, ``close()`` and ``fail()`` play the
   connection's life. ``MemoryServer(answer=True)`` answers cancels, truncations,
   deletions and ``session.update`` as the real server does.
+- ``machine_tests(table)``: generated tests for a state table, in one line
+  (``test_my_machine = machine_tests(MY_TABLE)``): ``explore()`` finds shortest event
+  sequences that reach every state and fire every edge, ``check_machine()`` runs them
+  against the core and checks its promises (no stale audio, truncation within what was
+  received, never stuck, well-formed cancels, truncates and timers).
 - ``capture_logs()``: bargein's log events while a block runs, as dicts, like structlog's
   ``capture_logs`` (bargein's loggers are its own, so structlog's does not see them).
 - ``realtime_sim``: a pytest fixture (a running simulator, real sockets) from
@@ -36,6 +41,13 @@ from bargein.core import Conversation
 from bargein.core.commands import Command
 from bargein.core.events import Event
 from bargein.logs import capture as capture_logs
+from bargein.testing.explore import (
+    EventPath,
+    Exploration,
+    check_machine,
+    explore,
+    machine_tests,
+)
 from bargein.testing.memory_server import MemoryServer, MemoryTransport, deltas, reply, tone
 from bargein.testing.virtual_time import VirtualTime, settle
 
@@ -46,6 +58,8 @@ def feed(conversation: Conversation, *events: Event) -> list[Command]:
 
 
 __all__ = [
+    "EventPath",
+    "Exploration",
     "MemoryServer",
     "MemorySink",
     "MemorySource",
@@ -53,8 +67,11 @@ __all__ = [
     "VirtualClock",
     "VirtualTime",
     "capture_logs",
+    "check_machine",
     "deltas",
+    "explore",
     "feed",
+    "machine_tests",
     "reply",
     "settle",
     "tone",

@@ -175,9 +175,9 @@ def test_held_speech_is_dropped_on_a_disconnect_and_bounded() -> None:
     conv = greeted()
     for _ in range(HOLD_LIMIT_MS // 1000 + 5):
         conv.handle(e.MicAudio(tone(1000)))
-    assert conv._mic.held_ms == HOLD_LIMIT_MS
+    assert conv.held_audio_ms == HOLD_LIMIT_MS
     assert kinds(conv.handle(e.Disconnected())) == ["FlushPlayback"]
-    assert conv._mic.held_ms == 0
+    assert conv.held_audio_ms == 0
     feed(conv, e.Reconnected())
     assert kinds(conv.handle(e.MicAudio(tone(20)))) == ["SendAudio"]
 

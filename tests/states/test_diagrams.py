@@ -12,6 +12,7 @@ from bargein.cli import main
 from bargein.errors import DiagramError
 from bargein.states import DEFAULT_TABLE, State, Transition
 from bargein.states import diagram as d
+from examples.machines import MACHINES
 from tests.support import REPO
 
 ROOT = REPO
@@ -93,3 +94,77 @@ def test_cli_writes_an_extended_machine(tmp_path: Path, capsys: pytest.CaptureFi
     assert "thinking" in out.read_text()
     assert main(["diagram", "--machine", "my_machine:NOPE"]) == 1
     assert "is not a bargein StateTable" in capsys.readouterr().err
+
+
+SHIPPED = {"conversation": DEFAULT_TABLE, **MACHINES}
+
+
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_committed_pages_and_mermaid_match_the_code(name: str) -> None:
+    table = SHIPPED[name]
+    assert (ROOT / "diagrams" / f"{name}.mmd").read_text() == d.to_mermaid(table), \
+        "run `make diagrams`"
+    assert (ROOT / "diagrams" / f"{name}.md").read_text() == d.to_markdown(table), \
+        "run `make diagrams`"
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz 'dot' is not installed")
+@pytest.mark.parametrize("name", list(MACHINES))
+def test_committed_example_svgs_match_the_code(name: str) -> None:
+    assert (ROOT / "diagrams" / f"{name}.svg").read_text() == d.to_svg(MACHINES[name]), \
+        "run `make diagrams`"
+
+
+def test_readme_embeds_the_default_page_and_every_example_diagram() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert d.to_markdown(DEFAULT_TABLE, title=False) in readme
+    for table in MACHINES.values():
+        assert d.to_mermaid(table) in readme, f"the README lacks the {table.name} diagram"
+
+
+def test_mermaid_draws_nesting_history_timers_and_actions() -> None:
+    confirm = d.to_mermaid(MACHINES["confirm"])
+    assert 'state "responding (interruptible)" as responding {\n        [*] --> thinking\n' \
+        '        state "H" as responding_history\n' in confirm
+    assert "confirming --> responding_history : local_speech_stopped" in confirm
+    assert "confirming --> interrupted : after 600 ms / speech_started / interrupt" in confirm
+    assert "\n    responding : " not in confirm, "Mermaid refuses descriptions of a composite"
+    assert "note right of responding\n        a response is being generated" in confirm
+    thinking = d.to_mermaid(MACHINES["thinking"])
+    assert "thinking --> thinking : after 1200 ms do play_cue" in thinking, \
+        "an internal edge that does something is drawn"
+    greeting = d.to_mermaid(MACHINES["greeting"])
+    assert "greeting : entry / ask_for_greeting" in greeting
+    assert "greeting : user speech - hold" in greeting
+
+
+def test_the_page_lists_states_and_every_edge() -> None:
+    page = d.to_markdown(MACHINES["confirm"])
+    assert page.startswith("# The `confirm` machine\n\n```mermaid\nstateDiagram-v2\n")
+    assert "| thinking | a response is under way; no audio yet (in responding; " \
+        "interruptible) |" in page
+    assert "| responding | a response is being generated and/or its audio is playing " \
+        "(interruptible; enters thinking) |" in page
+    assert "| confirming | after 600 ms |  | interrupted | long enough: barge in |  |" in page
+    assert "| confirming | local_speech_stopped |  | responding (history) | too short: " \
+        "resume |  |" in page
+    assert "| responding | disconnected |  | idle | disconnected (automatic) |  |" in page
+    assert "The program's own triggers: `local_speech_stopped`." in page
+    tools = d.to_markdown(MACHINES["tools"])
+    assert "| tool_running | tool_result |  | responding | result in: follow-up asked | " \
+        "ask_follow_up |" in tools
+
+
+def test_dot_draws_clusters_history_and_dashed_timers() -> None:
+    dot = d.to_dot(MACHINES["confirm"])
+    assert 'subgraph "cluster_responding"' in dot and "compound=true;" in dot
+    assert '"responding__anchor" -> "thinking"' in dot
+    assert '"confirming" -> "responding_history" [label="local_speech_stopped"]' in dot
+    assert 'ltail="cluster_responding"' in dot
+    assert '"thinking" -> "thinking" [label="after 1200 ms do play_cue", style="dashed"]' in \
+        d.to_dot(MACHINES["thinking"])
+
+
+def test_cli_writes_a_page(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diagram", "--format", "md"]) == 0
+    assert capsys.readouterr().out == d.to_markdown(DEFAULT_TABLE)

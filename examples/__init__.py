@@ -1,0 +1,1 @@
+"""Programs and machines to copy: ``examples/machines/`` holds extended state tables."""
