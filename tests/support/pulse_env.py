@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,20 @@ RATE = 24000
 MS = RATE // 1000  # samples per ms
 SPEAKER = "ci_speaker"
 MIC = "ci_mic"
+DEADLINE_S = 60.0
+"""How long a device test waits for something it expects: generous, because a machine under
+load is slow, and waiting costs nothing when it is not."""
+
+
+def wait_until(
+    condition: Callable[[], object], timeout: float = DEADLINE_S, message: str = ""
+) -> None:
+    """Poll ``condition`` until it is true; fail with ``message`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(message or f"not true within {timeout:g} s: {condition}")
+        time.sleep(0.005)
 
 
 def ensure_pulse() -> None:
@@ -35,7 +50,7 @@ def ensure_pulse() -> None:
         capture_output=True,
         text=True,
         env={**os.environ, "BARGEIN_PULSE_DIR": str(PULSE_DIR)},
-        timeout=30,
+        timeout=120,
     )
     if started.returncode != 0:
         raise RuntimeError(f"scripts/start-pulse.sh failed: {started.stderr.strip()}")
@@ -52,7 +67,13 @@ def require_pulse() -> None:
 
 
 class MonitorRecorder:
-    """Records a sink's monitor with parec, noting when each chunk arrived (monotonic clock)."""
+    """Records a sink's monitor with parec, noting when each chunk arrived (monotonic clock).
+
+    The reading thread may be late under load, so a chunk's arrival says only that its samples
+    were recorded no later than that. The sink records in real time, so sample n was recorded
+    at ``origin + n / RATE``: the earliest arrival of all, ``origin``, is when sample 0 was
+    recorded (plus the monitor's own few ms of capture latency), whatever the load.
+    """
 
     def __init__(self, sink: str = SPEAKER, latency_ms: int = 5) -> None:
         self._proc = subprocess.Popen(
@@ -87,20 +108,47 @@ class MonitorRecorder:
             self._total += len(data) // 2
             self._arrivals.append((now, self._total))
 
+    def wait_recording(self, timeout: float = DEADLINE_S) -> None:
+        """Return once the monitor delivers audio (so nothing played from now on is missed)."""
+        wait_until(lambda: self._total > 0, timeout, "the monitor recorder never started")
+
     def stop(self) -> npt.NDArray[np.int16]:
         """Stop recording and return every sample received."""
         self._proc.terminate()
-        self._proc.wait(timeout=5)
-        self._thread.join(timeout=5)
+        self._proc.wait(timeout=DEADLINE_S)
+        self._thread.join(timeout=DEADLINE_S)
         raw = b"".join(self._chunks)
         return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
 
+    @property
+    def origin(self) -> float:
+        """When sample 0 was recorded (monotonic clock): the earliest arrival of all, taken
+        back by the samples that had arrived with it. Read it after ``stop()``."""
+        if not self._arrivals:
+            raise AssertionError("the monitor recorded nothing")
+        return min(at - total / RATE for at, total in self._arrivals)
+
+    def recorded_by(self, moment: float) -> int:
+        """How many samples the monitor had recorded by ``moment`` (monotonic clock)."""
+        return max(0, int((moment - self.origin) * RATE))
+
+    def sounded_by(self, recorded: npt.NDArray[np.int16], moment: float) -> float:
+        """Milliseconds of sound (``sounding_ms``) among what the monitor had recorded by
+        ``moment``: a device that ran dry meanwhile recorded silence, which is not counted."""
+        return sounding_ms(recorded[: self.recorded_by(moment)])
+
+    def recorded_at(self, sample_index: int) -> float:
+        """When the monitor recorded ``sample_index`` (monotonic clock)."""
+        return self.origin + (sample_index + 1) / RATE
+
     def arrived_by(self, moment: float) -> int:
-        """How many samples the monitor had delivered by ``moment``."""
+        """How many samples this process had read by ``moment``: late on a busy machine (use
+        ``recorded_by`` to time the audio itself)."""
         return max((total for at, total in self._arrivals if at <= moment), default=0)
 
     def arrival_time(self, sample_index: int) -> float:
-        """When the chunk holding ``sample_index`` arrived from the monitor."""
+        """When this process read the chunk holding ``sample_index``: late on a busy machine
+        (use ``recorded_at`` to time the audio itself)."""
         for at, total in self._arrivals:
             if total > sample_index:
                 return at
@@ -125,7 +173,7 @@ def speech_like(ms: int, seed: int = 0, amplitude: float = 9000.0) -> bytes:
     voice = sum(np.sin(k * phase) / k for k in range(1, 20))
     syllables = 0.65 + 0.35 * np.sin(2 * np.pi * 4.0 * t + rng.uniform(0, 6.28))
     signal = voice * syllables
-    return np.rint(amplitude * signal / np.max(np.abs(signal))).astype("<i2").tobytes()
+    return bytes(np.rint(amplitude * signal / np.max(np.abs(signal))).astype("<i2").tobytes())
 
 
 def sounding_ms(samples: npt.NDArray[np.int16], threshold: int = 64) -> float:

@@ -35,7 +35,8 @@ def _adapter(side: str, api: str) -> pydantic.TypeAdapter[Any]:
     members = get_args(union)
     for member in members:
         member.model_rebuild()  # the SDK defers building its models
-    discriminated = Annotated[Union[members], pydantic.Field(discriminator="type")]  # noqa: UP007
+    # a union of the SDK's members, built at run time: no static type to check it against
+    discriminated = Annotated[Union[members], pydantic.Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
     return pydantic.TypeAdapter(discriminated)
 
 

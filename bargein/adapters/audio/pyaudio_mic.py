@@ -2,8 +2,11 @@
 
 The audio thread never waits: it resamples, cuts frames, and appends them to a bounded deque
 (dropping the oldest when the consumer falls behind, and counting them), then wakes the event
-loop with ``call_soon_threadsafe``. Each frame carries the capture time of its first sample
-from PortAudio's ``input_buffer_adc_time``, in ms on the stream's clock.
+loop with ``call_soon_threadsafe``. Each frame carries the capture time of its first sample,
+in ms on the stream's clock: PortAudio's ``input_buffer_adc_time`` for the stream's first
+block, then the sample count since, because the device's samples are contiguous while that
+estimate jitters by several ms with the scheduling of the audio thread on a busy machine. It is
+taken afresh when PortAudio reports an input overflow or disagrees by more than a block.
 """
 
 from __future__ import annotations
@@ -37,11 +40,14 @@ class PyAudioMicrophone:
         self._lock = threading.Lock()
         self._pending = bytearray()
         self._pending_at_ms = 0.0
+        self._next_block_at_ms: float | None = None  # where the next device block starts
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._closed = False
         self.dropped = 0  # frames discarded because the consumer fell behind
-        self._continue = int(load_pyaudio().paContinue)
+        pyaudio = load_pyaudio()
+        self._continue = int(pyaudio.paContinue)
+        self._overflow = int(pyaudio.paInputOverflow)
         self._pa, self._stream, self.device_rate = open_stream(
             output=False,
             block_frames=block_frames,
@@ -55,14 +61,23 @@ class PyAudioMicrophone:
         self._stream.start_stream()
 
     def _callback(
-        self, in_data: bytes | None, _count: int, time_info: dict[str, float], _status: int
+        self, in_data: bytes | None, count: int, time_info: dict[str, float], status: int
     ) -> tuple[None, int]:
         pcm = in_data or b""
         if self._resampler is not None:
             pcm = self._resampler.process(pcm)
-        captured = time_info["input_buffer_adc_time"] or time_info["current_time"]
+        estimate_ms = (time_info["input_buffer_adc_time"] or time_info["current_time"]) * 1000
+        block_ms = count * 1000 / self.device_rate
+        captured_ms = self._next_block_at_ms
+        if (
+            captured_ms is None
+            or status & self._overflow
+            or abs(estimate_ms - captured_ms) > block_ms
+        ):
+            captured_ms = estimate_ms
+        self._next_block_at_ms = captured_ms + block_ms
         if not self._pending:
-            self._pending_at_ms = captured * 1000
+            self._pending_at_ms = captured_ms
         self._pending += pcm
         ready: list[AudioFrame] = []
         while len(self._pending) >= self._frame_bytes:

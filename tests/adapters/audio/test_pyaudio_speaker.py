@@ -1,4 +1,10 @@
-"""The real pyaudio speaker on a PulseAudio null sink, judged by what the sink's monitor heard."""
+"""The real pyaudio speaker on a PulseAudio null sink, judged by what the sink's monitor heard.
+
+Nothing here sleeps for a fixed time and hopes the device got there: each test waits (with a
+generous deadline) for what it needs to have happened, and times what the monitor recorded
+by its sample positions (``MonitorRecorder.recorded_at``), not by when this process happened
+to read them, so a busy machine cannot fail it.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,20 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import pytest
 
 from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
+from tests.support import REPO
 from tests.support.pulse_env import (
-    REPO,
+    DEADLINE_S,
     MonitorRecorder,
     sounding_ms,
     sounding_span,
     speech_like,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.device, pytest.mark.usefixtures("pulse")]
@@ -29,38 +38,79 @@ def _play(speaker: PyAudioSpeaker, item_id: str, pcm: bytes, chunk_ms: int = 100
         speaker.play(item_id, pcm[i : i + step])
 
 
+def _heard(speaker: PyAudioSpeaker, item_id: str) -> float:
+    return speaker.heard_ms().get(item_id, 0.0)
+
+
+def _wait_heard(speaker: PyAudioSpeaker, item_id: str, ms: float) -> None:
+    wait_until(lambda: _heard(speaker, item_id) >= ms, DEADLINE_S,
+               f"{item_id}: {ms} ms never sounded")
+
+
+def _wait_idle(speaker: PyAudioSpeaker) -> None:
+    wait_until(lambda: speaker.idle, DEADLINE_S, "the speaker never went idle")
+
+
+class _StreamCalls:
+    """Stands in for the speaker's PortAudio stream and notes every method called on it."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.called: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        self.called.append(name)
+        return getattr(self.stream, name)
+
+
+def _probe(speaker: PyAudioSpeaker, item_id: str) -> tuple[float, float, float]:
+    """(before, heard ms, after): heard_ms() was taken between the two monotonic times."""
+    before = time.monotonic()
+    heard = _heard(speaker, item_id)
+    return before, heard, time.monotonic()
+
+
 @pytest.mark.parametrize("block", [240, 480, 960])
 def test_flush_reports_what_the_monitor_heard(block: int) -> None:
     speaker = PyAudioSpeaker(block_frames=block)
     recorder = MonitorRecorder()
+    length_ms = 5000  # long enough that the flush below always lands mid-item
     try:
-        time.sleep(0.15)
-        _play(speaker, "item_a", speech_like(1500))
-        time.sleep(0.4)
-        probed_at = time.monotonic()
-        probed = speaker.heard_ms()["item_a"]
-        time.sleep(0.2)
-        flushed_at = time.monotonic()
+        recorder.wait_recording()
+        _play(speaker, "item_a", speech_like(length_ms))
+        _wait_heard(speaker, "item_a", 400)
+        probe = _probe(speaker, "item_a")
+        _wait_heard(speaker, "item_a", 600)
+        calls = _StreamCalls(speaker._stream)
+        speaker._stream = calls
+        flush_began = time.monotonic()
         report = speaker.flush()
-        assert time.monotonic() - flushed_at < 0.005  # flush never waits for the device
-        time.sleep(0.25 + block / 24000 * 3)
-        assert speaker.idle
+        flush_ended = time.monotonic()
+        speaker._stream = calls.stream
+        # flush never waits for the device: at most it reads the stream's clock
+        assert set(calls.called) <= {"get_time"}, calls.called
+        _wait_idle(speaker)
         after = speaker.heard_ms()
     finally:
         speaker.close()
         recorded = recorder.stop()
-    start, end = sounding_span(recorded)
+    assert report.heard_ms["item_a"] < length_ms, "the flush came after the item had ended"
+    _, end = sounding_span(recorded)
     heard_on_monitor = sounding_ms(recorded)
     assert abs(report.heard_ms["item_a"] - heard_on_monitor) <= 10.0
     assert after["item_a"] == report.heard_ms["item_a"]
-    # Mid-play, heard_ms() agrees with the monitor at that moment (which lags by its own
-    # few ms of capture latency), not with what had been handed to the device.
-    on_monitor_then = (recorder.arrived_by(probed_at) - start) / MS
-    assert abs(probed - on_monitor_then) <= 10.0
+    # Mid-play, heard_ms() agrees with what the monitor had recorded at that moment (give or
+    # take its own few ms of capture latency), not with what had been handed to the device.
+    before, probed, probed_after = probe
+    on_monitor_before = recorder.sounded_by(recorded, before)
+    on_monitor_after = recorder.sounded_by(recorded, probed_after)
+    assert on_monitor_before - 10.0 <= probed <= on_monitor_after + 10.0, (
+        on_monitor_before, probed, on_monitor_after)
     # Silence arrives when the flush said it would (the monitor adds its own ~5-10 ms), and
     # that is no later than the device's output latency plus one block and the 5 ms fade.
-    silent_after_ms = (recorder.arrival_time(end - 1) - flushed_at) * 1000
-    assert silent_after_ms <= report.silent_after_ms + 15.0
+    silent_at = recorder.recorded_at(end - 1)
+    assert (silent_at - flush_ended) * 1000 <= report.silent_after_ms + 15.0, (
+        (silent_at - flush_began) * 1000, (silent_at - flush_ended) * 1000, report)
     bound = speaker.output_latency_ms + block / MS + 5.0
     assert report.silent_after_ms <= bound + 5.0
     # The fade: the last 5 ms ramp down instead of cutting off.
@@ -72,23 +122,34 @@ def test_heard_counts_each_item_and_grows_only_as_audio_sounds() -> None:
     speaker = PyAudioSpeaker(block_frames=240)
     recorder = MonitorRecorder()
     try:
-        time.sleep(0.15)
+        recorder.wait_recording()
         assert speaker.idle
+        handed = time.monotonic()
         _play(speaker, "first", speech_like(300, seed=1))
-        _play(speaker, "second", speech_like(1000, seed=2))
+        _play(speaker, "second", speech_like(3000, seed=2))
         assert not speaker.idle
-        assert speaker.heard_ms().get("first", 0.0) < 20.0  # handed over is not heard
-        time.sleep(0.7)
+        # handed over is not heard: no more than the time since, latency aside
+        early = _heard(speaker, "first")
+        assert early <= (time.monotonic() - handed) * 1000, early
+        _wait_heard(speaker, "first", 300)
+        _wait_heard(speaker, "second", 100)
+        before = time.monotonic()
         mid = speaker.heard_ms()
+        probed_after = time.monotonic()
         report = speaker.flush()
-        time.sleep(0.3)
+        _wait_idle(speaker)
     finally:
         speaker.close()
         recorded = recorder.stop()
     assert mid["first"] == pytest.approx(300.0)
-    # The device's latency keeps the heard total behind the wall clock (0.7 s since play).
-    assert 300.0 < mid["first"] + mid["second"] < 700.0
+    # The heard total follows what the monitor had recorded then, not what was handed over.
+    on_monitor_before = recorder.sounded_by(recorded, before)
+    on_monitor_after = recorder.sounded_by(recorded, probed_after)
+    total_then = mid["first"] + mid["second"]
+    assert on_monitor_before - 10.0 <= total_then <= on_monitor_after + 10.0, (
+        on_monitor_before, total_then, on_monitor_after)
     assert report.heard_ms["first"] == pytest.approx(300.0)
+    assert report.heard_ms["second"] < 3000.0, "the flush came after the item had ended"
     total = report.heard_ms["first"] + report.heard_ms["second"]
     assert abs(total - sounding_ms(recorded)) <= 10.0
 
@@ -97,12 +158,12 @@ def test_underrun_plays_silence_not_stale_samples() -> None:
     speaker = PyAudioSpeaker(block_frames=480)
     recorder = MonitorRecorder()
     try:
-        time.sleep(0.15)
+        recorder.wait_recording()
         speaker.play("a", speech_like(200, seed=3))
-        time.sleep(0.5)
-        assert speaker.idle
+        _wait_idle(speaker)
+        time.sleep(0.3)  # at least 300 ms with nothing to play: the device runs dry
         speaker.play("b", speech_like(200, seed=4))
-        time.sleep(0.45)
+        _wait_idle(speaker)
         heard = speaker.heard_ms()
     finally:
         speaker.close()
@@ -119,14 +180,15 @@ def test_device_at_48k_is_resampled_and_still_counted_exactly() -> None:
     recorder = MonitorRecorder()
     try:
         assert speaker.device_rate == 48000
-        time.sleep(0.15)
-        _play(speaker, "x", speech_like(1000, seed=5))
-        time.sleep(0.5)
+        recorder.wait_recording()
+        _play(speaker, "x", speech_like(3000, seed=5))
+        _wait_heard(speaker, "x", 500)
         report = speaker.flush()
-        time.sleep(0.3)
+        _wait_idle(speaker)
     finally:
         speaker.close()
         recorded = recorder.stop()
+    assert report.heard_ms["x"] < 3000.0, "the flush came after the item had ended"
     assert abs(report.heard_ms["x"] - sounding_ms(recorded)) <= 10.0
 
 
@@ -144,7 +206,8 @@ def test_no_audio_server_is_one_typed_line(adapter: str, kind: str) -> None:
         "except BargeinError as e:\n    print(type(e).__name__, '|', e)\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True,
+        timeout=DEADLINE_S,
     )
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 1, out
