@@ -12,7 +12,12 @@ clock, so it carries the monitor's few ms of capture latency, alike for all thre
 p95); ``cut/speech`` = the largest sample-to-sample step where the sound meets silence against
 the largest in the speech just before (< 1: no click); ``heard err`` = ms reported heard minus
 ms the monitor played, the item located in the recording by its content (median of |err|);
-``flush`` = wall and CPU time of the interrupt call itself (µs).
+``flush`` = wall and CPU time of the interrupt call itself (µs); ``after sounding`` = from
+the sample a bargein speaker said was sounding when the flush came to the last audible sample,
+counted in samples on the monitor (no clock involved; the seed cannot say what was sounding).
+On a null sink the monitor receives a sample when the sink renders it, so ``stop`` is the time
+to the sink's last render; a listener hears it one sink latency later, which ``after sounding``
+includes.
 
 ``--load`` instead plays a 60 s reply into each speaker with two CPU hogs beside it and counts
 the gaps (silences ≥ 2 ms inside the reply) in the monitor recording.
@@ -106,7 +111,7 @@ def wait_recording(recorder: MonitorRecorder) -> None:
     if helper is not None:
         helper()
         return
-    while not recorder.arrived_by(time.monotonic()):  # type: ignore[attr-defined]
+    while not recorder.arrived_by(time.monotonic()):  # type: ignore[attr-defined,unused-ignore]
         time.sleep(0.005)
 
 
@@ -128,7 +133,7 @@ def step(samples: npt.NDArray[np.int16]) -> int:
     return max(1, int(np.abs(np.diff(samples.astype(np.int32))).max()))
 
 
-def trial(kind: str, block: int, rng: random.Random) -> tuple[float, float, float, float, float]:
+def trial(kind: str, block: int, rng: random.Random) -> tuple[float, ...]:
     pcm = speech_like(ITEM_MS, seed=rng.randrange(1000))
     item = np.frombuffer(pcm, dtype="<i2")
     recorder = MonitorRecorder()
@@ -137,6 +142,7 @@ def trial(kind: str, block: int, rng: random.Random) -> tuple[float, float, floa
     time.sleep(0.1)
     speaker.play("item", pcm)
     time.sleep(rng.uniform(0.4, 0.9))
+    sounding = float("nan") if kind == "seed" else speaker.heard_ms()["item"]
     t0, c0 = time.perf_counter(), time.thread_time()
     interrupted_at = time.monotonic()
     report = speaker.flush()
@@ -152,7 +158,8 @@ def trial(kind: str, block: int, rng: random.Random) -> tuple[float, float, floa
         recorded[end - 15 * MS : end - 5 * MS]
     )
     heard_err = reported - (end - base) / MS
-    return stop_ms, cut, heard_err, flush_wall * 1e6, flush_cpu * 1e6
+    after_sounding = (end - base) / MS - sounding
+    return stop_ms, cut, heard_err, flush_wall * 1e6, flush_cpu * 1e6, after_sounding
 
 
 def p95(values: list[float]) -> float:
@@ -166,7 +173,7 @@ def interrupts() -> None:
     )
     print(
         f"{'block':>5} {'kind':>8} | {'stop med':>8} {'p95':>6} | {'cut/speech':>10}"
-        f" | {'|heard err|':>11} | {'flush wall µs':>13} {'cpu µs':>7}"
+        f" | {'|heard err|':>11} | {'flush wall µs':>13} {'cpu µs':>7} | {'after sounding':>14}"
     )
     for block in BLOCKS:
         results: dict[str, list[tuple[float, ...]]] = {k: [] for k in KINDS}
@@ -182,6 +189,7 @@ def interrupts() -> None:
                 f" | {statistics.median(cols[1]):>10.2f}"
                 f" | {statistics.median(abs(e) for e in cols[2]):>11.2f}"
                 f" | {statistics.median(cols[3]):>13.0f} {statistics.median(cols[4]):>7.0f}"
+                f" | {statistics.median(cols[5]):>14.1f}"
             )
         print(
             f"{'':>5} {'ratio':>8} | seed/pulse {stops['seed'] / stops['pulse']:.1f}x,"

@@ -12,7 +12,7 @@ anywhere ahead of what the sink has read (``pa_stream_write`` with ``PA_SEEK_ABS
   collection or CPU hogs beside it do not starve the device: the server paces the audio.
 - **A flush stops within one block, without a click.** The sink reads at most its latency
   ahead of playback; the stream asks for a sink latency of one block less the fade and a
-  1.5 ms margin (``PA_STREAM_ADJUST_LATENCY``). A flush picks the cut ``q`` = what is playing
+  2.5 ms margin (``PA_STREAM_ADJUST_LATENCY``). A flush picks the cut ``q`` = what is playing
   + that latency + the margin (the server cannot have read that far), writes a 5 ms fade of
   the samples at ``q`` at ``q`` and zeros over the rest of what it had handed over: one write,
   no round trip, nothing to wait for. The fade joins the last sample heard without a step.
@@ -51,7 +51,7 @@ from bargein.errors import AudioDeviceError
 
 _BYTES = 2  # per sample: s16le mono
 _NO_LIMIT = 0xFFFFFFFF  # (uint32_t) -1: the server's default
-_MARGIN_USEC = 1500  # past the farthest the sink can have read: the write's trip to the server
+_MARGIN_USEC = 2500  # past the farthest the sink can have read: the write's trip to the server
 _PAD = RATE // 2  # zeros kept queued beyond the audio (500 ms), so the stream never runs dry
 _ZEROS = bytes(_PAD * _BYTES)
 
@@ -233,9 +233,13 @@ class PulseSpeaker:
                     self._write_zeros(self._playing())
 
     def _check_cut(self, _stream: int, ok: int, _userdata: int) -> None:
-        """On the loop's thread: had the server read past the cut when the fade arrived?"""
+        """On the loop's thread: had the server read up to the cut when the fade arrived?
+
+        A write behind the read index makes the server rewind its sink to the write, so the
+        read index then sits exactly on the cut: ``>=`` catches those too.
+        """
         info = self._lib.pa_stream_get_timing_info(self._stream)
-        if ok and info and info.contents.read_index // _BYTES > self._cut_at:
+        if ok and info and info.contents.read_index // _BYTES >= self._cut_at:
             self.late_cuts += 1
 
     # -- the AudioSink protocol --------------------------------------------------------------
