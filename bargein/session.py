@@ -653,13 +653,15 @@ class Session:
 
     def _start_timer(self, name: str, ms: int) -> None:
         """In ``ms`` on the session's clock, hand the core ``TimerFired(name)``; a timer of
-        the same name is replaced. Timers end with the session."""
+        the same name is replaced. Timers end with the session. The time is counted from
+        now, not from when the timer's task first runs."""
         old = self._timers.pop(name, None)
         if old is not None:
             old.cancel()
+        due = self._clock() + ms / 1000.0
 
         async def run() -> None:
-            await self._sleep(ms / 1000.0)
+            await self._sleep(max(0.0, due - self._clock()))
             if self._timers.get(name) is task:
                 del self._timers[name]
                 self.handle(e.TimerFired(name))

@@ -1,0 +1,184 @@
+"""The example machines (``examples/machines``) in a real session against the simulator:
+real sockets, the real transport and codec, memory audio on a clock that runs in real time.
+
+The program's part (a tool's call and result, a local detector's onset and end of sound) is
+played by the test through ``session.handle()``. Nothing waits a fixed time: each step
+waits for what the conversation reports (a state, a barge-in), or for the session's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+
+from bargein import Conversation
+from bargein.adapters import endpoints
+from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
+from bargein.adapters.session_config import ServerVad, SessionConfig
+from bargein.adapters.transport import RealtimeTransport
+from bargein.core import events as e
+from bargein.session import Interrupted, Observation, Session, StateChanged
+from bargein.sim import Simulator
+from bargein.states import StateTable
+from bargein.testing import capture_logs
+from examples.machines import CONFIRM, GREETING, THINKING, TOOLS
+from examples.machines.tools import ToolCall, ToolResult
+from tests.support.sim_support import serving, silence, tone
+
+pytestmark = pytest.mark.e2e
+
+LONG = ("This first answer is long enough that the user will surely cut in before it ends, "
+        "which is the whole point of this test.")
+SHORT = "Short second answer."
+
+
+@dataclass
+class Live:
+    session: Session
+    seen: list[Observation]
+    clock: VirtualClock
+
+    def moves(self) -> list[tuple[str, str, str]]:
+        return [(o.source, o.dest, o.trigger) for o in self.seen
+                if isinstance(o, StateChanged) and o.source != o.dest]
+
+    def interrupted(self) -> list[Interrupted]:
+        return [o for o in self.seen if isinstance(o, Interrupted)]
+
+    async def until(self, what: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Wait until ``what`` holds (checked every 10 ms), at most ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not what():
+            if loop.time() > deadline:
+                raise AssertionError(f"timed out; moves so far: {self.moves()}")
+            await asyncio.sleep(0.01)
+
+    async def reach(self, source: str, dest: str) -> None:
+        await self.until(lambda: any(m[:2] == (source, dest) for m in self.moves()))
+
+    async def clock_passes(self, ms: float) -> None:
+        target = self.clock.ms + ms
+        await self.until(lambda: self.clock.ms >= target)
+
+
+@contextlib.asynccontextmanager
+async def live(sim: Simulator, table: StateTable, user: bytes,
+               config: SessionConfig) -> AsyncIterator[Live]:
+    """A session with ``table`` against ``sim``; the audio clock keeps pace with real time."""
+    clock = VirtualClock()
+    transport = RealtimeTransport(endpoints.custom(sim.url, auth="none"), None)
+    await transport.connect()
+
+    async def tick() -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while True:
+            while clock.ms + 10 <= (loop.time() - start) * 1000.0:
+                clock.advance_ms(10)
+            await asyncio.sleep(0.005)
+
+    ticker = asyncio.create_task(tick())
+    session = Session(transport, MemorySource(clock, user), MemorySink(clock),
+                      Conversation(table), clock=lambda: clock.ms / 1000, linger_s=None)
+    seen: list[Observation] = []
+    session.subscribe(seen.append)
+    try:
+        async with session:
+            session.handle(e.ConfigureSession(config))
+            yield Live(session, seen, clock)
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+
+
+async def test_thinking_between_the_users_turn_and_the_answer() -> None:
+    user = silence(200) + tone(600) + silence(1400) + tone(500) + silence(4000)
+    async with serving(script=(LONG, SHORT), speed=4.0) as sim, \
+            live(sim, THINKING, user, SessionConfig(turn_detection=ServerVad())) as run:
+        await run.until(lambda: bool(run.interrupted()))
+        record = sim.records[0]
+    moves = run.moves()
+    assert ("listening", "thinking", "speech_stopped") in moves
+    assert ("thinking", "responding", "audio_started") in moves, "the first audio leaves it"
+    assert ("responding", "interrupted", "speech_started") in moves, "inherited barge-in"
+    (barge,) = run.interrupted()
+    (truncate,) = record.client_events("conversation.item.truncate")
+    assert truncate["audio_end_ms"] == barge.settlements[0].audio_end_ms > 0
+
+
+async def test_an_uninterruptible_greeting_holds_the_users_speech_and_answers_after() -> None:
+    user = silence(200) + tone(600) + silence(6000)
+    greeting = "Hello, and welcome to the lighthouse line."
+    async with serving(script=(greeting, SHORT), speed=4.0) as sim:
+        with capture_logs() as logs:
+            async with live(sim, GREETING, user, SessionConfig(turn_detection=ServerVad())) as run:
+                await run.reach("greeting", "listening")
+                await run.until(lambda: len(run.session.figures) == 2
+                                and all(f.status for f in run.session.figures.values()))
+        record = sim.records[0]
+    assert run.moves()[:2] == [("idle", "greeting", "session_ready"),
+                               ("greeting", "listening", "playback_finished")]
+    assert not run.interrupted(), "nothing cut the greeting"
+    assert record.client_events("response.cancel") == []
+    assert len(record.client_events("response.create")) == 1, "the entry action's request"
+    (held,) = [x for x in logs if x["event"] == "held_audio_sent"]
+    assert held["ms"] >= 800, "the user's words, held while the greeting played"
+    first, second = run.session.figures.values()
+    assert not first.interrupted and first.status == "completed"
+    assert second.status == "completed", "the held words were answered after the greeting"
+
+
+async def test_a_tool_call_waits_in_tool_running_and_its_result_asks_for_the_follow_up() -> None:
+    user = silence(200) + tone(600) + silence(8000)
+    async with serving(script=(SHORT, "The tool says: nine in the morning."), speed=4.0) as sim, \
+            live(sim, TOOLS, user, SessionConfig(turn_detection=ServerVad())) as run:
+        await run.reach("listening", "responding")
+        run.session.handle(ToolCall("call_1", "opening_hours"))
+        assert run.session.conversation.state == "tool_running"
+        await run.until(lambda: any(f.status for f in run.session.figures.values()))
+        assert run.session.conversation.state == "tool_running", "the answer waits for it"
+        run.session.handle(ToolResult("call_1", '{"opens": "09:00"}'))
+        await run.until(lambda: len(run.session.figures) == 2
+                        and run.session.conversation.state == "listening")
+        record = sim.records[0]
+    moves = run.moves()
+    assert ("responding", "tool_running", "tool_call") in moves
+    assert ("tool_running", "responding", "tool_result") in moves
+    assert len(record.client_events("response.create")) == 1, "the follow-up, asked by an action"
+    follow_up = list(run.session.figures.values())[1]
+    assert follow_up.status == "completed" and not follow_up.interrupted
+
+
+async def test_confirm_then_commit_resumes_on_a_short_sound_and_commits_on_a_long_one() -> None:
+    # in real time, so the reply is still being generated when the barge-in commits
+    async with serving(script=(LONG, SHORT), speed=1.0) as sim, \
+            live(sim, CONFIRM, silence(20000), SessionConfig(turn_detection=None)) as run:
+        await run.reach("idle", "listening")
+        run.session.handle(e.RequestResponse())
+        await run.reach("thinking", "speaking")
+        await run.clock_passes(300)
+        run.session.handle(e.LocalSpeechStarted(run.clock.ms))   # a cough
+        assert run.session.conversation.state == "confirming"
+        await run.clock_passes(150)
+        run.session.handle(e.Signal("local_speech_stopped"))
+        assert run.session.conversation.state == "speaking", "resumed where it was"
+        assert not sim.records[0].client_events("response.cancel"), "nothing was cut"
+        await run.clock_passes(300)
+        run.session.handle(e.LocalSpeechStarted(run.clock.ms))   # the user talks
+        await run.until(lambda: bool(run.interrupted()))
+        record = sim.records[0]
+    moves = run.moves()
+    assert ("confirming", "speaking", "local_speech_stopped") in moves
+    assert ("confirming", "interrupted", "after_600ms@confirming") in moves
+    (barge,) = run.interrupted()
+    assert barge.trigger == "after_600ms@confirming"
+    assert len(record.client_events("response.cancel")) == 1, "bargein cancels when it commits"
+    (truncate,) = record.client_events("conversation.item.truncate")
+    assert truncate["audio_end_ms"] == barge.settlements[0].audio_end_ms
+    assert truncate["audio_end_ms"] >= 300 + 150 + 300 + 600, "it played on while judging"
