@@ -40,6 +40,15 @@ _EXPORTS: dict[str, str] = {
     "State": "bargein.states",
     "StateTable": "bargein.states",
     "Transition": "bargein.states",
+    "after": "bargein.states",
+    "check_table": "bargein.states.check",
+    # extending the machine: the program's events, actions, timers
+    "UserEvent": "bargein.core.events",
+    "Signal": "bargein.core.events",
+    "TimerFired": "bargein.core.events",
+    "ActionContext": "bargein.core.actions",
+    "StartTimer": "bargein.core.commands",
+    "CancelTimer": "bargein.core.commands",
     # the connection
     "RealtimeTransport": "bargein.adapters.transport",
     "ReconnectPolicy": "bargein.adapters.transport",
@@ -68,9 +77,11 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "DEFAULT_TABLE",
+    "ActionContext",
     "ApiKey",
     "AudioDevice",
     "BargeinError",
+    "CancelTimer",
     "Closed",
     "Connecting",
     "Conversation",
@@ -93,17 +104,23 @@ __all__ = [
     "ServerVad",
     "Session",
     "SessionConfig",
+    "Signal",
+    "StartTimer",
     "State",
     "StateChanged",
     "StateTable",
+    "TimerFired",
     "Transcript",
     "Transition",
     "TransitionRecord",
     "Transport",
+    "UserEvent",
     "VirtualClock",
     "WavSink",
     "WavSource",
     "__version__",
+    "after",
+    "check_table",
     "connect",
     "endpoints",
     "list_devices",
@@ -140,6 +157,9 @@ if TYPE_CHECKING:
     from bargein.adapters.session_config import SemanticVad, ServerVad, SessionConfig
     from bargein.adapters.transport import RealtimeTransport, ReconnectPolicy
     from bargein.core import Conversation, ConversationStats, TransitionRecord
+    from bargein.core.actions import ActionContext
+    from bargein.core.commands import CancelTimer, StartTimer
+    from bargein.core.events import Signal, TimerFired, UserEvent
     from bargein.errors import BargeinError
     from bargein.inspector import Inspector
     from bargein.session import (
@@ -156,5 +176,6 @@ if TYPE_CHECKING:
         Transport,
         split_heard,
     )
-    from bargein.states import DEFAULT_TABLE, State, StateTable, Transition
+    from bargein.states import DEFAULT_TABLE, State, StateTable, Transition, after
+    from bargein.states.check import check_table
     from bargein.talking import Connecting, connect, talk

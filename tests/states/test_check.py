@@ -123,3 +123,10 @@ def test_the_readmes_extension_example_runs_and_passes_its_checks() -> None:
     machine = scope["MACHINE"]
     assert isinstance(machine, StateTable) and check_table(machine).ok
     check_machine(machine)
+
+
+@pytest.mark.parametrize("name", list(MACHINES))
+def test_cli_accepts_every_example_machine(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--machine", f"examples.machines.{name}:{name.upper()}"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out and all(line.startswith("ok: ") for line in out)
