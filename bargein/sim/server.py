@@ -123,7 +123,7 @@ class Simulator:
         return f"{self.url}/realtime"
 
     async def start(self) -> None:
-        await self._voices.prepare(self.config.script)
+        await self._voices.prepare(self.config.texts())
         try:
             self._server = await ws_serve(
                 self._serve,

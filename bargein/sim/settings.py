@@ -1,21 +1,28 @@
 """Session settings the simulator honours, read from and written as GA or beta JSON.
 
 The GA API nests audio settings (``audio.input.format``, ``audio.input.turn_detection``);
-the beta API keeps them flat (``input_audio_format``, ``turn_detection``). Settings the
-simulator has no use for (tools, tracing, ...) are accepted and not echoed back.
+the beta API keeps them flat (``input_audio_format``, ``turn_detection``). Every field the
+official session model declares is kept and echoed back whole (the GA object of
+``session.created`` has all 14 of ``RealtimeSessionCreateRequest``); session_fields.py
+checks each. The simulator acts on: the formats, the voice (which cannot change once the
+assistant has spoken), turn detection (``idle_timeout_ms`` included), input transcription
+(its events are sent when it is on), the output modalities (``["text"]``: written replies),
+the tools and ``tool_choice`` (which scripted calls can be made), ``max_output_tokens`` (a
+longer reply ends ``incomplete``) and the instructions (``Say: TEXT`` pins a reply).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from bargein.adapters.session_config import AUDIO_FORMATS, SAMPLE_RATES, AudioFormat
 from bargein.core.pcm import BYTES_PER_MS, RATE
 from bargein.errors import InvalidSession
+from bargein.sim import session_fields as check
+from bargein.sim.session_fields import Api as Api
 
-Api = Literal["ga", "beta"]
 Format = AudioFormat
 """The wire audio formats, by their beta names (GA writes them as ``audio/pcm``, ...)."""
 
@@ -75,9 +82,14 @@ _VAD_KEYS = frozenset(
     }
 )
 
+
 @dataclass(frozen=True, slots=True)
 class TurnDetection:
-    """Server VAD settings (``semantic_vad`` is served by the same energy detector)."""
+    """Server VAD settings (``semantic_vad`` is served by the same energy detector).
+
+    ``idle_timeout_ms`` (server_vad only, as upstream): after the assistant's audio has
+    played out, that long without speech sends ``input_audio_buffer.timeout_triggered``,
+    commits the quiet audio and starts a response."""
 
     type: Literal["server_vad", "semantic_vad"] = "server_vad"
     threshold: float = 0.5
@@ -85,11 +97,13 @@ class TurnDetection:
     silence_duration_ms: int = 500
     create_response: bool = True
     interrupt_response: bool = True
+    idle_timeout_ms: int | None = None
+    eagerness: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """The part of a session the simulator acts on."""
+    """A session's settings: what the simulator acts on, and what it only echoes back."""
 
     model: str = "gpt-realtime"
     instructions: str = "You are the bargein simulator."
@@ -97,6 +111,26 @@ class Settings:
     input_format: Format = "pcm16"
     output_format: Format = "pcm16"
     turn_detection: TurnDetection | None = TurnDetection()
+    modalities: tuple[str, ...] = ("audio",)
+    """GA ``output_modalities``; beta ``modalities`` (("audio", "text") or ("text",))."""
+    transcription: dict[str, Any] | None = None
+    noise_reduction: dict[str, Any] | None = None
+    speed: float = 1.0
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: Any = "auto"
+    max_output_tokens: int | str = "inf"
+    tracing: Any = None
+    truncation: Any = "auto"
+    include: Any = None
+    prompt: Any = None
+    reasoning: Any = None
+    parallel_tool_calls: bool = True
+    temperature: float = 0.8
+
+    @property
+    def speaks(self) -> bool:
+        """Whether replies are spoken (else written: ``["text"]``)."""
+        return "audio" in self.modalities
 
 
 def bytes_per_ms(fmt: Format) -> int:
@@ -115,33 +149,45 @@ def updated(settings: Settings, session: Any, api: Api) -> Settings:
             raise InvalidSession(
                 f"session.{key}", f"Unknown parameter: 'session.{key}'.", "unknown_parameter"
             )
+    if api == "ga" and session.get("type") != "realtime":
+        raise InvalidSession(
+            "session.type",
+            "session.type must be 'realtime'.",
+            "missing_required_parameter" if "type" not in session else "invalid_value",
+        )
     changes: dict[str, Any] = {}
     for key in ("instructions", "model"):
         if key in session:
             changes[key] = _string(session[key], f"session.{key}")
+    changes.update(check.common(session, api))
     if api == "ga":
-        if session.get("type") != "realtime":
-            raise InvalidSession(
-                "session.type",
-                "session.type must be 'realtime'.",
-                "missing_required_parameter" if "type" not in session else "invalid_value",
-            )
-        _modalities(session.get("output_modalities"), "session.output_modalities")
-        audio = _object(session.get("audio", {}), "session.audio")
+        changes.update(check.ga_only(session))
+        audio = check.keys(session.get("audio", {}), frozenset({"input", "output"}),
+                           "session.audio")
         for side in ("input", "output"):
-            part = _object(audio.get(side, {}), f"session.audio.{side}")
+            param = f"session.audio.{side}"
+            allowed = _GA_AUDIO_KEYS[side]
+            part = check.keys(audio.get(side) or {}, allowed, param)
             if "format" in part:
-                changes[f"{side}_format"] = _ga_format(
-                    part["format"], f"session.audio.{side}.format"
-                )
+                changes[f"{side}_format"] = parse_ga_format(part["format"], f"{param}.format")
             if side == "output" and "voice" in part:
-                changes["voice"] = _string(part["voice"], "session.audio.output.voice")
+                changes["voice"] = _string(part["voice"], f"{param}.voice")
+            if side == "output" and "speed" in part:
+                changes["speed"] = check.speed(part["speed"], f"{param}.speed")
             if side == "input" and "turn_detection" in part:
                 changes["turn_detection"] = _turn_detection(
-                    part["turn_detection"], "session.audio.input.turn_detection"
+                    part["turn_detection"], f"{param}.turn_detection"
+                )
+            if side == "input" and "transcription" in part:
+                changes["transcription"] = check.transcription(
+                    part["transcription"], f"{param}.transcription", api
+                )
+            if side == "input" and "noise_reduction" in part:
+                changes["noise_reduction"] = check.noise_reduction(
+                    part["noise_reduction"], f"{param}.noise_reduction", api
                 )
     else:
-        _modalities(session.get("modalities"), "session.modalities")
+        changes.update(check.beta_only(session))
         for side in ("input", "output"):
             key = f"{side}_audio_format"
             if key in session:
@@ -157,41 +203,59 @@ def updated(settings: Settings, session: Any, api: Api) -> Settings:
     return dataclasses.replace(settings, **changes)
 
 
+_GA_AUDIO_KEYS: Final = {
+    "input": frozenset({"format", "transcription", "noise_reduction", "turn_detection"}),
+    "output": frozenset({"format", "voice", "speed"}),
+}
+
+
 def render(settings: Settings, api: Api, session_id: str) -> dict[str, Any]:
-    """The session object of session.created / session.updated, as the api's models declare."""
+    """The session object of session.created / session.updated, whole, as the api declares."""
     if api == "ga":
         return {
             "type": "realtime",
             "model": settings.model,
-            "output_modalities": ["audio"],
+            "output_modalities": list(settings.modalities),
             "instructions": settings.instructions,
-            "max_output_tokens": "inf",
+            "max_output_tokens": settings.max_output_tokens,
             "audio": {
                 "input": {
                     "format": ga_format(settings.input_format),
-                    "transcription": None,
-                    "noise_reduction": None,
+                    "transcription": settings.transcription,
+                    "noise_reduction": settings.noise_reduction,
                     "turn_detection": _render_vad(settings.turn_detection, api),
                 },
                 "output": {
                     "format": ga_format(settings.output_format),
                     "voice": settings.voice,
-                    "speed": 1.0,
+                    "speed": settings.speed,
                 },
             },
+            "include": settings.include,
+            "parallel_tool_calls": settings.parallel_tool_calls,
+            "prompt": settings.prompt,
+            "reasoning": settings.reasoning,
+            "tool_choice": settings.tool_choice,
+            "tools": [dict(tool) for tool in settings.tools],
+            "tracing": settings.tracing,
+            "truncation": settings.truncation,
         }
     return {
         "id": session_id,
-        "modalities": ["audio", "text"],
+        "modalities": list(settings.modalities),
         "instructions": settings.instructions,
         "voice": settings.voice,
         "input_audio_format": settings.input_format,
         "output_audio_format": settings.output_format,
-        "input_audio_transcription": None,
+        "input_audio_transcription": settings.transcription,
+        "input_audio_noise_reduction": settings.noise_reduction,
         "turn_detection": _render_vad(settings.turn_detection, api),
-        "temperature": 0.8,
-        "max_response_output_tokens": "inf",
-        "speed": 1.0,
+        "tools": [dict(tool) for tool in settings.tools],
+        "tool_choice": settings.tool_choice,
+        "temperature": settings.temperature,
+        "max_response_output_tokens": settings.max_output_tokens,
+        "speed": settings.speed,
+        "tracing": settings.tracing,
     }
 
 
@@ -211,13 +275,16 @@ def _render_vad(vad: TurnDetection | None, api: Api) -> dict[str, Any] | None:
         "interrupt_response": vad.interrupt_response,
     }
     if vad.type == "semantic_vad":
-        return {**common, "eagerness": "auto"}
-    return {
+        return {**common, "eagerness": vad.eagerness}
+    rendered: dict[str, Any] = {
         **common,
         "threshold": vad.threshold,
         "prefix_padding_ms": vad.prefix_padding_ms,
         "silence_duration_ms": vad.silence_duration_ms,
     }
+    if api == "ga":
+        rendered["idle_timeout_ms"] = vad.idle_timeout_ms
+    return rendered
 
 
 def _object(value: Any, param: str) -> dict[str, Any]:
@@ -232,12 +299,7 @@ def _string(value: Any, param: str) -> str:
     return value
 
 
-def _modalities(value: Any, param: str) -> None:
-    if value is not None and (not isinstance(value, list) or "audio" not in value):
-        raise InvalidSession(param, f"'{param}' must include 'audio': the simulator speaks.")
-
-
-def _ga_format(value: Any, param: str) -> Format:
+def parse_ga_format(value: Any, param: str) -> Format:
     fmt = _object(value, param)
     kind = fmt.get("type")
     if kind not in _GA_FORMATS:
@@ -266,7 +328,21 @@ def _turn_detection(value: Any, param: str) -> TurnDetection | None:
         or not (0.0 <= threshold <= 1.0)
     ):
         raise InvalidSession(f"{param}.threshold", "threshold must be between 0.0 and 1.0.")
+    idle = vad.get("idle_timeout_ms")
+    if idle is not None:
+        if kind != "server_vad":
+            raise InvalidSession(f"{param}.idle_timeout_ms",
+                                 "idle_timeout_ms is only supported for server_vad.")
+        idle = _duration(vad, "idle_timeout_ms", 0, param)
+        if not 5000 <= idle <= 30000:
+            raise InvalidSession(f"{param}.idle_timeout_ms",
+                                 "idle_timeout_ms must be from 5000 to 30000.")
+    eagerness = vad.get("eagerness", "auto")
+    if eagerness not in ("low", "medium", "high", "auto"):
+        raise InvalidSession(f"{param}.eagerness", f"Invalid value for '{param}.eagerness'.")
     return TurnDetection(
+        idle_timeout_ms=idle,
+        eagerness=eagerness,
         type=kind,
         threshold=float(threshold),
         prefix_padding_ms=_duration(vad, "prefix_padding_ms", 300, param),

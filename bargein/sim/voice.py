@@ -79,6 +79,13 @@ class Voicebank:
             if (text, "pcm16") not in self._audio:
                 self._audio[text, "pcm16"] = await asyncio.to_thread(speak, text, self._kind)
 
+    async def audio_async(self, text: str, fmt: Format) -> bytes:
+        """``text`` spoken in ``fmt``, speaking a text not prepared in a worker thread (an
+        answer to a tool's output, a pinned reply), so the server never stalls on it."""
+        if (text, fmt) not in self._audio and (text, "pcm16") not in self._audio:
+            self._audio[text, "pcm16"] = await asyncio.to_thread(speak, text, self._kind)
+        return self.audio(text, fmt)
+
     def audio(self, text: str, fmt: Format) -> bytes:
         """``text`` spoken in ``fmt`` (PCM16 24 kHz, or G.711 at 8 kHz)."""
         if (text, fmt) not in self._audio:

@@ -136,7 +136,7 @@ async def test_ga_g711_alaw_in_and_out_and_truncate_in_ms() -> None:
                 "audio_end_ms": sent_ms,
             }
         )
-        assert (await client.recv())["type"] == "conversation.item.truncated"
+        assert (await client.until("conversation.item.truncated"))[-1]["audio_end_ms"] == sent_ms
 
 
 async def test_input_format_cannot_change_after_audio() -> None:

@@ -85,7 +85,18 @@ async def test_session_created_then_updated(sim: Simulator) -> None:
             {"type": "realtime", "audio": {"input": {"turn_detection": {"threshold": 1.5}}}},
             "session.audio.input.turn_detection.threshold",
         ),
-        ({"type": "realtime", "output_modalities": ["text"]}, "session.output_modalities"),
+        (
+            {"type": "realtime", "output_modalities": ["audio", "text"]},
+            "session.output_modalities",
+        ),
+        (
+            {"type": "realtime", "audio": {"input": {"turn_detection": {"idle_timeout_ms": 10}}}},
+            "session.audio.input.turn_detection.idle_timeout_ms",
+        ),
+        ({"type": "realtime", "tools": [{"type": "function"}]}, "session.tools[0].name"),
+        ({"type": "realtime", "tool_choice": "sometimes"}, "session.tool_choice"),
+        ({"type": "realtime", "audio": {"output": {"speed": 3}}}, "session.audio.output.speed"),
+        ({"type": "realtime", "tracing": {"bogus": 1}}, "session.tracing.bogus"),
     ],
 )
 async def test_invalid_session_update_is_an_error_and_the_connection_stays(
@@ -155,10 +166,10 @@ async def test_speech_cancels_the_reply_when_interrupt_response_is_on() -> None:
         await client.send({"type": "response.create"})
         await client.until("response.output_audio.delta")
         await client.append(tone(200))
-        events = await client.until("response.done")
+        events = await client.until("rate_limits.updated")
         started = [e for e in events if e["type"] == "input_audio_buffer.speech_started"]
         assert len(started) == 1
-        done = events[-1]["response"]
+        done = events[-2]["response"]
         assert (done["status"], done["status_details"]["reason"]) == ("cancelled", "turn_detected")
         assert done["output"][0]["status"] == "incomplete"
         with pytest.raises(TimeoutError):
@@ -205,7 +216,7 @@ async def test_response_cancel_and_cancel_without_a_response() -> None:
             "client_cancelled",
         )
         await client.send({"type": "response.cancel", "event_id": "evt_c"})
-        error = await client.recv()
+        error = (await client.until("error"))[-1]
         assert error["error"]["code"] == "response_cancel_not_active"
         assert error["error"]["event_id"] == "evt_c"
 
@@ -264,11 +275,8 @@ async def test_truncate_within_and_beyond_the_audio_sent(sim: Simulator) -> None
             "audio_end_ms": sent_ms - 250,
         }
     )
-    truncated = await client.recv()
-    assert (truncated["type"], truncated["audio_end_ms"]) == (
-        "conversation.item.truncated",
-        sent_ms - 250,
-    )
+    truncated = (await client.until("conversation.item.truncated"))[-1]
+    assert truncated["audio_end_ms"] == sent_ms - 250
     await client.send(
         {
             "type": "conversation.item.truncate",
@@ -279,6 +287,14 @@ async def test_truncate_within_and_beyond_the_audio_sent(sim: Simulator) -> None
     )
     error = await client.recv()
     assert (error["type"], error["error"]["param"]) == ("error", "audio_end_ms")
+    assert error["error"]["event_id"] is None  # as upstream: it names no client event
+    assert f"{sent_ms}ms is already shorter than {sent_ms + 1}ms" in error["error"]["message"]
+    clamped = await client.recv()  # and then the truncate applies, at the end of the audio
+    assert (clamped["type"], clamped["item_id"], clamped["audio_end_ms"]) == (
+        "conversation.item.truncated",
+        item_id,
+        sent_ms,
+    )
     record = await sim.connection(0)
     assert [e["audio_end_ms"] for e in record.client_events("conversation.item.truncate")] == [
         sent_ms - 250,
@@ -306,6 +322,7 @@ async def test_delete_an_item_then_deleting_it_again_fails(sim: Simulator) -> No
     client = await opened(sim)
     await client.send({"type": "response.create"})
     item_id = (await client.until("response.done"))[-1]["response"]["output"][0]["id"]
+    await client.until("rate_limits.updated")
     await client.send({"type": "conversation.item.delete", "item_id": item_id})
     assert await client.recv() == {
         **client.events[-1],

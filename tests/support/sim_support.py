@@ -19,10 +19,12 @@ from tests.support.wire_models import validate_client_event, validate_server_eve
 
 
 def sim_config(**changes: Any) -> SimConfig:
-    """Fast synthetic replies; every event the simulator sends is checked against the SDK."""
+    """Fast synthetic replies, first audio at once; every event the simulator sends is checked
+    against the SDK."""
     options: dict[str, Any] = {
         "voice": "synthetic",
         "speed": 50.0,
+        "reply_latency_ms": 0.0,
         "on_event": validate_server_event,
     }
     options.update(changes)
