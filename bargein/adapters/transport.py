@@ -19,10 +19,10 @@ and a typed error:
   URL and buy nothing a user could not get by writing the final URL. Nothing is sent to the
   target, so neither ``Authorization`` nor Azure's ``api-key`` can reach another host.
 - *Plaintext only on this machine.* ``ws://`` needs a loopback host in the URL (or the
-  caller's ``allow_plaintext``), and the connection it actually made must end on this
-  machine too: the peer address of the socket is checked before the handshake, so a
-  ``localhost`` that resolves elsewhere is refused like any other host. A host name that is
-  not loopback is "another host" even if it resolves to 127.0.0.1.
+  caller's ``allow_plaintext``), and the connection must end on this machine too: bargein
+  resolves the name itself and connects only to its loopback addresses, so a ``localhost``
+  that resolves elsewhere is refused like any other host, before any connection is made. A
+  host name that is not loopback is "another host" even if it resolves to 127.0.0.1.
 - *No key to loopback unless asked.* A loopback endpoint's ``auth`` defaults to ``none``
   (``bargein.adapters.endpoints``); a key given to the transport is then not sent. A 401 or
   403 when no key was sent says so (``KeyRejected.key_sent`` is False) instead of blaming
@@ -64,9 +64,11 @@ so the old connection's ids must not mark the new one's events as duplicates.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import ipaddress
 import logging
 import random
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -232,42 +234,58 @@ class _Closed:
 
 
 class _Connect(connect):
-    """websockets' ``connect`` with bargein's refusals: a redirect is never followed (``_open``
-    turns every 3xx into ``RedirectRefused``), and with ``peer_must_be_loopback`` the socket
-    must end on this machine, checked before a byte of the handshake is sent."""
-
-    def __init__(self, uri: str, *, peer_must_be_loopback: bool, **kwargs: Any) -> None:
-        super().__init__(uri, **kwargs)
-        self._peer_must_be_loopback = peer_must_be_loopback
+    """websockets' ``connect`` that never follows a redirect: ``_handshake`` turns every 3xx
+    into ``RedirectRefused``. (``process_redirect`` is where websockets 14 and later decide
+    to follow one; 13 follows none.)"""
 
     def process_redirect(self, exc: Exception) -> Exception | str:
         return exc
 
-    async def open_tcp_connection(self) -> ClientConnection:
-        connection = await super().open_tcp_connection()
-        if self._peer_must_be_loopback:
-            peer = connection.transport.get_extra_info("peername")
-            if not _is_loopback_peer(peer):
-                connection.transport.abort()
-                address = peer[0] if isinstance(peer, tuple) and peer else "an unknown address"
-                raise InsecureEndpoint(
-                    f"refusing plaintext ws:// to {self.ws_uri.host}: it resolved to "
-                    f"{address}, which is not this machine; use wss://, or opt in to "
-                    "unencrypted connections explicitly"
-                )
-        return connection
+
+_PROXY_OPTION: Final = "proxy" in inspect.signature(connect.__init__).parameters
+"""websockets 15 and later take ``proxy`` (and read the environment's proxies unless it is
+None); earlier versions use no proxy at all."""
 
 
-def _is_loopback_peer(peer: object) -> bool:
-    if not isinstance(peer, tuple) or not peer or not isinstance(peer[0], str):
-        return False
+def _is_loopback_address(address: str) -> bool:
     try:
-        address = ipaddress.ip_address(peer[0].split("%", 1)[0])
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+async def _loopback_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket connected to ``host`` on this machine: the name is resolved here and only
+    its loopback addresses are tried, so a name that resolves elsewhere gets no connection
+    (and no handshake) at all."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    local = [info for info in infos if _is_loopback_address(str(info[4][0]))]
+    if not local:
+        elsewhere = str(infos[0][4][0]) if infos else "no address"
+        raise InsecureEndpoint(
+            f"refusing plaintext ws:// to {host}: it resolved to {elsewhere}, which is not "
+            "this machine; use wss://, or opt in to unencrypted connections explicitly"
+        )
+    failure: OSError | None = None
+    for family, kind, proto, _, address in local:
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, address)
+        except OSError as exc:
+            sock.close()
+            failure = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    assert failure is not None
+    raise failure
 
 
 _FATAL: Final = (KeyRejected, RedirectRefused, InsecureEndpoint)
@@ -534,23 +552,42 @@ class RealtimeTransport:
         self.codec.new_connection()
         return ws
 
-    async def _handshake(self) -> ClientConnection:
-        host = self.endpoint.host
+    async def _connect_ws(self) -> ClientConnection:
+        """The WebSocket handshake, with websockets' own errors. Plaintext without the
+        caller's consent goes over a socket bargein connected itself, to a loopback address
+        of the host (``_loopback_socket``)."""
         plaintext = self.endpoint.is_plaintext
+        options: dict[str, Any] = {"ssl": None if plaintext else self._ssl}
+        if _PROXY_OPTION:
+            options["proxy"] = self.endpoint.proxy  # None: never the environment's proxy
+        sock: socket.socket | None = None
         try:
+            if plaintext and not self._allow_plaintext:
+                port = urlsplit(self.endpoint.url).port or 80
+                sock = await asyncio.wait_for(
+                    _loopback_socket(self.endpoint.host, port), self._connect_timeout
+                )
+                options["sock"] = sock
             return await _Connect(
                 self.endpoint.url,
-                peer_must_be_loopback=plaintext and not self._allow_plaintext,
                 additional_headers=self._headers(),
-                proxy=self.endpoint.proxy,  # None: never the environment's proxy
                 open_timeout=self._connect_timeout,
                 ping_interval=self._ping_interval,
                 ping_timeout=self._ping_timeout,
                 close_timeout=self._close_timeout,
                 max_size=MAX_FRAME_BYTES,
-                ssl=self._ssl if not plaintext else None,
                 logger=_ws_logger,
+                **options,
             )
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
+
+    async def _handshake(self) -> ClientConnection:
+        host = self.endpoint.host
+        try:
+            return await self._connect_ws()
         except InvalidStatus as exc:
             status = exc.response.status_code
             if 300 <= status < 400:
