@@ -315,6 +315,8 @@ class RealtimeTransport:
                 f"refusing the proxy {endpoint.proxy_host} for plaintext ws:// to "
                 f"{endpoint.host}: the proxy would read the handshake; proxies carry wss:// only"
             )
+        if endpoint.proxy is not None and not _PROXY_OPTION:
+            raise TransportError("a proxy needs websockets 15 or later")
         if endpoint.is_plaintext and not endpoint.is_loopback and not allow_plaintext:
             raise InsecureEndpoint(
                 f"refusing plaintext ws:// to {endpoint.host}: use wss://, or opt in to "
