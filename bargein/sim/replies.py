@@ -205,10 +205,12 @@ class Replies:
                     self.finish(reply, "incomplete", "max_output_tokens")
                     return
             if isinstance(planned, Call):
-                self.out.emit({"type": "response.function_call_arguments.done",
-                               **self._place(reply, output, content=False),
-                               "call_id": output.item.call_id, "name": planned.name,
-                               "arguments": output.sent})
+                done = {"type": "response.function_call_arguments.done",
+                        **self._place(reply, output, content=False),
+                        "call_id": output.item.call_id, "arguments": output.sent}
+                if self.api == "ga":  # beta's event has no name
+                    done["name"] = planned.name
+                self.out.emit(done)
             self._close(reply, output, "completed")
         self.finish(reply, "completed", None)
 
