@@ -22,17 +22,23 @@ DEFAULT_MODEL = "gpt-realtime"
 SIM_SPEED = 1.5
 """``bargein sim``'s pace: faster than real time, as upstream, yet slow enough that a user
 who cuts in during the first seconds of a reply finds it still being generated."""
-SIM_REPLY_LATENCY_MS = 600.0
-"""``bargein sim``'s time to first audio after the user's turn (upstream: about 0.5-1 s)."""
 
 
-def _fault_names() -> str:
-    import dataclasses
+class _SimHelp(argparse.HelpFormatter):
+    """Fills in the simulator's own facts (its fault names, its default time to first
+    audio) only when ``bargein sim --help`` is shown: other commands never import it."""
 
-    from bargein.sim import PHASES, Faults
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if text is None or "{sim:" not in text:
+            return text
+        import dataclasses
 
-    names = [f.name for f in dataclasses.fields(Faults)]
-    return ", ".join(names) + f" (disconnect_at: {'|'.join(PHASES)})"
+        from bargein.sim import DEFAULT_REPLY_LATENCY_MS, PHASES, Faults
+
+        names = ", ".join(f.name for f in dataclasses.fields(Faults))
+        return (text.replace("{sim:faults}", f"{names} (disconnect_at: {'|'.join(PHASES)})")
+                .replace("{sim:latency}", f"{DEFAULT_REPLY_LATENCY_MS:g}"))
 
 
 def load_table(spec: str | None) -> StateTable:
@@ -88,7 +94,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from bargein.sim import DEFAULT_SCRIPT, Faults, SimConfig, serve
+    from bargein.sim import DEFAULT_REPLY_LATENCY_MS, DEFAULT_SCRIPT, Faults, SimConfig, serve
 
     _show_logs(args, default="info")  # a server's log is its output: a line per connection
     script = DEFAULT_SCRIPT
@@ -98,13 +104,14 @@ def cmd_sim(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"cannot read the script {args.script}: {exc.strerror}") from None
         script = tuple(line.strip() for line in text.splitlines() if line.strip())
+    latency = DEFAULT_REPLY_LATENCY_MS if args.reply_latency is None else args.reply_latency
     config = SimConfig(script=script, speed=args.speed, voice=args.voice,
-                       faults=Faults.parse(args.faults), reply_latency_ms=args.reply_latency,
+                       faults=Faults.parse(args.faults), reply_latency_ms=latency,
                        chunk_ms=args.chunk_ms,
                        record_audio=False, keep_records=False)  # a server must not hoard
     serve(args.host, args.port, config,
           on_ready=lambda url: print(f"bargein simulator on {url}: replies at {args.speed:g}x "
-                                     f"real time, first audio {args.reply_latency:g} ms after "
+                                     f"real time, first audio {latency:g} ms after "
                                      f"the user's turn (Ctrl-C stops)", flush=True))
     return 0
 
@@ -273,16 +280,17 @@ def build_parser() -> argparse.ArgumentParser:
     _logging_options(talk)
     talk.set_defaults(run=cmd_talk)
 
-    sim = sub.add_parser("sim", help="serve the Realtime simulator for other programs")
+    sim = sub.add_parser("sim", help="serve the Realtime simulator for other programs",
+                         formatter_class=_SimHelp)
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8765)
     sim.add_argument("--speed", type=float, default=SIM_SPEED,
                      help="how many times faster than real time replies are sent (default: "
                           f"{SIM_SPEED:g}, a reply is still being generated while its first "
                           "seconds play, as upstream)")
-    sim.add_argument("--reply-latency", type=float, default=SIM_REPLY_LATENCY_MS, metavar="MS",
+    sim.add_argument("--reply-latency", type=float, metavar="MS",
                      help="from response.created to the first audio (default: "
-                          f"{SIM_REPLY_LATENCY_MS:g}, the order of upstream's time to first "
+                          "{sim:latency}, the order of upstream's time to first "
                           "audio; 0 answers at once)")
     sim.add_argument("--chunk-ms", type=int, default=100, metavar="MS",
                      help="audio per delta (default: 100)")
@@ -291,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--voice", choices=["auto", "espeak", "synthetic"], default="auto",
                      help="espeak-ng speech, a synthetic voice, or espeak when installed")
     sim.add_argument("--faults", default="", metavar="name=value,...",
-                     help=f"faults for every connection: {_fault_names()}; e.g. "
+                     help="faults for every connection: {sim:faults}; e.g. "
                           "late_deltas_after_cancel=3,disconnect_at=mid_reply (a client "
                           "chooses its own with ?sim_faults=...)")
     _logging_options(sim)

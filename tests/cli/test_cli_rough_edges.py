@@ -179,3 +179,14 @@ async def test_client_cancel_against_bargein_sims_defaults_sends_a_cancel(tmp_pa
 async def test_an_unreadable_sim_script_is_one_clear_line(tmp_path: Path) -> None:
     code, _, err = await bargein("sim", "--port", "0", "--script", str(tmp_path / "none.txt"))
     one_clear_line(code, err, "cannot read the script")
+
+
+async def test_other_commands_never_load_the_simulator() -> None:
+    """`bargein sim --help` names the simulator's faults, but `bargein --version` (or any
+    other command) does not pay for importing it."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-X", "importtime", "-m", "bargein", "--version",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env())
+    out, err = await asyncio.wait_for(proc.communicate(), DEADLINE_S)
+    assert proc.returncode == 0 and out.decode().startswith("bargein ")
+    assert "bargein.sim" not in err.decode()
