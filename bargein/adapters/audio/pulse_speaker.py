@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -88,6 +89,8 @@ class PulseSpeaker:
         self._underruns = 0
         self._cut_at = 0
         self.late_cuts = 0  # writes the server had already read past (diagnostic)
+        self.clock_misses = 0  # readings of the server clock that had no data (diagnostic)
+        self._clock = (time.monotonic(), 0)  # (when, position) of the last good reading
         self._conn = libpulse.Connection(app_name)
         lib = self._lib = self._conn.lib
         self._check_cb = libpulse.SUCCESS_CB(self._check_cut)
@@ -140,11 +143,22 @@ class PulseSpeaker:
     # -- the server's clock ------------------------------------------------------------------
 
     def _playing(self) -> int:
-        """With the loop locked: the stream position sounding now (server clock, interpolated)."""
+        """With the loop locked: the stream position sounding now (server clock, interpolated).
+
+        When the server's clock has no data (before its first timing reply, or while libpulse
+        holds an index it knows to be stale) the last reading is carried forward on the
+        monotonic clock: the stream never stops (zeros between replies), and an estimate
+        that runs ahead only moves audio a little later, never behind what was read.
+        """
         usec = ctypes.c_uint64(0)
+        now = time.monotonic()
         if self._lib.pa_stream_get_time(self._stream, ctypes.byref(usec)) < 0:
-            return 0
-        return int(usec.value * RATE // 1_000_000)
+            self.clock_misses += 1
+            since, position = self._clock
+            return position + int((now - since) * RATE)
+        position = int(usec.value * RATE // 1_000_000)
+        self._clock = (now, position)
+        return position
 
     def _safe(self, playing: int) -> int:
         """With the loop locked: the first position the sink cannot have read yet."""

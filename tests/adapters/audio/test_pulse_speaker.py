@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -22,7 +23,7 @@ from bargein.adapters.audio.pulse_speaker import PulseSpeaker
 from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
 from bargein.errors import AudioDeviceError
 from tests.support import REPO
-from tests.support.pulse_env import MonitorRecorder, sounding_span, speech_like
+from tests.support.pulse_env import SPEAKER, sounding_span, speech_like
 
 pytestmark = [pytest.mark.device, pytest.mark.usefixtures("pulse")]
 MS = 24  # samples per ms
@@ -38,14 +39,53 @@ def _until(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.005)
 
 
-def _recording(recorder: MonitorRecorder) -> None:
-    """Wait until the monitor delivers samples, so it misses nothing played afterwards."""
-    wait = getattr(recorder, "wait_recording", None)  # the helper's API is being reworked
-    if wait is not None:
-        wait()
-        return
-    arrived = getattr(recorder, "arrived_by")  # noqa: B009  (the older API)
-    _until(lambda: arrived(time.monotonic()) > 0, "the monitor to record")
+class Monitor:
+    """Reads the speaker sink's monitor with parec; stops only once it holds what was played.
+
+    On a loaded machine parec runs late, and stopping it drops what it had not delivered
+    yet: ``stop()`` first waits (generous deadline) until the recording shows sound followed
+    by ``quiet_ms`` of silence, so the end of what was played is in it.
+    """
+
+    def __init__(self) -> None:
+        self._proc = subprocess.Popen(
+            [
+                *("parec", "--latency-msec=5", "--format=s16le", "--rate=24000"),
+                *("--channels=1", "--raw", "-d", f"{SPEAKER}.monitor"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self._data = bytearray()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        _until(lambda: len(self._data) > 0, "the monitor to record")
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        while chunk := os.read(self._proc.stdout.fileno(), 4800):
+            with self._lock:
+                self._data += chunk
+
+    def samples(self) -> npt.NDArray[np.int16]:
+        with self._lock:
+            raw = bytes(self._data[: len(self._data) // 2 * 2])
+        return np.frombuffer(raw, dtype="<i2")
+
+    def _quiet_after_sound(self, quiet_ms: int) -> bool:
+        recorded = self.samples()
+        loud = np.flatnonzero(np.abs(recorded.astype(np.int32)) > 64)
+        return len(loud) > 0 and len(recorded) - int(loud[-1]) > quiet_ms * MS
+
+    def stop(self, quiet_ms: int = 100) -> npt.NDArray[np.int16]:
+        try:
+            _until(lambda: self._quiet_after_sound(quiet_ms), "the monitor to catch up")
+        finally:
+            self._proc.terminate()
+            self._proc.wait(timeout=DEADLINE_S)
+            self._thread.join(timeout=DEADLINE_S)
+        return self.samples()
 
 
 def _locate(recorded: npt.NDArray[np.int16], item: npt.NDArray[np.int16]) -> int:
@@ -68,9 +108,8 @@ def test_flush_is_silent_within_one_block_without_a_click_and_counts_exactly(blo
     pcm = speech_like(1500, seed=11)
     item = np.frombuffer(pcm, dtype="<i2")
     speaker = PulseSpeaker(block_frames=block)
-    recorder = MonitorRecorder()
+    recorder = Monitor()
     try:
-        _recording(recorder)
         speaker.play("item_a", pcm)
         _until(lambda: speaker.heard_ms().get("item_a", 0.0) >= 400.0, "400 ms to sound")
         sounding_at_flush = speaker.heard_ms()["item_a"]
@@ -107,9 +146,8 @@ def test_flush_is_silent_within_one_block_without_a_click_and_counts_exactly(blo
 def test_each_item_counted_and_a_new_reply_plays_from_its_first_sample() -> None:
     first, second = speech_like(300, seed=1), speech_like(700, seed=2)
     speaker = PulseSpeaker(block_frames=240)
-    recorder = MonitorRecorder()
+    recorder = Monitor()
     try:
-        _recording(recorder)
         assert speaker.idle
         speaker.play("first", first)
         assert speaker.heard_ms().get("first", 0.0) < 20.0  # handed over is not heard
