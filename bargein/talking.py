@@ -22,7 +22,8 @@ the block, ``connect(...).session`` already exists: subscribe to it, or call its
 ``finish()`` from a signal handler to stop a connection attempt at once.
 
 The audio, as ``bargein talk`` does it: a WAV input is streamed in real time as if spoken,
-followed by silence; a WAV output is aligned to the input's clock (sample *n* of the output
+from the moment the session is ready (so none of it is lost to connecting), followed by
+silence; a WAV output is aligned to the input's clock (sample *n* of the output
 is what played while input sample *n* was captured), with no device latency: a file has no
 DAC. ``WavSink`` has the same default, so a program that builds its own adapters measures
 the same figures as the command line.
@@ -51,7 +52,7 @@ from bargein.core import Conversation
 from bargein.core.events import ConfigureSession
 from bargein.core.pcm import RATE
 from bargein.logs import get_logger
-from bargein.session import Observer, Session
+from bargein.session import Observation, Observer, Session, StateChanged
 
 log = get_logger(__name__)
 
@@ -104,6 +105,32 @@ class _Clocked:
 
     def close(self) -> None:
         self.source.close()
+
+
+class _SpeaksOnceLive:
+    """A WAV input is a user who starts speaking once the conversation is live: streamed from
+    the first frame, its opening would be lost to however long connecting and the server's
+    session take (the core drops audio before the session is ready), more on a slow link or
+    a busy machine. The WAV's clock, and so a WAV output's, starts with its first frame."""
+
+    def __init__(self, source: WavSource, live: asyncio.Event) -> None:
+        self.source, self.live = source, live
+
+    @property
+    def exhausted(self) -> bool:
+        return self.source.exhausted
+
+    async def frames(self) -> AsyncIterator[AudioFrame]:
+        await self.live.wait()
+        async for frame in self.source.frames():
+            yield frame
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def _leaves_idle(obs: Observation) -> bool:
+    return isinstance(obs, StateChanged) and obs.source == "idle" and obs.dest != "idle"
 
 
 def _device_index(spec: DeviceSpec | None, *, output: bool) -> int | None:
@@ -246,8 +273,12 @@ def connect(
                                      speaker_block_frames=speaker_block_frames)
     vad = (EnergyVad(RATE, threshold=0.5, prefix_padding_ms=0, silence_duration_ms=500)
            if local_vad else None)
+    live = asyncio.Event()
+    if isinstance(source, WavSource) and not isinstance(input, AudioSource):
+        source = _SpeaksOnceLive(source, live)  # a WAV path: spoken once the session is ready
     session = Session(transport, source, sink, conversation, clock=clock, local_vad=vad,
                       linger_s=linger_s)
+    session.subscribe(lambda obs: live.set() if _leaves_idle(obs) else None)
     if observer is not None:
         session.subscribe(observer)
     return Connecting(session, transport, config if config is not None else SessionConfig())
