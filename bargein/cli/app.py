@@ -13,6 +13,7 @@ from pathlib import Path
 from bargein import __version__, logs
 from bargein.adapters.endpoints import Endpoint
 from bargein.adapters.secrets import ENV_VARS, ApiKey
+from bargein.cli.inspecting import add_options as add_inspect_options
 from bargein.errors import BargeinError, UsageError
 from bargein.redaction import redact
 from bargein.states import DEFAULT_TABLE, StateTable
@@ -156,6 +157,7 @@ def endpoint_from(args: argparse.Namespace) -> tuple[Endpoint, ApiKey | None]:
 def cmd_talk(args: argparse.Namespace) -> int:
     from bargein.adapters.session_config import SemanticVad, ServerVad, SessionConfig
     from bargein.cli.console import LivePrinter, figures_table, mode_line
+    from bargein.cli.inspecting import inspecting
     from bargein.cli.runner import exit_code, hold
     from bargein.talking import connect
 
@@ -179,7 +181,8 @@ def cmd_talk(args: argparse.Namespace) -> int:
                          client_cancel=args.client_cancel, local_vad=args.local_vad,
                          input=_audio_name(args.input, args.input_device),
                          output=_audio_name(args.output, args.output_device))
-        session, reason = await hold(connecting, announce=mode)
+        async with inspecting(args, connecting.session):
+            session, reason = await hold(connecting, announce=mode)
         print("\nper response:\n" + figures_table(session.figures.values()), flush=True)
         return exit_code(reason)
 
@@ -277,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     talk.add_argument("--proxy", metavar="URL",
                       help="connect through this proxy (http://, https:// or socks5://), "
                            "wss:// endpoints only; HTTPS_PROXY and the like are never used")
+    add_inspect_options(talk)
     _logging_options(talk)
     talk.set_defaults(run=cmd_talk)
 
