@@ -22,7 +22,7 @@ from bargein import Inspector
 from bargein.adapters.audio.wav import write_wav
 from bargein.core import events as e
 from bargein.errors import InspectorError
-from bargein.session import Session
+from bargein.session import Session, StateChanged
 from bargein.testing import MemoryServer, MemorySink, MemorySource, VirtualTime, reply
 from tests.cli.test_cli import FAKE_KEY, SCRIPT, env
 from tests.support.sim_support import serving, silence, tone
@@ -157,11 +157,7 @@ event loop stalled on a busy machine, and the barge-in must still find it playin
 
 
 async def test_the_page_shows_the_state_changing_in_chromium(tmp_path: Path) -> None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.fail("Chromium is not installed, and this test needs a real browser: "
-                    "apt-get install chromium (`make test` installs it, through "
-                    "scripts/install-system-deps.sh)")
+    chromium = need_chromium()
     wav_in = write_wav(tmp_path / "in.wav", USER)
     jsonl = tmp_path / "inspect.jsonl"
     async with serving(script=ANSWERS, speed=4.0) as sim:
@@ -217,7 +213,50 @@ async def test_the_page_shows_the_state_changing_in_chromium(tmp_path: Path) -> 
     assert FAKE_KEY not in html and FAKE_KEY not in written
 
 
+NESTED_SVG = """<?xml version="1.0"?>
+<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 100"><g class="graph"><title>x</title>
+<g class="cluster"><title>cluster_responding</title><polygon points="0,0 1,1"/></g>
+<g class="node"><title>responding_thinking</title><path d="M0,0"/><text>thinking</text></g>
+<g class="node"><title>__history_responding</title><ellipse/><text>H</text></g>
+<g class="node"><title>listening</title><path d="M0,0"/><text>listening</text></g>
+<g class="edge"><title>listening&#45;&gt;responding_thinking</title><path d="M0,0"/></g>
+<g class="edge"><title>responding_thinking&#45;&gt;listening</title><path d="M0,0"/></g>
+</g></svg>"""
+"""A diagram with more than flat states: a cluster for a parent, a child inside it, a history
+pseudo-node. The page finds states by their ``<title>``, whatever surrounds them."""
+
+
+async def test_the_highlight_finds_a_nested_state_among_clusters(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    chromium = need_chromium()
+    monkeypatch.setattr("bargein.inspector.render", lambda table, fmt: NESTED_SVG)
+    async with Inspector() as inspector, browser(chromium, tmp_path / "chromium") as page:
+        inspector(StateChanged(0.0, "idle", "listening", "session_ready", "session ready"))
+        await page.open(inspector.url)
+        assert await page.evaluate("bargeinInspector.highlighted()") == ["listening"]
+        inspector(StateChanged(5.0, "listening", "responding_thinking", "speech_stopped",
+                               "user finished"))
+        k = await page.evaluate("bargeinInspector.when('responding_thinking')")
+        shown = await page.evaluate(
+            "({current: bargeinInspector.highlighted(), parents: [...document.querySelectorAll("
+            "'#diagram .current-parent > title')].map(t => t.textContent), edges: [..."
+            "document.querySelectorAll('#diagram .last-edge > title')].map(t => t.textContent)})")
+    assert k >= 1
+    assert shown == {"current": ["responding_thinking"], "parents": ["cluster_responding"],
+                     "edges": ["listening->responding_thinking"]}
+
+
 # --- helpers ---------------------------------------------------------------------------
+
+def need_chromium() -> str:
+    """Chromium's path; a failure, not a skip, without it: `make test` installs it."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("Chromium is not installed, and this test needs a real browser: "
+                    "apt-get install chromium (`make test` installs it, through "
+                    "scripts/install-system-deps.sh)")
+    return chromium
+
 
 async def within(awaitable: Any, what: str, seconds: float = DEADLINE) -> Any:
     try:
