@@ -61,6 +61,8 @@ _EXPORTS: dict[str, str] = {
     # audio
     "PyAudioMicrophone": "bargein.adapters.audio.pyaudio_mic",
     "PyAudioSpeaker": "bargein.adapters.audio.pyaudio_speaker",
+    "PulseSpeaker": "bargein.adapters.audio.pulse_speaker",
+    "open_speaker": "bargein.adapters.audio.speaker",
     "WavSource": "bargein.adapters.audio.wav",
     "WavSink": "bargein.adapters.audio.wav",
     "MemorySource": "bargein.adapters.audio.memory",
@@ -94,6 +96,7 @@ __all__ = [
     "MemorySource",
     "Observation",
     "Observer",
+    "PulseSpeaker",
     "PyAudioMicrophone",
     "PyAudioSpeaker",
     "RealtimeTransport",
@@ -124,6 +127,7 @@ __all__ = [
     "connect",
     "endpoints",
     "list_devices",
+    "open_speaker",
     "split_heard",
     "talk",
 ]
@@ -149,8 +153,10 @@ if TYPE_CHECKING:
     from bargein.adapters import endpoints
     from bargein.adapters.audio.devices import AudioDevice, list_devices
     from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
+    from bargein.adapters.audio.pulse_speaker import PulseSpeaker
     from bargein.adapters.audio.pyaudio_mic import PyAudioMicrophone
     from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
+    from bargein.adapters.audio.speaker import open_speaker
     from bargein.adapters.audio.wav import WavSink, WavSource
     from bargein.adapters.endpoints import Endpoint
     from bargein.adapters.secrets import ApiKey

@@ -42,6 +42,7 @@ from typing import Any
 from bargein.adapters import endpoints
 from bargein.adapters.audio.memory import VirtualClock
 from bargein.adapters.audio.protocols import AudioFrame, AudioSink, AudioSource
+from bargein.adapters.audio.speaker import open_speaker
 from bargein.adapters.audio.vad import EnergyVad
 from bargein.adapters.audio.wav import WavSink, WavSource
 from bargein.adapters.endpoints import Endpoint
@@ -179,11 +180,13 @@ def open_audio(
         sink: AudioSink
         if isinstance(output, AudioSink):
             sink = output
-        elif str(output) == "speaker":
+        elif str(output) == "speaker" and output_device is not None:
             from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
 
             sink = PyAudioSpeaker(block_frames=speaker_block_frames,
                                   device_index=_device_index(output_device, output=True))
+        elif str(output) == "speaker":  # the native PulseAudio speaker where a server answers
+            sink = open_speaker(block_frames=speaker_block_frames)
         else:
             assert vclock is not None
             sink = WavSink(os.fspath(output), vclock)
