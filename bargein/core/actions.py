@@ -15,8 +15,8 @@ states it entered, outermost first. ``Conversation`` then produces, in this orde
    timed edges;
 5. the user's audio held during the states left, when the new state sends it.
 
-This is the statechart order (exit, transition, entry), and it is the order
-``transitions`` itself calls the callbacks in.
+This is the statechart order (exit, transition, entry); ``transitions`` reports the
+states left and entered in that order (innermost left first, outermost entered first).
 
 Timers stay outside the core. A timed edge, ``after(600, "confirming", "interrupted")``,
 is a trigger named after its state (``after_600ms@confirming``); entering the state emits

@@ -135,6 +135,8 @@ class Conversation(MachineDriver):
         self._timers: set[str] = set()
         """Timers started and neither cancelled nor fired (see ``bargein.core.actions``)."""
         self._state_timers = {n: table.timers(n) for n in table.state_names}
+        self._plain = frozenset(s.name for s in table.states
+                                if not (s.on_enter or s.on_exit or self._state_timers[s.name]))
         self._mic = MicGate(table)
         self._machine = TableMachine(table, {
             "playing": lambda: self._playing,

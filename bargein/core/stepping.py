@@ -47,6 +47,8 @@ class MachineDriver:
     _sent: SentCommands
     _timers: set[str]
     _state_timers: dict[str, tuple[tuple[str, int], ...]]
+    _plain: frozenset[str]
+    """States with no timer and no entry or exit action: nothing to do entering them."""
     _mic: MicGate
 
     @property
@@ -133,8 +135,10 @@ class MachineDriver:
         commands: list[c.Command] = []
         if INTERRUPTED in step.entered:
             commands += self._interrupt(step.edge.trigger)
-        table = self.table
+        table, plain = self.table, self._plain
         for name in step.exited:
+            if name in plain:
+                continue
             for timer, _ in self._state_timers[name]:
                 if timer in self._timers:
                     self._timers.discard(timer)
@@ -142,6 +146,8 @@ class MachineDriver:
             commands += self._act(table.state(name).on_exit, step, name, event)
         commands += self._act(step.edge.actions, step, None, event)
         for name in step.entered:
+            if name in plain:
+                continue
             commands += self._act(table.state(name).on_enter, step, name, event)
             for timer, ms in self._state_timers[name]:
                 self._timers.add(timer)
@@ -195,6 +201,6 @@ class ConversationSnapshot:
     data: dict[str, Any]
 
 
-_SHARED = frozenset({"table", "_machine", "_dispatch", "_observers", "_state_timers"})
+_SHARED = frozenset({"table", "_machine", "_dispatch", "_observers", "_state_timers", "_plain"})
 """Attributes a snapshot leaves alone: the table and what is built from it, the observers."""
 

@@ -13,6 +13,7 @@ from bargein.core import Conversation
 from bargein.core import commands as c
 from bargein.core import events as e
 from bargein.states import DEFAULT_TABLE, State, Transition
+from examples.machines import CONFIRM
 
 RESPONSES = st.sampled_from(["r1", "r2", "r3"])
 ITEM_NO = st.integers(min_value=1, max_value=2)
@@ -116,3 +117,31 @@ class ConversationMachine(RuleBasedStateMachine):
 ConversationMachine.TestCase.settings = settings(max_examples=1000, stateful_step_count=40,
                                                  deadline=None)
 TestConversationInvariants = ConversationMachine.TestCase
+
+
+class NestedConversationMachine(ConversationMachine):
+    """The same promises on a nested machine with a timed edge, history and a trigger of
+    the program's (``examples.machines.confirm``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = Conversation(CONFIRM)
+
+    @rule(data=st.data())
+    def timer_fires(self, data: st.DataObject) -> None:
+        running = sorted(self.conv.timers)
+        if running:
+            self._feed(e.TimerFired(data.draw(st.sampled_from(running))))
+
+    @rule()
+    def sound_ended(self) -> None:
+        self._feed(e.Signal("local_speech_stopped"))
+
+    @invariant()
+    def state_is_known(self) -> None:
+        assert self.conv.state in CONFIRM.resting_states
+
+
+NestedConversationMachine.TestCase.settings = settings(max_examples=300,
+                                                       stateful_step_count=40, deadline=None)
+TestNestedConversationInvariants = NestedConversationMachine.TestCase
