@@ -133,6 +133,13 @@ class MicGate:
         self._held: deque[bytes] = deque()
         self._held_bytes = 0
 
+    def __deepcopy__(self, memo: dict[int, object]) -> MicGate:
+        """A copy for ``Conversation.snapshot()``: the policies are the table's, shared."""
+        twin = MicGate.__new__(MicGate)
+        twin._policies, twin.policy = self._policies, self.policy
+        twin._held, twin._held_bytes = deque(self._held), self._held_bytes
+        return twin
+
     def hold(self, audio: bytes) -> None:
         self._held.append(audio)
         self._held_bytes += len(audio)

@@ -21,10 +21,9 @@ on what came back, the core's promises:
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bargein.core import Conversation
 from bargein.core import commands as c
@@ -63,7 +62,12 @@ class World:
     timers: set[str] = field(default_factory=set)
 
     def copy(self) -> World:
-        return copy.deepcopy(self)
+        """An independent copy (its containers hold strings only: copied one level deep)."""
+        return replace(
+            self, announced=set(self.announced), done=set(self.done),
+            played=Counter(self.played), live=set(self.live), stale=set(self.stale),
+            settled=Counter(self.settled), cancelled=set(self.cancelled),
+            event_ids=set(self.event_ids), timers=set(self.timers))
 
     # --- what may happen next ----------------------------------------------------------
 
