@@ -469,7 +469,11 @@ class Session:
             if task.get_name() == "bargein-server":
                 self.finish("server closed")
             return
-        log.error("session_failed", task=task.get_name(), error=f"{type(exc).__name__}: {exc}")
+        # A typed error (the server closed, every reconnection failed) is the session's
+        # outcome: wait() raises it and the Closed observation says it, so the program
+        # reports it once; logging it as an error too printed it twice. A bug is an error.
+        report = log.info if isinstance(exc, BargeinError) else log.error
+        report("session_failed", task=task.get_name(), error=f"{type(exc).__name__}: {exc}")
         done.set_exception(exc)
         for other in self._tasks:
             other.cancel()
