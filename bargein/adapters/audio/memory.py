@@ -4,11 +4,18 @@ The clock counts samples at 24 kHz and moves only when told to (by a test, or by
 as it reads its file). The sink behaves like a device: it pulls fixed blocks from its queue on
 that clock, each block sounding ``latency_frames`` after it is pulled, and it fades and counts
 on flush exactly as the pyaudio speaker does, so figures from either are comparable.
+
+Memory: by default the sink keeps every block it played, so ``output()`` can return the whole
+conversation: about 48 KB per second of assistant audio (plus ~150 bytes of bookkeeping per
+10 ms block), some 90 MB per 30 minutes of continuous reply. Pass ``keep_ms`` to keep only
+the last ``keep_ms`` of output (``output()`` then starts at ``output_start``); ``WavSink``
+streams to its file instead and keeps nothing. A tick with nothing queued costs no numpy work.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 
 import numpy as np
@@ -57,29 +64,62 @@ class VirtualClock:
 
 
 class MemorySink:
-    """An AudioSink whose device is simulated on a VirtualClock; ``output()`` is what sounded."""
+    """An AudioSink whose device is simulated on a VirtualClock; ``output()`` is what sounded.
+
+    ``keep_ms=None`` (the default) keeps all that sounded (see the module's note on memory);
+    a number keeps the last ``keep_ms`` before the clock, and ``output()`` begins at clock
+    sample ``output_start``.
+    """
 
     def __init__(
-        self, clock: VirtualClock, *, block_frames: int = 240, latency_frames: int = 480
+        self,
+        clock: VirtualClock,
+        *,
+        block_frames: int = 240,
+        latency_frames: int = 480,
+        keep_ms: float | None = None,
     ) -> None:
         if block_frames <= 0 or latency_frames < 0:
             raise AudioError("block_frames must be positive and latency_frames not negative")
+        if keep_ms is not None and keep_ms < 0:
+            raise AudioError(f"keep_ms cannot be negative, got {keep_ms}")
         self._clock = clock
         self._block = block_frames
         self._latency = latency_frames
+        self._keep = None if keep_ms is None else round(keep_ms * RATE / 1000)
         self._playout = Playout(RATE)
         self._next_pull = clock.samples
-        self._sounded: list[tuple[int, npt.NDArray[np.int16]]] = []  # (start sample, block)
+        self._sounded: deque[tuple[int, npt.NDArray[np.int16]]] = deque()  # (start, block)
+        self._start = 0  # clock sample where output() begins
         self._closed = False
         clock.subscribe(self._tick)
 
+    @property
+    def output_start(self) -> int:
+        """The clock sample ``output()``'s first sample sounded at (0 unless ``keep_ms``)."""
+        return self._start
+
     def _tick(self, now: int) -> None:
+        playout = self._playout
         while self._next_pull <= now:
+            if not playout.has_queued():  # an underrun pulls silence: skip to the next pull
+                self._next_pull += ((now - self._next_pull) // self._block + 1) * self._block
+                break
             start = self._next_pull + self._latency
-            block = self._playout.pull(self._block, starts_at=start / RATE)
-            if block.any():
-                self._sounded.append((start, block))
+            self._sounded.append((start, playout.pull(self._block, starts_at=start / RATE)))
             self._next_pull += self._block
+        if self._keep is not None:
+            self._retire(now - self._keep)
+
+    def _retire(self, before: int) -> None:
+        """Let go of the blocks that ended sounding before clock sample ``before``."""
+        sounded = self._sounded
+        while sounded and sounded[0][0] + len(sounded[0][1]) <= before:
+            self._retired(*sounded.popleft())
+        self._start = max(self._start, before)
+
+    def _retired(self, start: int, block: npt.NDArray[np.int16]) -> None:
+        """A block leaves memory (``WavSink`` writes it out)."""
 
     def play(self, item_id: str, pcm: bytes) -> None:
         if not self._closed:
@@ -97,14 +137,18 @@ class MemorySink:
         return self._playout.idle(self._clock.samples / RATE)
 
     def output(self) -> bytes:
-        """What sounded, aligned to the clock: sample n is what played at clock sample n."""
-        end = self._clock.samples
-        out = np.zeros(end, dtype=np.int16)
+        """What sounded, aligned to the clock: sample n is what played at clock sample
+        ``output_start + n`` (``output_start`` is 0 unless ``keep_ms`` was given)."""
+        return self._render(self._start, self._clock.samples)
+
+    def _render(self, origin: int, end: int) -> bytes:
+        """The kept blocks over clock samples [origin, end), silence where none sounded."""
+        out = np.zeros(max(0, end - origin), dtype="<i2")
         for start, block in self._sounded:
-            if start < end:
-                n = min(len(block), end - start)
-                out[start : start + n] = block[:n]
-        return out.astype("<i2").tobytes()
+            lo, hi = max(start, origin), min(start + len(block), end)
+            if lo < hi:
+                out[lo - origin : hi - origin] = block[lo - start : hi - start]
+        return out.tobytes()
 
     def close(self) -> None:
         if not self._closed:

@@ -10,6 +10,12 @@ A sink whose device can drop what it was handed (PulseAudio's flush) pushes ahea
 position where the drop took effect: the handed audio from there on is forgotten (it was not
 heard) and the fade is made of the samples that would have sounded next, so the fade joins the
 last sample heard without a step.
+
+Flat over hours: what the ledger reports (``heard_samples``, ``flush``, ``cut``) is the items
+still in the queue or in handed blocks, plus the ``KEEP_SETTLED`` items that finished most
+recently; an item that finished longer ago is forgotten, so a progress tick costs the same
+after two hours as after one minute. (Audio pushed for a forgotten item counts from zero
+again; the core has settled such an item long before.)
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import numpy as np
 import numpy.typing as npt
 
 FADE_MS = 5.0
+KEEP_SETTLED = 16
+"""Finished items whose final count is still reported, most recent first (see above)."""
 
 
 @dataclass(slots=True)
@@ -48,6 +56,7 @@ class Playout:
         self._queue: deque[_Segment] = deque()
         self._blocks: deque[_Block] = deque()
         self._settled: dict[str, int] = {}  # samples per item in blocks fully heard
+        # (most recently settled last; bounded by _forget_settled)
         self._handed_end = 0.0  # output-clock time when the last handed item sample ends
 
     def push(self, item_id: str, samples: npt.NDArray[np.int16]) -> None:
@@ -162,15 +171,44 @@ class Playout:
     def heard_samples(self, now: float) -> dict[str, int]:
         """Samples per item that have sounded by ``now`` on the output clock."""
         with self._lock:
+            settled = self._settled
+            popped = False
             while self._blocks and self._blocks[0].ends_at <= now:
+                popped = True
                 for item_id, _, n in self._blocks.popleft().parts:
-                    self._settled[item_id] = self._settled.get(item_id, 0) + n
-            heard = dict(self._settled)
+                    settled[item_id] = settled.pop(item_id, 0) + n  # now the most recent
+            if popped and len(settled) > KEEP_SETTLED:
+                self._forget_settled()
+            heard = dict(settled)
             for block in self._blocks:
                 played = int((now - block.starts_at) * self.rate + 1e-6)  # float noise
                 for item_id, offset, n in block.parts:
                     heard[item_id] = heard.get(item_id, 0) + max(0, min(n, played - offset))
             return heard
+
+    def _forget_settled(self) -> None:
+        """Drop the oldest finished items beyond ``KEEP_SETTLED`` (never one still open).
+        Called with the lock held."""
+        open_ids = {item_id for block in self._blocks for item_id, _, _ in block.parts}
+        open_ids.update(seg.item_id for seg in self._queue)
+        excess = len(self._settled) - KEEP_SETTLED
+        for item_id in list(self._settled):
+            if excess <= 0:
+                break
+            if item_id not in open_ids:
+                del self._settled[item_id]
+                excess -= 1
+
+    def tracked_items(self) -> int:
+        """How many items a report carries at most right now (for tests and benches)."""
+        with self._lock:
+            ids = set(self._settled)
+            ids.update(item_id for block in self._blocks for item_id, _, _ in block.parts)
+            return len(ids)
+
+    def has_queued(self) -> bool:
+        """Whether anything waits to be handed to the device (cheap: no sum)."""
+        return bool(self._queue)
 
     def flush(self, now: float) -> tuple[dict[str, int], float]:
         """Keep only a fade of the queue's head; return final samples per item and silence time.

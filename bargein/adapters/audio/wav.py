@@ -27,6 +27,8 @@ from bargein.errors import WavError
 
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 """WAV format tags: integer PCM, IEEE float, and the extensible header naming either."""
+_HEADER_BYTES = 44
+"""The header ``wave`` writes for PCM: RIFF, fmt and data chunk headers."""
 
 
 def read_wav_24k_mono(path: str | Path) -> bytes:
@@ -167,7 +169,12 @@ class WavSource:
 
 
 class WavSink(MemorySink):
-    """A MemorySink on the source's clock that writes what sounded to ``path`` when closed.
+    """A MemorySink on the source's clock that streams what sounded to ``path``.
+
+    Sample n of the file is what sounded while input sample n was captured. Blocks go to the
+    file as soon as they have sounded, so memory stays flat however long the conversation
+    (the header's length is filled in by ``close()``, which also pads the file to the
+    clock). ``output()`` reads back what was written so far.
 
     A file has no DAC: by default a block sounds as soon as it is pulled
     (``latency_frames=0``), so a barge-in is silent after one 10 ms block and the 5 ms
@@ -187,13 +194,64 @@ class WavSink(MemorySink):
         if self._path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
             # found out now, not after the whole conversation, when the file is written
             raise WavError(f"{self._path}: cannot write a WAV file there")
-        super().__init__(clock, block_frames=block_frames, latency_frames=latency_frames)
+        self._frames = 0  # samples written: file sample n sounded at clock sample n
+        try:
+            self._wav: wave.Wave_write | None = wave.open(str(self._path), "wb")  # noqa: SIM115 (closed by close())
+            self._wav.setnchannels(1)
+            self._wav.setsampwidth(2)
+            self._wav.setframerate(RATE)
+        except OSError as exc:
+            raise WavError(f"{path}: cannot write ({exc.strerror})") from None
+        super().__init__(
+            clock, block_frames=block_frames, latency_frames=latency_frames, keep_ms=0
+        )
         self._written = False
+
+    def _retired(self, start: int, block: npt.NDArray[np.int16]) -> None:
+        self._write_until(start)
+        skip = max(0, self._frames - start)  # never rewrite what is in the file
+        if skip < len(block):
+            self._write(block[skip:])
+
+    def _write_until(self, sample: int) -> None:
+        gap = sample - self._frames
+        if gap > 0:
+            self._write(np.zeros(gap, dtype="<i2"))
+
+    def _write(self, samples: npt.NDArray[np.int16]) -> None:
+        if self._wav is None:
+            return
+        try:
+            self._wav.writeframesraw(samples.astype("<i2", copy=False).tobytes())
+        except OSError as exc:
+            raise WavError(f"{self._path}: cannot write ({exc.strerror})") from None
+        self._frames += len(samples)
+
+    def output(self) -> bytes:
+        """What sounded so far: the file's samples, then the blocks not yet written."""
+        written = b""
+        if self._frames:
+            if self._wav is not None:
+                self._wav._file.flush()  # type: ignore[attr-defined]
+            with open(self._path, "rb") as file:
+                file.seek(_HEADER_BYTES)
+                written = file.read(self._frames * 2)
+        return written + self._render(self._frames, self._clock.samples)
 
     def close(self) -> None:
         if self._written:
             return
         self._written = True
-        pcm = self.output()
+        end = self._clock.samples
+        for start, block in self._sounded:
+            if start < end:
+                self._retired(start, block[: end - start])
+        self._sounded.clear()
+        self._write_until(end)
         super().close()
-        write_wav(self._path, pcm)
+        wav, self._wav = self._wav, None
+        if wav is not None:
+            try:
+                wav.close()
+            except OSError as exc:
+                raise WavError(f"{self._path}: cannot write ({exc.strerror})") from None
