@@ -1,4 +1,5 @@
-"""How many concurrent real-time sessions one simulator process serves before it falls behind.
+"""The SIMULATOR's own load figure (not bargein's client cost: see bench_session.py): how many
+concurrent real-time sessions one simulator process serves before it falls behind.
 
 The simulator runs in its own process through ``bargein.sim.serve`` (what ``bargein sim``
 runs: replies paced exactly in real time, synthetic voice, no audio recording); this
