@@ -113,7 +113,17 @@ class MonitorRecorder:
         wait_until(lambda: self._total > 0, timeout, "the monitor recorder never started")
 
     def stop(self) -> npt.NDArray[np.int16]:
-        """Stop recording and return every sample received."""
+        """Stop recording once everything played until now is in, and return every sample.
+
+        parec may be behind on a busy machine: stopped at once, it would lose what it has not
+        yet read from the server, the end of the sound among it."""
+        now = time.monotonic()
+        if self._arrivals:
+            wait_until(
+                lambda: self._total >= int((now - self.origin) * RATE),
+                DEADLINE_S,
+                "the monitor never caught up with the present",
+            )
         self._proc.terminate()
         self._proc.wait(timeout=DEADLINE_S)
         self._thread.join(timeout=DEADLINE_S)
@@ -123,7 +133,7 @@ class MonitorRecorder:
     @property
     def origin(self) -> float:
         """When sample 0 was recorded (monotonic clock): the earliest arrival of all, taken
-        back by the samples that had arrived with it. Read it after ``stop()``."""
+        back by the samples that had arrived with it (the more arrivals, the closer)."""
         if not self._arrivals:
             raise AssertionError("the monitor recorded nothing")
         return min(at - total / RATE for at, total in self._arrivals)
