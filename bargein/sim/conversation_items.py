@@ -11,6 +11,9 @@
   upstream does since 2026: an ``error`` whose ``event_id`` is null, and then the truncate
   applied at the end of the audio (``conversation.item.truncated`` with that length).
 - ``conversation.item.delete``: ``conversation.item.deleted``.
+
+An unknown item id is upstream's ``item_retrieve_invalid_item_id``,
+``item_truncate_invalid_item_id`` or ``item_delete_invalid_item_id``.
 """
 
 from __future__ import annotations
@@ -55,11 +58,19 @@ def on_create(conn: Connection, event: dict[str, Any]) -> None:
     conn.announce(item, None if after == "root" else after)
 
 
+def _missing(conn: Connection, event: dict[str, Any], verb: str) -> None:
+    """Upstream's error for an unknown item: ``item_{verb}_invalid_item_id`` (clients such as
+    pipecat match on the code, and on the ``event_id`` of their request)."""
+    noun = {"retrieve": "retrieving", "truncate": "truncating", "delete": "deleting"}[verb]
+    conn.out.error(f"item_{verb}_invalid_item_id",
+                   f"Error {noun} item: the item with id '{event.get('item_id')}' does not exist.",
+                   "item_id", event)
+
+
 def on_retrieve(conn: Connection, event: dict[str, Any]) -> None:
     item = conn.items.get(str(event.get("item_id")))
     if item is None:
-        conn.out.error("item_not_found", f"Item with item_id not found: {event.get('item_id')!r}.",
-                       "item_id", event)
+        _missing(conn, event, "retrieve")
         return
     conn.out.emit({"type": "conversation.item.retrieved", "item": render_item(item)})
 
@@ -68,8 +79,7 @@ def on_truncate(conn: Connection, event: dict[str, Any]) -> None:
     item = conn.items.get(str(event.get("item_id")))
     end = event.get("audio_end_ms")
     if item is None:
-        conn.out.error("item_not_found", f"Item with item_id not found: {event.get('item_id')!r}.",
-                       "item_id", event)
+        _missing(conn, event, "truncate")
         return
     if item.kind != "message" or item.role != "assistant":
         conn.out.error("invalid_value", "Only assistant messages can be truncated.", "item_id",
@@ -97,7 +107,6 @@ def on_truncate(conn: Connection, event: dict[str, Any]) -> None:
 def on_delete(conn: Connection, event: dict[str, Any]) -> None:
     item_id = str(event.get("item_id"))
     if conn.items.pop(item_id, None) is None:
-        conn.out.error("item_not_found", f"Item with item_id not found: {item_id!r}.", "item_id",
-                       event)
+        _missing(conn, event, "delete")
         return
     conn.out.emit({"type": "conversation.item.deleted", "item_id": item_id})

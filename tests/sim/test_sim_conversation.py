@@ -59,7 +59,7 @@ async def test_retrieve_returns_the_item_as_the_server_holds_it() -> None:
         await client.send({"type": "conversation.item.retrieve", "item_id": "nope",
                            "event_id": "evt_r"})
         error = (await client.until("error"))[-1]["error"]
-        assert (error["code"], error["event_id"]) == ("item_not_found", "evt_r")
+        assert (error["code"], error["event_id"]) == ("item_retrieve_invalid_item_id", "evt_r")
 
 
 async def test_a_duplicate_item_id_is_refused() -> None:
@@ -183,7 +183,7 @@ async def test_an_out_of_band_reply_stays_out_of_the_conversation() -> None:
                                  if e["type"].startswith("conversation.item")]
         # the conversation's reply went on beside it, and the side item is not in it
         await client.send({"type": "conversation.item.retrieve", "item_id": side_item})
-        assert (await client.until("error"))[-1]["error"]["code"] == "item_not_found"
+        assert (await client.until("error"))[-1]["error"]["code"] == "item_retrieve_invalid_item_id"
         await client.send({"type": "response.cancel", "response_id": main})
         done = (await client.until("response.done"))[-1]["response"]
         assert (done["id"], done["status"]) == (main, "cancelled")

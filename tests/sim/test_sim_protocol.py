@@ -330,7 +330,7 @@ async def test_delete_an_item_then_deleting_it_again_fails(sim: Simulator) -> No
         "item_id": item_id,
     }
     await client.send({"type": "conversation.item.delete", "item_id": item_id})
-    assert (await client.recv())["error"]["code"] == "item_not_found"
+    assert (await client.recv())["error"]["code"] == "item_delete_invalid_item_id"
 
 
 async def test_manual_turns_with_commit_clear_and_response_create(sim: Simulator) -> None:
