@@ -100,7 +100,7 @@ from bargein.core.settlement import PendingBargeIn, pend, settle_pending
 from bargein.core.stepping import MachineDriver
 from bargein.logs import get_logger
 from bargein.states.machine import TableMachine
-from bargein.states.table import DEFAULT_TABLE, IDLE, StateTable
+from bargein.states.table import DEFAULT_TABLE, IDLE, INTERRUPTED, StateTable
 
 log = get_logger(__name__)
 
@@ -137,6 +137,8 @@ class Conversation(MachineDriver):
         self._state_timers = {n: table.timers(n) for n in table.state_names}
         self._plain = frozenset(s.name for s in table.states
                                 if not (s.on_enter or s.on_exit or self._state_timers[s.name]))
+        self._quiet = frozenset(n for n in self._plain - {IDLE, INTERRUPTED}
+                                if table.user_speech(n) == "send")
         self._mic = MicGate(table)
         self._machine = TableMachine(table, {
             "playing": lambda: self._playing,

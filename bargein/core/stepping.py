@@ -49,6 +49,9 @@ class MachineDriver:
     _state_timers: dict[str, tuple[tuple[str, int], ...]]
     _plain: frozenset[str]
     """States with no timer and no entry or exit action: nothing to do entering them."""
+    _quiet: frozenset[str]
+    """Plain states that send the user's speech, ``interrupted`` aside: a step between
+    them asks for nothing but its edge's actions."""
     _mic: MicGate
 
     @property
@@ -125,7 +128,9 @@ class MachineDriver:
                     observer(record)
                 except Exception:  # an observer's bug must not break the conversation
                     log.exception("observer_failed", observer=repr(observer))
-        if step.entered or step.exited or edge.actions:
+        quiet = self._quiet
+        if edge.actions or not quiet.issuperset(step.entered) \
+                or not quiet.issuperset(step.exited):
             return self._effects(step, event)
         return []
 
@@ -201,6 +206,7 @@ class ConversationSnapshot:
     data: dict[str, Any]
 
 
-_SHARED = frozenset({"table", "_machine", "_dispatch", "_observers", "_state_timers", "_plain"})
+_SHARED = frozenset({"table", "_machine", "_dispatch", "_observers", "_state_timers", "_plain",
+                     "_quiet"})
 """Attributes a snapshot leaves alone: the table and what is built from it, the observers."""
 

@@ -9,7 +9,9 @@ transition with its own ``after`` callback bound to that edge's ``Transition`` o
 by ``generating`` or by ``playing``), each with its own reason. Each state gets ``on_enter``
 and ``on_exit`` callbacks that note its name, so a ``Step`` lists the states left
 (innermost first) and entered (outermost first): the conversation runs their actions and
-starts and cancels their timers from that list, in the order ``transitions`` used.
+starts and cancels their timers from that list, in the order ``transitions`` used. (A
+flat machine needs no callbacks for that: a moving edge leaves its source and enters its
+destination, and the state-changing path stays as cheap as it was.)
 
 Nesting. A table with sub-states is built as a ``transitions`` ``HierarchicalMachine``
 (the separator is ``.``: ``responding.thinking``; the table's names are unique, so the
@@ -117,17 +119,19 @@ class TableMachine:
         if nested:
             self._machine = _Nested(states=[self._state_spec(s.name) for s in table.states
                                             if s.parent is None], **options)
-            self._fire: Callable[[str], object] = partial(self._machine.trigger_event,
-                                                          self._model)
+            self._fire: Callable[[str], object] | None = partial(self._machine.trigger_event,
+                                                                 self._model)
         else:
             self._machine = Machine(states=[self._state_spec(n) for n in table.state_names],
                                     **options)
-            events = self._machine.events
-            self._fire = lambda trigger: events[trigger].trigger(self._model)
+            self._fire = None  # a flat machine's event is triggered directly
 
     def _state_spec(self, name: str) -> dict[str, Any]:
-        spec: dict[str, Any] = {"name": name, "on_enter": [partial(self._on_enter, name)],
-                                "on_exit": [partial(self._exited.append, name)]}
+        spec: dict[str, Any] = {"name": name}
+        if not self.table.nested:  # a flat machine's step leaves its source, enters its dest
+            return spec
+        spec["on_enter"] = [partial(self._on_enter, name)]
+        spec["on_exit"] = [partial(self._exited.append, name)]
         children = self.table.children(name)
         if children:
             spec["children"] = [self._state_spec(c) for c in children]
@@ -196,19 +200,30 @@ class TableMachine:
 
     def step(self, trigger: str) -> Step | None:
         """Fire ``trigger``; the ``Step`` it made, or ``None`` (see ``fire``)."""
-        if trigger not in self._machine.events:
+        event = self._machine.events.get(trigger)
+        if event is None:
             raise MachineError(f"no edge of the table fires on {trigger!r}")
-        source = self._model.state
+        model = self._model
+        source = model.state
         self._fired = None
         exited, entered = self._exited, self._entered
         exited.clear()
         entered.clear()
-        self._fire(trigger)
-        edge, self._fired = self._fired, None
-        if edge is None:
-            return None
-        step = Step(edge, self._leaf[source], self._leaf[self._model.state],
-                    tuple(exited), tuple(entered))
+        if self._fire is None:
+            event.trigger(model)
+            edge, self._fired = self._fired, None
+            if edge is None:
+                return None
+            dest = model.state
+            step = Step(edge, source, dest, *(((), ()) if edge.dest is None
+                                              else ((source,), (dest,))))
+        else:
+            self._fire(trigger)
+            edge, self._fired = self._fired, None
+            if edge is None:
+                return None
+            step = Step(edge, self._leaf[source], self._leaf[model.state],
+                        tuple(exited), tuple(entered))
         if self.listener is not None:
             self.listener(step)
         return step
