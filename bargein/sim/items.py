@@ -4,7 +4,8 @@ An ``Item`` keeps what the simulator needs: its kind and fields, the assistant a
 for it (``audio_bytes``, in ``audio_format``: what a truncate may cut within) and, for a
 user's audio, how many milliseconds were committed (for ``usage``). ``render_item`` writes
 an item in the shape the connection's API declares; ``client_item`` reads the item of a
-``conversation.item.create``, keeping only the keys the official models declare.
+``conversation.item.create``, keeping only the keys the official models declare; as
+upstream, an assistant message a client adds holds text, never audio.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ _PART_KEYS: Final[dict[str, frozenset[str]]] = {
 _PARTS: Final[dict[tuple[Api, str], frozenset[str]]] = {
     ("ga", "user"): frozenset({"input_text", "input_audio", "input_image"}),
     ("ga", "system"): frozenset({"input_text"}),
-    ("ga", "assistant"): frozenset({"output_text", "output_audio"}),
+    ("ga", "assistant"): frozenset({"output_text"}),
     ("beta", "user"): frozenset({"input_text", "input_audio"}),
     ("beta", "system"): frozenset({"input_text"}),
-    ("beta", "assistant"): frozenset({"text", "audio"}),
+    ("beta", "assistant"): frozenset({"text"}),
 }
 _ITEM_KEYS: Final[dict[str, frozenset[str]]] = {
     "message": frozenset({"id", "type", "object", "status", "role", "content"}),
@@ -143,6 +144,10 @@ def _content(parts: Any, api: Api, role: str) -> list[dict[str, Any]]:
     for index, part in enumerate(parts):
         where = f"item.content[{index}]"
         kind = part.get("type") if isinstance(part, dict) else None
+        if role == "assistant" and kind in ("output_audio", "audio"):
+            # as upstream: a client cannot add assistant audio, only its text
+            raise InvalidSession(f"{where}.text", f"Missing required parameter: '{where}.text'.",
+                                 "missing_required_parameter")
         if kind not in allowed:
             raise InvalidSession(
                 f"{where}.type",

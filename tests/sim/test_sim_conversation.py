@@ -103,6 +103,8 @@ async def test_previous_item_id_places_an_item() -> None:
          "item.content[0].type"),
         ({"type": "function_call_output", "call_id": "c"}, "item.output"),
         ({"type": "reasoning"}, "item.type"),
+        ({"type": "message", "role": "assistant",
+          "content": [{"type": "output_audio", "transcript": "said"}]}, "item.content[0].text"),
         ({"type": "message", "role": "user", "content": [], "colour": "red"}, "item.colour"),
     ],
 )
