@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def realtime_sim_config() -> SimConfig:
-    """The simulator's options; the default speaks in the synthetic voice, 4x real time."""
+    """The simulator's options: the synthetic voice, replies 4x real time, the default 600 ms
+    to first audio (``bargein.sim.DEFAULT_REPLY_LATENCY_MS``); override this fixture to change
+    them."""
     from bargein.sim import SimConfig
 
     return SimConfig(voice="synthetic")
