@@ -40,7 +40,8 @@ def block_dbfs(samples: np.ndarray) -> np.ndarray:
     """RMS level of each whole 10 ms block, in dBFS."""
     whole = samples[: samples.size - samples.size % BLOCK].astype(np.float64)
     power = np.mean(whole.reshape(-1, BLOCK) ** 2, axis=1) / 32768.0**2
-    return 10.0 * np.log10(np.maximum(power, 1e-12))
+    levels: np.ndarray = 10.0 * np.log10(np.maximum(power, 1e-12))
+    return levels
 
 
 def test_file_is_small() -> None:
