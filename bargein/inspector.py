@@ -449,8 +449,8 @@ class Inspector:
 
 
 def _machine_record(table: StateTable) -> Record:
-    states = [{"name": s.name, "interruptible": s.interruptible, "description": s.description}
-              for s in table.states]
+    states = [{"name": s.name, "interruptible": table.interruptible(s.name),
+               "description": s.description} for s in table.states]
     edges = [{"trigger": e.trigger, "source": e.source, "dest": e.dest,
               "conditions": list(e.conditions), "unless": list(e.unless), "reason": e.reason}
              for e in table.edges()]
@@ -528,7 +528,7 @@ def _plain_svg(table: StateTable) -> str:
     parts, x = [], 10
     for state in table.states:
         width = 24 + 9 * len(state.name)
-        fill = "#ffe7c2" if state.interruptible else "#f4f4f4"
+        fill = "#ffe7c2" if table.interruptible(state.name) else "#f4f4f4"
         name = html.escape(state.name)
         parts.append(
             f'<g class="node"><title>{name}</title>'

@@ -525,7 +525,7 @@ class Session:
     def _check_quiet(self) -> None:
         if self._linger_s is None or not self._input_over():
             return
-        quiet = (self.conversation.state == "listening" and not self._sink_busy
+        quiet = (self.conversation.in_state("listening") and not self._sink_busy
                  and self.sink.idle)
         now = self._clock()
         if not quiet:
