@@ -36,6 +36,16 @@ repeated ``response.created`` of one is ignored. This is the classic leak: the c
 crosses deltas in flight, a server may send more after it, and a queue cleared once plays
 them.
 
+Where audio plays (``audible_states``). Assistant audio plays only in a state where a
+barge-in can flush it (an interruptible one) or where the table says it may play (an
+``audio_started`` edge that stays there: an uninterruptible greeting). Each delta checks
+the state (a set lookup): a delta of the response playing that finds the machine
+elsewhere fires ``audio_started`` again, so it plays where that edge leads or not at all.
+A new response's audio arriving in ``interrupted`` (the speaker not yet flushed) is held,
+counted as ``playing`` for the guards, and played once ``playback_flushed`` has led on;
+a barge-in or a disconnect meanwhile drops it with its response, and so does its
+``response.done`` (no audio of a finished response plays after its done).
+
 The hot path. ``AudioDelta`` and ``MicAudio`` skip the dispatch table and the machine: a
 delta costs the gate's set lookup, a comparison with the response playing, a ledger sum.
 Only a response's first delta fires ``audio_started`` (dropped if that is illegal here).
@@ -140,6 +150,10 @@ class Conversation(MachineDriver):
         self._quiet = frozenset(n for n in self._plain - {IDLE, INTERRUPTED}
                                 if table.user_speech(n) == "send")
         self._mic = MicGate(table)
+        self._audible = audible_states(table)
+        self._held: list[e.AudioDelta] = []
+        """Deltas of a new response that arrived in ``interrupted``: played once it is left
+        for a state where audio may play (see "Where audio plays")."""
         self._machine = TableMachine(table, {
             "playing": lambda: self._playing,
             "generating": lambda: bool(self._generating),
@@ -213,20 +227,29 @@ class Conversation(MachineDriver):
     # --- audio, the hot path ---------------------------------------------------------
 
     def _on_audio(self, ev: e.AudioDelta) -> list[c.Command]:
-        rid = ev.response_id
-        if rid in self._gated:
+        if ev.response_id in self._gated:
             self.stats.dropped_deltas += 1
             self.stats.dropped_audio_ms += len(ev.audio) / BYTES_PER_MS
             return []
+        return self._accept_audio(ev)
+
+    def _accept_audio(self, ev: e.AudioDelta) -> list[c.Command]:
+        rid = ev.response_id
         moved = None
-        if rid != self._audio_response:
+        if rid != self._audio_response or self._machine.state not in self._audible:
             if not self._machine.legal("audio_started"):
                 self._fire("audio_started")  # logs and counts it
                 self.stats.dropped_deltas += 1
                 self.stats.dropped_audio_ms += len(ev.audio) / BYTES_PER_MS
                 return []
-            self._audio_response = rid
             moved = self._fire("audio_started", ev)  # its step's commands come first
+            if self._machine.state not in self._audible:
+                # legal here, but no audio plays here: held until the state is left
+                self._audio_response = None
+                self._held.append(ev)
+                self._playing = True  # owed to the speaker: the guards must see it
+                return moved
+            self._audio_response = rid
         self.ledger.item(ev.item_id, rid).received_bytes += len(ev.audio)
         self._playing = True
         log.debug("command", kind="PlayAudio", response_id=rid, item_id=ev.item_id,
@@ -276,6 +299,8 @@ class Conversation(MachineDriver):
         if ev.response_id in self._gated:
             return []
         self._gated.add(ev.response_id)  # a finished response has no audio left to send
+        if self._held:
+            self._drop_held(ev.response_id)
         self._generating.discard(ev.response_id)
         return self._fire("response_done", ev)
 
@@ -307,6 +332,8 @@ class Conversation(MachineDriver):
         self._connected = False
         self._gated |= self.ledger.open_responses()
         self._gated |= self._generating
+        self._gated |= {held.response_id for held in self._held}
+        self._held = []
         self._generating = set()
         self._audio_response = None
         self._pending = None
@@ -326,7 +353,7 @@ class Conversation(MachineDriver):
         # received, whatever the report says (a resampler may hold back a sample tail).
         self.ledger.record_heard(ev.heard_ms)
         self.ledger.drained()
-        self._playing = False
+        self._playing = bool(self._held)
         if not self._generating:
             self._audio_response = None
             self.ledger.forget_finished()
@@ -359,6 +386,8 @@ class Conversation(MachineDriver):
     def _interrupt(self, trigger: str) -> list[c.Command]:
         """Flush, cancel if the server will not, and gate every response in the speaker."""
         responses = self.ledger.open_responses() | self._generating
+        responses |= {held.response_id for held in self._held}
+        self._held = []
         commands: list[c.Command] = [c.FlushPlayback(trigger)]
         server_cancels = trigger == "speech_started" and self.server_interrupts_response
         cancelled = () if server_cancels else tuple(sorted(self._generating))
@@ -385,7 +414,45 @@ class Conversation(MachineDriver):
             commands += [self._sent.keep(command) for command in settled]
             self.interruptions.append(interruption)
             self.ledger.forget_finished()
-        return commands + self._fire("playback_flushed", ev)
+        commands += self._fire("playback_flushed", ev)
+        if self._held:
+            held, self._held = self._held, []
+            self._playing = False
+            if self._machine.state in self._audible:
+                for delta in held:
+                    commands += self._accept_audio(delta)
+            else:
+                self._gated |= {delta.response_id for delta in held}
+                self.stats.dropped_deltas += len(held)
+                self.stats.dropped_audio_ms += sum(len(d.audio) for d in held) / BYTES_PER_MS
+        return commands
+
+    def _drop_held(self, response_id: str) -> None:
+        """A response finished while its audio was held: none of it will play (the
+        promise is that no audio of a finished response plays after its done)."""
+        kept = [d for d in self._held if d.response_id != response_id]
+        dropped = [d for d in self._held if d.response_id == response_id]
+        self._held = kept
+        self._playing = bool(kept)
+        self.stats.dropped_deltas += len(dropped)
+        self.stats.dropped_audio_ms += sum(len(d.audio) for d in dropped) / BYTES_PER_MS
+        log.info("held_audio_dropped", response_id=response_id, deltas=len(dropped))
+
 
 def _nothing(_event: object) -> list[c.Command]:
     return []
+
+
+def audible_states(table: StateTable) -> frozenset[str]:
+    """The states where assistant audio may play: the interruptible ones (a barge-in
+    there flushes it), and those the table lets audio play in by an ``audio_started``
+    edge of their own or of an ancestor that stays (an uninterruptible greeting, a confirm
+    window). Never ``interrupted``: audio of a new response arriving there is held until
+    it is left. (``listening``'s ``audio_started`` leaves it: the audio plays where it leads.)"""
+    sources = {t.source for t in table.edges()
+               if t.trigger == "audio_started" and t.dest in (None, t.source)}
+    return frozenset(
+        name for name in table.state_names
+        if name != INTERRUPTED and (table.interruptible(name)
+                                    or any(s in sources for s in table.path(name)))
+    )

@@ -366,7 +366,11 @@ DEFAULT_TABLE = StateTable(
         ),
         # responding
         Transition(
-            "response_done", RESPONDING, LISTENING, unless=("playing",), reason="response done"
+            "response_done",
+            RESPONDING,
+            LISTENING,
+            unless=("playing", "generating"),
+            reason="response done",
         ),
         Transition(
             "playback_finished",

@@ -64,6 +64,7 @@ TABLE = DEFAULT_TABLE.extend(
         after(600, "confirming", "interrupted", reason="confirmed"),
         Transition("resume", "confirming", "responding", history=True),
         Transition("playback_finished", "confirming", "listening", unless=("generating",)),
+        Transition("audio_started", "confirming", None),  # the reply plays on while judged
     ],
     triggers=["tool_started", "tool_done", "resume"],
     name="actions",

@@ -12,6 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from bargein.core import Conversation
 from bargein.core import commands as c
 from bargein.core import events as e
+from bargein.core.conversation import audible_states
 from bargein.states import DEFAULT_TABLE, State, Transition
 from examples.machines import CONFIRM
 
@@ -25,7 +26,8 @@ THINKING = DEFAULT_TABLE.extend(
         Transition("speech_stopped", "listening", "thinking"),
         Transition("audio_started", "thinking", "responding"),
         Transition("response_created", "thinking", None),
-        Transition("response_done", "thinking", "listening"),
+        Transition("response_done", "thinking", "listening", unless=("generating",)),
+        Transition("response_done", "thinking", None),
     ],
 )
 
@@ -42,10 +44,35 @@ class ConversationMachine(RuleBasedStateMachine):
         """Responses the core accepted (created, or audio played) and has not yet cut off."""
         self.stale: set[str] = set()
         """Responses whose audio must never play again: cut off by a flush, or done."""
+        self.queued = False
+        """Assistant audio given to the speaker and neither flushed nor played out."""
+        self.barge_in_events: tuple[type, ...] = (e.SpeechStarted, e.LocalSpeechStarted,
+                                                  e.UserInterrupt)
+        """Events that must flush queued audio (a two-phase table judges a local onset)."""
 
     def _feed(self, event: e.Event) -> None:
         illegal = self.conv.stats.illegal_events
+        before = self.conv.state
+        queued = self.queued
         commands = self.conv.handle(event)
+        kinds = [type(cmd) for cmd in commands]
+        # 1. audio plays only where a barge-in can flush it, or where the table says so
+        if c.PlayAudio in kinds:
+            assert self.conv.state in audible_states(self.conv.table), \
+                f"audio played in {self.conv.state}"
+            self.queued = True
+        # 2. a barge-in trigger with assistant audio queued always flushes
+        if queued and isinstance(event, self.barge_in_events):
+            assert c.FlushPlayback in kinds, f"{event} in {before} flushed nothing"
+        if c.FlushPlayback in kinds or isinstance(event, e.PlaybackFinished):
+            self.queued = c.PlayAudio in kinds[max(i for i, k in enumerate(kinds)
+                                                   if k is c.FlushPlayback) + 1:] \
+                if c.FlushPlayback in kinds else False
+        # 3. a response.done moves the machine only when no other response is generating
+        if isinstance(event, e.ResponseDone) and self.conv.state != before:
+            assert not self.conv.facts.generating, \
+                f"response.done of {event.response_id} moved {before} -> " \
+                f"{self.conv.state} while {self.conv.facts.generating} generate"
         accepted = self.conv.stats.illegal_events == illegal
         if accepted and isinstance(event, e.ResponseCreated | e.AudioDelta):
             self.live.add(event.response_id)
@@ -126,6 +153,7 @@ class NestedConversationMachine(ConversationMachine):
     def __init__(self) -> None:
         super().__init__()
         self.conv = Conversation(CONFIRM)
+        self.barge_in_events = (e.SpeechStarted, e.UserInterrupt)
 
     @rule(data=st.data())
     def timer_fires(self, data: st.DataObject) -> None:

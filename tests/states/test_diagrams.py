@@ -63,7 +63,7 @@ def test_committed_svg_matches_the_code() -> None:
 def test_mermaid_shows_moves_and_guards_not_internal_edges() -> None:
     text = d.to_mermaid(DEFAULT_TABLE)
     assert "responding --> interrupted : speech_started / local_speech_started / interrupt" in text
-    assert "response_done [not playing]" in text
+    assert "response_done [not playing, not generating]" in text
     assert "listening --> listening" not in text
 
 
