@@ -27,6 +27,11 @@ it likes. Each message is one line fit for a person; the cause, if any, is chain
     │   ├── WavError                  a WAV file that cannot be read or written
     │   └── AudioDeviceError          no audio library, server or usable device
     ├── SessionError                  the session could not go on
+    │   └── LivenessError             a deadline passed (bargein.core.liveness)
+    │       ├── SessionNeverReady     ... no session.created: the session ends
+    │       ├── ReplyStalled          ... a reply stopped arriving: dropped, talk goes on
+    │       │   └── ResponseDoneLost  ... its audio played out, its response.done never came
+    │       └── StreamFrozen          ... no answer to keepalive pings: reconnecting
     ├── SimError                      a simulator option, fault or start failed
     ├── TimelineError                 the demo's timeline cannot be drawn
     └── InspectorError                the live inspector cannot serve as asked (not loopback)
@@ -156,6 +161,31 @@ class AudioDeviceError(AudioError):
 
 class SessionError(BargeinError):
     """The session could not go on (the cause is chained)."""
+
+
+class LivenessError(SessionError):
+    """A deadline passed: the server went quiet where it must speak (the core's liveness
+    timers, ``bargein.core.liveness``, or the transport's keepalive)."""
+
+
+class SessionNeverReady(LivenessError):
+    """The server never said the session was ready (no usable ``session.created``) within
+    the deadline after connecting: the session ends with this error."""
+
+
+class ReplyStalled(LivenessError):
+    """A reply stopped arriving mid-response: it is declared dead, cancelled, flushed and
+    settled, and the conversation goes on (reported, never raised)."""
+
+
+class ResponseDoneLost(ReplyStalled):
+    """A reply's audio played out and its ``response.done`` never came: recovered as if it
+    had (reported, never raised)."""
+
+
+class StreamFrozen(LivenessError):
+    """The connection stopped answering keepalive pings (a frozen stream): it is dropped
+    and reconnected (reported, never raised)."""
 
 
 class SimError(BargeinError):

@@ -25,6 +25,7 @@ from bargein.core import Conversation, Interruption, TransitionRecord
 from bargein.core import commands as c
 from bargein.core import events as e
 from bargein.core.ledger import Settlement
+from bargein.core.liveness import LIVENESS_TIMERS, Liveness
 from bargein.core.pcm import BYTES_PER_MS
 from bargein.errors import BargeinError, NotConnected, SessionError
 from bargein.logs import get_logger
@@ -267,6 +268,11 @@ class Session:
     CLI says ``"stopped by the user"``). A failure is raised by ``wait()``. A microphone
     never ends: such a session runs until the server closes or ``finish()``.
     ``bargein.talk()`` does all of this (and opens the connection and the audio) in one call.
+
+    **Deadlines.** ``liveness`` (``bargein.core.liveness``, on by default; ``None`` for
+    none) has the core watch the server: no ``session.created`` within 15 s of ``start()``
+    ends the session with ``SessionNeverReady`` (``wait()`` raises it); a reply with no sign
+    of life for 7.5 to 10 s is declared dead, settled, and the conversation goes on.
     """
 
     def __init__(
@@ -281,6 +287,7 @@ class Session:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         local_vad: EnergyVad | None = None,
         linger_s: float | None = 2.0,
+        liveness: Liveness | None = Liveness(),  # noqa: B008 (frozen, shared safely)
     ) -> None:
         self.transport = transport
         self.source = source
@@ -315,6 +322,8 @@ class Session:
         self._generating_at_signal: set[str] = set()
         self._timers: dict[str, asyncio.Task[None]] = {}
         self.conversation.add_observer(self._on_transition)
+        self._liveness = liveness
+        """The core's deadlines (``bargein.core.liveness``); ``None`` keeps none."""
 
     # --- observing -------------------------------------------------------------------
 
@@ -375,6 +384,8 @@ class Session:
             task = loop.create_task(coro, name=f"bargein-{name}")
             task.add_done_callback(self._task_done)
             self._tasks.append(task)
+        if self._liveness is not None:
+            self._execute(self.conversation.watch(self._liveness))
 
     async def wait(self) -> str:
         """Wait until the session ends and return why (``"input over"``, ``"server closed"``,
@@ -644,6 +655,10 @@ class Session:
                 self._queue.append(e.PlaybackFlushed(dict(report.heard_ms)))
             elif isinstance(command, c.StartTimer):
                 self._start_timer(command.name, command.ms)
+            elif isinstance(command, c.GiveUp):
+                self._give_up(command.error)
+            elif isinstance(command, c.Report):
+                pass  # the core logged it in one line; the conversation goes on
             elif isinstance(command, c.CancelTimer):
                 timer = self._timers.pop(command.name, None)
                 if timer is not None:
@@ -654,6 +669,17 @@ class Session:
                                                       ResponseFigures(command.response_id))
                     figures.client_cancelled = True
                 self._outbox.put_nowait(command)
+
+    def _give_up(self, error: Exception) -> None:
+        """A deadline the conversation cannot survive: the session ends with ``error``
+        (``wait()`` raises it; the core has said it in one line)."""
+        done = self._ended()
+        if done.done():
+            return
+        done.set_exception(error)
+        for task in self._tasks:
+            task.cancel()
+        self._publish_closed(f"error: {error}")
 
     def _start_timer(self, name: str, ms: int) -> None:
         """In ``ms`` on the session's clock, hand the core ``TimerFired(name)``; a timer of
@@ -670,7 +696,8 @@ class Session:
                 del self._timers[name]
                 self.handle(e.TimerFired(name))
 
-        task = asyncio.get_running_loop().create_task(run(), name=f"bargein-timer-{name}")
+        kind = "deadline" if name in LIVENESS_TIMERS else "timer"  # the core's own, or the table's
+        task = asyncio.get_running_loop().create_task(run(), name=f"bargein-{kind}-{name}")
         self._timers[name] = task
 
     def _on_settled(self, interruption: Interruption, now: float) -> None:

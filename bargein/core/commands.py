@@ -99,15 +99,32 @@ class CancelTimer:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    """A deadline passed that the conversation cannot survive (``bargein.core.liveness``):
+    end the session with ``error``."""
+
+    error: Exception
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A deadline passed and the core recovered (``bargein.core.liveness``): ``error`` says
+    what happened, for the program's eyes; nothing to carry out."""
+
+    error: Exception
+
+
 ServerCommand = (
     CancelResponse | TruncateItem | DeleteItem | SendAudio | UpdateSession | CreateResponse
 )
 SpeakerCommand = PlayAudio | FlushPlayback
 TimerCommand = StartTimer | CancelTimer
-Command = ServerCommand | SpeakerCommand | TimerCommand
+LivenessCommand = GiveUp | Report
+Command = ServerCommand | SpeakerCommand | TimerCommand | LivenessCommand
 COMMAND_TYPES: tuple[type, ...] = (
     PlayAudio, FlushPlayback, CancelResponse, TruncateItem, DeleteItem, SendAudio, UpdateSession,
-    CreateResponse, StartTimer, CancelTimer,
+    CreateResponse, StartTimer, CancelTimer, GiveUp, Report,
 )
 """Every command class, for ``isinstance`` (an action's commands are checked with it)."""
 Reconcilable = CancelResponse | TruncateItem | DeleteItem

@@ -103,11 +103,13 @@ from bargein.core import commands as c
 from bargein.core import events as e
 from bargein.core.actions import MicGate
 from bargein.core.ledger import PlaybackLedger
+from bargein.core.liveness import LIVENESS_TIMERS, READY_TIMER, REPLY_TIMER, Liveness
 from bargein.core.pcm import BYTES_PER_MS
 from bargein.core.reconcile import SentCommands
 from bargein.core.records import ConversationStats, Interruption, Observer
 from bargein.core.settlement import PendingBargeIn, pend, settle_pending
 from bargein.core.stepping import MachineDriver
+from bargein.errors import ReplyStalled, ResponseDoneLost, SessionNeverReady
 from bargein.logs import get_logger
 from bargein.states.machine import TableMachine
 from bargein.states.table import DEFAULT_TABLE, IDLE, INTERRUPTED, StateTable
@@ -151,6 +153,10 @@ class Conversation(MachineDriver):
                                 if table.user_speech(n) == "send")
         self._mic = MicGate(table)
         self._audible = audible_states(table)
+        self.liveness: Liveness | None = None
+        """The deadlines, once ``watch()`` was called (``bargein.core.liveness``)."""
+        self._reply_seen = False
+        self._reply_quiet = 0
         self._held: list[e.AudioDelta] = []
         """Deltas of a new response that arrived in ``interrupted``: played once it is left
         for a state where audio may play (see "Where audio plays")."""
@@ -180,7 +186,7 @@ class Conversation(MachineDriver):
             e.UserStop: self._on_stop,
             e.ConfigureSession: lambda ev: [c.UpdateSession(ev.config, self._event_id())],
             e.RequestResponse: self._on_request_response,
-            e.TimerFired: self._on_timer,
+            e.TimerFired: self._on_timer_fired,
             e.TranscriptDelta: _nothing,
             e.InputTranscript: _nothing,
             e.UnknownServerEvent: _nothing,
@@ -213,6 +219,8 @@ class Conversation(MachineDriver):
             commands = self._on_user_event(event)
         else:
             commands = handler(event)
+        if self.liveness is not None:
+            commands = self._watch_reply(kind, commands)
         if commands and log.enabled("debug"):  # the fields cost to build: only when wanted
             for command in commands:
                 log.debug("command", state=self.state, **c.log_fields(command))
@@ -235,6 +243,7 @@ class Conversation(MachineDriver):
 
     def _accept_audio(self, ev: e.AudioDelta) -> list[c.Command]:
         rid = ev.response_id
+        self._reply_seen = True
         moved = None
         if rid != self._audio_response or self._machine.state not in self._audible:
             if not self._machine.legal("audio_started"):
@@ -263,11 +272,11 @@ class Conversation(MachineDriver):
     def _on_session_ready(self, ev: e.SessionReady) -> list[c.Command]:
         self.server_interrupts_response = ev.interrupt_response
         self._connected = True
-        return self._fire("session_ready", ev)
+        return self._ready() + self._fire("session_ready", ev)
 
     def _on_reconnected(self, ev: e.Reconnected) -> list[c.Command]:
         self._connected = True
-        return self._fire("reconnected", ev)
+        return self._ready() + self._fire("reconnected", ev)
 
     def _on_response_created(self, ev: e.ResponseCreated) -> list[c.Command]:
         rid = ev.response_id
@@ -437,6 +446,95 @@ class Conversation(MachineDriver):
         self.stats.dropped_deltas += len(dropped)
         self.stats.dropped_audio_ms += sum(len(d.audio) for d in dropped) / BYTES_PER_MS
         log.info("held_audio_dropped", response_id=response_id, deltas=len(dropped))
+
+
+    # --- liveness (bargein.core.liveness) -----------------------------------------------
+
+    def watch(self, liveness: Liveness | None = None) -> list[c.Command]:
+        """Keep the deadlines of ``liveness`` from now on (the session calls this when it
+        starts, the connection open); returns the commands that start them."""
+        self.liveness = liveness or Liveness()
+        if self._connected or READY_TIMER in self._timers:
+            return []
+        self._timers.add(READY_TIMER)
+        return [c.StartTimer(READY_TIMER, self.liveness.ready_ms)]
+
+    def _ready(self) -> list[c.Command]:
+        if READY_TIMER not in self._timers:
+            return []
+        self._timers.discard(READY_TIMER)
+        return [c.CancelTimer(READY_TIMER)]
+
+    def _watch_reply(self, kind: type, commands: list[c.Command]) -> list[c.Command]:
+        """Start the reply watch when a response is generating, stop it when none is."""
+        if kind in _SIGNS_OF_LIFE:
+            self._reply_seen = True
+        running = REPLY_TIMER in self._timers
+        if self._generating and not running and self.liveness is not None:
+            self._timers.add(REPLY_TIMER)
+            self._reply_seen, self._reply_quiet = False, 0
+            return [*commands, c.StartTimer(REPLY_TIMER, self.liveness.reply_check_ms)]
+        if running and not self._generating and kind is not e.TimerFired:
+            self._timers.discard(REPLY_TIMER)
+            return [*commands, c.CancelTimer(REPLY_TIMER)]
+        return commands
+
+    def _on_timer_fired(self, ev: e.TimerFired) -> list[c.Command]:
+        if ev.name not in LIVENESS_TIMERS or ev.name not in self._timers:
+            return self._on_timer(ev)
+        self._timers.discard(ev.name)
+        liveness = self.liveness or Liveness()
+        if ev.name == READY_TIMER:
+            if self._connected:
+                return []
+            error = SessionNeverReady(
+                f"the server never said the session was ready: no usable session.created "
+                f"within {liveness.ready_ms / 1000:g} s of connecting")
+            log.error("session_never_ready", error=str(error), waited_ms=liveness.ready_ms)
+            return [c.GiveUp(error)]
+        if not self._generating:
+            return []
+        if self._reply_seen or self._playing:
+            self._reply_seen, self._reply_quiet = False, 0
+        else:
+            self._reply_quiet += 1
+            if self._reply_quiet >= liveness.reply_checks:
+                return self._reply_dead(liveness)
+        self._timers.add(REPLY_TIMER)
+        return [c.StartTimer(REPLY_TIMER, liveness.reply_check_ms)]
+
+    def _reply_dead(self, liveness: Liveness) -> list[c.Command]:
+        """Nothing of the generating replies for the bound: declare them dead, do the
+        barge-in's work (flush, cancel, gate, settle) and move on."""
+        dead = tuple(sorted(self._generating))
+        played = any(item.heard_ms > 0 for item in self.ledger.items.values()
+                     if item.response_id in dead)
+        seconds = liveness.reply_bound_ms / 1000
+        error: ReplyStalled
+        if played:
+            for rid in dead:  # what played out is kept whole: nothing more was coming
+                self.ledger.complete_response(rid)
+            error = ResponseDoneLost(
+                f"reply {', '.join(dead)} played out and its response.done never came "
+                f"({seconds:g} s): recovered as done, the conversation goes on")
+        else:
+            error = ReplyStalled(
+                f"reply {', '.join(dead)} stopped arriving: nothing of it for {seconds:g} s; "
+                "dropped, the conversation goes on")
+        self.stats.dead_replies += len(dead)
+        log.warning("reply_dead", error=str(error), kind=type(error).__name__,
+                    responses=dead, state=self.state)
+        commands: list[c.Command] = [c.Report(error), *self._interrupt("reply_timeout")]
+        if self._machine.legal("playback_finished"):
+            commands += self._fire("playback_finished")
+        return commands
+
+
+_SIGNS_OF_LIFE: frozenset[type] = frozenset({
+    e.ResponseCreated, e.OutputItemAdded, e.TranscriptDelta, e.ResponseDone,
+    e.PlaybackProgress,
+})
+"""Events that show a reply is alive (besides its audio, counted on the hot path)."""
 
 
 def _nothing(_event: object) -> list[c.Command]:

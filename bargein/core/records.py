@@ -51,3 +51,5 @@ class ConversationStats:
     """Actions that raised or returned something that is not a command."""
     stale_timers: int = 0
     """``TimerFired`` of a timer the core had cancelled or never started (ignored)."""
+    dead_replies: int = 0
+    """Replies declared dead by the liveness watch (``bargein.core.liveness``)."""

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from bargein.core import commands as c
 from bargein.core import events as e
 from bargein.core.actions import ActionContext, MicGate, run_actions
+from bargein.core.liveness import LIVENESS_TIMERS
 from bargein.core.reconcile import SentCommands
 from bargein.core.records import ConversationStats, Observer, TransitionRecord
 from bargein.errors import StateTableError
@@ -87,8 +88,9 @@ class MachineDriver:
 
     @property
     def timers(self) -> frozenset[str]:
-        """The timers the core has started and is waiting for."""
-        return frozenset(self._timers)
+        """The table's timers the core has started and is waiting for (its liveness
+        deadlines, ``bargein.core.liveness``, aside)."""
+        return frozenset(self._timers - LIVENESS_TIMERS)
 
     def snapshot(self) -> ConversationSnapshot:
         """A copy of everything the conversation knows, to ``restore()`` later (the
