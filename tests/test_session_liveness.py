@@ -54,7 +54,8 @@ async def test_a_session_never_ready_ends_with_one_line_at_the_deadline() -> Non
             with pytest.raises(SessionNeverReady, match="never said the session was ready"):
                 await rig.session.wait()
     (line,) = lines(logs, "session_never_ready")
-    assert line["log_level"] == "error" and "15 s" in line["error"]
+    assert line["log_level"] == "info" and "15 s" in line["error"], \
+        "info: wait() raises it, and the program says it (bargein talk: one line)"
 
 
 async def test_a_ready_session_keeps_no_ready_deadline() -> None:
@@ -127,3 +128,39 @@ async def test_a_slow_but_living_reply_is_never_declared_dead() -> None:
         await server.emit(e.ResponseDone("r1", "completed"))
         await time.advance(200)
         assert conv.state == "listening"
+
+
+@pytest.mark.e2e
+async def test_a_frozen_stream_is_noticed_in_seconds_by_the_keepalive() -> None:
+    """The simulator's ``silent`` fault: the handshake succeeds, then nothing, not even a
+    pong. With the transport's default keepalive (a ping every 4 s, 4 s to answer, 2 s to
+    close) the drop is noticed within 10 s of connecting (42 s with websockets' defaults),
+    said in one line."""
+    import asyncio
+    import time
+
+    from bargein.adapters.transport import (
+        KEEPALIVE_INTERVAL_S,
+        KEEPALIVE_TIMEOUT_S,
+        ReconnectPolicy,
+    )
+    from bargein.sim import Faults
+    from tests.adapters.test_transport import transport_for
+    from tests.support.sim_support import serving
+
+    bound_s = KEEPALIVE_INTERVAL_S + KEEPALIVE_TIMEOUT_S + 2.0  # the close timeout
+    with capture_logs() as logs:
+        async with serving(faults=Faults(silent=True)) as sim:
+            transport = transport_for(sim, reconnect=ReconnectPolicy(max_attempts=0))
+            await transport.connect()
+            started = time.monotonic()
+            events = transport.events()
+            event = await asyncio.wait_for(anext(events), bound_s + 20)  # a loaded machine
+            took = time.monotonic() - started
+            assert isinstance(event, e.Disconnected)
+            assert "frozen" in event.reason
+            with contextlib.suppress(Exception):
+                await transport.close()
+    assert took <= bound_s + 3, f"noticed after {took:.1f} s"  # slack: a loaded machine
+    (line,) = lines(logs, "realtime_disconnected")
+    assert "no answer to a keepalive ping within 4 s: the stream is frozen" in line["reason"]

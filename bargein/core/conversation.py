@@ -490,7 +490,9 @@ class Conversation(MachineDriver):
             error = SessionNeverReady(
                 f"the server never said the session was ready: no usable session.created "
                 f"within {liveness.ready_ms / 1000:g} s of connecting")
-            log.error("session_never_ready", error=str(error), waited_ms=liveness.ready_ms)
+            # info: the session ends with the error, which the program reports (bargein
+            # talk prints its one line); an error line too would say it twice
+            log.info("session_never_ready", error=str(error), waited_ms=liveness.ready_ms)
             return [c.GiveUp(error)]
         if not self._generating:
             return []

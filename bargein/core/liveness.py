@@ -20,7 +20,7 @@ its clock, so they are tested on a virtual one (``bargein.testing.VirtualTime``)
 With the defaults a dead reply is declared 7.5 to 10 s after its last sign of life (3
 quiet checks in a row, 2.5 s apart), and a session that never gets ready ends 15 s after
 the session began. A frozen TCP stream is the transport's to notice (its keepalive pings,
-5 s apart with a 5 s timeout: ``RealtimeTransport``).
+4 s apart with a 4 s timeout: within 10 s with the close, ``RealtimeTransport``).
 """
 
 from __future__ import annotations
