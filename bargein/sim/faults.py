@@ -32,7 +32,8 @@ class Faults:
     - ``late_deltas_after_cancel``: audio deltas of a cancelled response sent after its
       ``response.done`` (the classic leak).
     - ``duplicate_every``: every Nth event is sent twice, same ``event_id``.
-    - ``reorder_every``: every Nth event is held back and sent after the one that follows.
+    - ``reorder_every``: every Nth event is held back and sent after the one that follows
+      (never past another piece of the same item's audio, whose order a client cannot mend).
     - ``malformed_frame_after``: after the Nth event, one text frame that is not JSON.
     - ``unknown_events``: an event of an unknown type after ``session.created`` and after
       each ``response.created``.

@@ -47,7 +47,8 @@ class _Close:
     reason: str
 
 
-_Queued = tuple[bytes, float] | _Drop | _Close
+_Queued = tuple[bytes, float, str | None] | _Drop | _Close
+"""A frame, when it was queued, and the item whose audio it carries (if it is audio)."""
 
 
 @dataclass(eq=False)
@@ -82,14 +83,15 @@ class Outbox:
             self.record.add_sent(msgspec.json.encode(hollow))
         else:
             self.record.add_sent(data)
-        self._queue.put_nowait((data, asyncio.get_running_loop().time()))
+        audio_of = event.get("item_id") if event["type"].endswith("audio.delta") else None
+        self._queue.put_nowait((data, asyncio.get_running_loop().time(), audio_of))
         phase = self.faults.disconnect_at
         if phase is not None and _PHASE_OF_EVENT.get(event["type"]) == phase:
             self.drop()
 
     def emit_raw(self, data: bytes) -> None:
         """Queue a frame outside the protocol (an injected fault), bypassing the hook."""
-        self._queue.put_nowait((data, asyncio.get_running_loop().time()))
+        self._queue.put_nowait((data, asyncio.get_running_loop().time(), None))
 
     def error(
         self,
@@ -128,6 +130,7 @@ class Outbox:
         rng = random.Random(faults.seed)
         loop = asyncio.get_running_loop()
         held: bytes | None = None
+        held_audio_of: str | None = None
         count = 0
         while True:
             if held is None:
@@ -145,15 +148,21 @@ class Outbox:
             if isinstance(item, _Close):
                 await self.ws.close(item.code, item.reason)
                 return
-            data, queued_at = item
+            data, queued_at, audio_of = item
             if faults.jitter_ms:
                 due = queued_at + rng.uniform(0.0, faults.jitter_ms) / 1000.0
                 if due > loop.time():
                     await asyncio.sleep(due - loop.time())
             count += 1
             if faults.reorder_every and held is None and count % faults.reorder_every == 0:
-                held = data
+                held, held_audio_of = data, audio_of
                 continue
+            if held is not None and audio_of is not None and audio_of == held_audio_of:
+                # two pieces of one item's audio keep their order: a client has no way to
+                # put audio back in order (deltas carry no position), and a server's audio
+                # stream is ordered; what can arrive out of order is one event against another
+                await self.ws.send(held, text=True)
+                held = None
             await self.ws.send(data, text=True)
             if held is not None:
                 await self.ws.send(held, text=True)

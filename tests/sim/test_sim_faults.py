@@ -71,6 +71,21 @@ async def test_reordered_events_swap_with_their_successor() -> None:
         assert received[2:4] == [sent[3], sent[2]] and received[5:7] == [sent[6], sent[5]]
 
 
+async def test_reordering_never_swaps_two_pieces_of_one_items_audio() -> None:
+    async with serving(script=SCRIPT) as sim:
+        client = await faulty(sim, "reorder_every=2")
+        await client.send({"type": "response.create"})
+        while not any(e["type"] == "response.done" for e in client.events):
+            await client.recv()
+        sent = [r.event for r in (await sim.connection(0)).sent]
+        audio_sent = [e["event_id"] for e in sent if e["type"].endswith("audio.delta")]
+        audio_received = [e["event_id"] for e in client.events
+                          if e["type"].endswith("audio.delta")]
+        assert len(audio_sent) > 4 and audio_received == audio_sent
+        received = [e["event_id"] for e in client.events]
+        assert received != [e["event_id"] for e in sent][: len(received)], "nothing reordered"
+
+
 async def test_a_malformed_frame_after_the_nth_event() -> None:
     async with serving() as sim:
         client = await faulty(sim, "malformed_frame_after=1")
