@@ -21,6 +21,9 @@ touched, so a host that uses structlog keeps its setup.
   printed twice); ``disable(handler)`` takes it away again. The host's root handlers, and
   every other logger, are left alone. A failed write (a closed pipe) is dropped silently:
   logging can never end a conversation.
+- **Bounded.** ``Repeats`` summarises a flood of one line: a server refusing every
+  append (an error per 20 ms) logs its first error, then one line per ``every_s`` seconds
+  saying how many were held back (``repeated=K``), not 50 lines a second.
 - **Testable.** ``capture()`` collects bargein's events as dicts, like structlog's
   ``capture_logs`` (``bargein.testing.capture_logs`` is the same function).
 """
@@ -30,7 +33,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator, MutableMapping
+import time
+from collections.abc import Callable, Hashable, Iterator, MutableMapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
@@ -180,6 +184,43 @@ def disable(handler: logging.Handler) -> None:
     if not any(not isinstance(h, logging.NullHandler) for h in root.handlers):
         root.setLevel(logging.NOTSET)
         root.propagate = True
+
+
+class Repeats:
+    """Rate-limits log lines of one kind: ``seen(key)`` says whether to write this one and
+    how many of ``key`` were held back since the last written (``0`` for the first).
+
+    The first of a key is written; the next ones within ``every_s`` seconds are counted,
+    not written; the first after that is written with the count, and starts the next
+    window. So a flood gives one line per ``every_s`` seconds. ``clock`` (seconds) is
+    ``time.monotonic`` unless a test runs it on a virtual one. At most ``max_keys`` keys
+    are remembered (the oldest forgotten), so an endless variety costs bounded memory.
+    """
+
+    __slots__ = ("_clock", "_every_s", "_keys", "_max_keys")
+
+    def __init__(self, every_s: float = 5.0, *, clock: Callable[[], float] = time.monotonic,
+                 max_keys: int = 256) -> None:
+        self._every_s = every_s
+        self._clock = clock
+        self._max_keys = max_keys
+        self._keys: dict[Hashable, list[float]] = {}
+        """key -> [time the last line was written, lines held back since]."""
+
+    def seen(self, key: Hashable) -> tuple[bool, int]:
+        now = self._clock()
+        entry = self._keys.get(key)
+        if entry is None:
+            if len(self._keys) >= self._max_keys:
+                del self._keys[next(iter(self._keys))]
+            self._keys[key] = [now, 0]
+            return True, 0
+        if now - entry[0] < self._every_s:
+            entry[1] += 1
+            return False, 0
+        held = int(entry[1])
+        entry[0], entry[1] = now, 0
+        return True, held
 
 
 class _Capture(logging.Handler):

@@ -91,7 +91,8 @@ error naming a kept truncate or delete, means the server got there first (it fin
 response; it holds less audio than we counted, or no longer the item): its view is the
 true one and there is nothing to redo, so it is logged at info and counted
 (``stats.benign_errors``), never fatal. Other errors are counted and logged; the
-conversation goes on.
+conversation goes on. A flood of one error is summarised, not echoed (``ERROR_SUMMARY_S``):
+the first line, then one per 5 s with how many were held back; ``stats`` counts them all.
 """
 
 from __future__ import annotations
@@ -110,11 +111,16 @@ from bargein.core.records import ConversationStats, Interruption, Observer
 from bargein.core.settlement import PendingBargeIn, pend, settle_pending
 from bargein.core.stepping import MachineDriver
 from bargein.errors import ReplyStalled, ResponseDoneLost, SessionNeverReady
-from bargein.logs import get_logger
+from bargein.logs import Repeats, get_logger
 from bargein.states.machine import TableMachine
 from bargein.states.table import DEFAULT_TABLE, IDLE, INTERRUPTED, StateTable
 
 log = get_logger(__name__)
+
+ERROR_SUMMARY_S = 5.0
+"""A flood of one server error (by type and code) or protocol violation logs its first
+line, then one line per this many seconds with ``repeated=K``: how many were held back.
+(The one clock the core reads, and only for its log lines: no command depends on it.)"""
 
 
 class Conversation(MachineDriver):
@@ -153,6 +159,8 @@ class Conversation(MachineDriver):
                                 if table.user_speech(n) == "send")
         self._mic = MicGate(table)
         self._audible = audible_states(table)
+        self.repeats = Repeats(ERROR_SUMMARY_S)
+        """Rate-limits the error lines of a flood (``bargein.logs.Repeats``)."""
         self.liveness: Liveness | None = None
         """The deadlines, once ``watch()`` was called (``bargein.core.liveness``)."""
         self._reply_seen = False
@@ -327,13 +335,19 @@ class Conversation(MachineDriver):
                      command=None if sent is None else c.log_fields(sent))
             return []
         self.stats.server_errors += 1
-        log.error("server_error", type=ev.type, code=ev.code, message=ev.message,
-                  event_id=ev.event_id, state=self.state)
+        write, held = self.repeats.seen(("server_error", ev.type, ev.code))
+        if write:
+            fields = {"repeated": held, "in_s": ERROR_SUMMARY_S} if held else {}
+            log.error("server_error", type=ev.type, code=ev.code, message=ev.message,
+                      event_id=ev.event_id, state=self.state, **fields)
         return []
 
     def _on_violation(self, ev: e.ProtocolViolation) -> list[c.Command]:
         self.stats.protocol_violations += 1
-        log.error("protocol_violation", reason=ev.reason, state=self.state)
+        write, held = self.repeats.seen(("protocol_violation", ev.reason))
+        if write:
+            fields = {"repeated": held, "in_s": ERROR_SUMMARY_S} if held else {}
+            log.error("protocol_violation", reason=ev.reason, state=self.state, **fields)
         return []
 
     def _on_disconnected(self, ev: e.Disconnected) -> list[c.Command]:
