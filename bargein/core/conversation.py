@@ -488,7 +488,7 @@ class Conversation(MachineDriver):
             self._timers.add(REPLY_TIMER)
             self._reply_seen, self._reply_quiet = False, 0
             return [*commands, c.StartTimer(REPLY_TIMER, self.liveness.reply_check_ms)]
-        if running and not self._generating and kind is not e.TimerFired:
+        if running and not self._generating:
             self._timers.discard(REPLY_TIMER)
             return [*commands, c.CancelTimer(REPLY_TIMER)]
         return commands
