@@ -305,6 +305,9 @@ class Conversation(MachineDriver):
             if ev.item_id in self._refused_items:
                 return []
             self._refused_items.add(ev.item_id)
+            entry = self.ledger.items.get(ev.item_id)
+            if entry is not None:  # announced before its reply: the delete settles it
+                entry.settled = True
             return [self._sent.keep(c.DeleteItem(ev.item_id, self._event_id()))]
         if ev.response_id not in self._gated:
             self.ledger.item(ev.item_id, ev.response_id)

@@ -55,8 +55,8 @@ def settle_pending(
     settlements = []
     for item_id in pending.item_ids:
         item = ledger.items.get(item_id)
-        if item is None:  # heard to its end (and forgotten) before the report came
-            continue
+        if item is None or item.settled:  # heard to its end (and forgotten), or deleted
+            continue                      # meanwhile (its reply refused in a pause)
         s = settle(item, heard_ms.get(item_id, 0.0))
         settlements.append(s)
         if s.action == "truncate":

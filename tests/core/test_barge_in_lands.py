@@ -104,3 +104,28 @@ def test_a_barge_in_with_audio_queued_flushes_after_a_stray_done() -> None:
 
 def test_the_default_tables_audible_states() -> None:
     assert audible_states(DEFAULT_TABLE) == {"responding"}
+
+
+def test_an_item_of_a_reply_refused_in_a_pause_is_deleted_once() -> None:
+    """Found by bench/bench_properties.py (seed 37264, shrunk by hand): an item announced
+    before its reply, the reply refused during a pause (its items deleted as announced),
+    then a barge-in deleted the item a second time."""
+    conv = Conversation()
+    out = feed(conv, e.OutputItemAdded("r1", "r1-i2"), e.UserStop(),
+               e.SessionReady(interrupt_response=False), e.ResponseCreated("r1"),
+               e.UserStart(), e.ResponseCreated("r3"), e.AudioDelta("r3", "r3-i1", ms(50)),
+               e.OutputItemAdded("r1", "r1-i2"), e.SpeechStarted("u", 0),
+               e.PlaybackFlushed({}))
+    deleted = [x.item_id for x in out if isinstance(x, c.DeleteItem)]
+    assert deleted.count("r1-i2") == 1, deleted
+
+
+def test_an_item_deleted_while_its_pause_waits_for_the_flush_is_not_deleted_again() -> None:
+    """bench_properties seed 69256, shrunk by hand: the pause's flush report came after
+    the refused reply's item had been deleted as announced."""
+    conv = Conversation()
+    out = feed(conv, e.OutputItemAdded("r2", "r2-i1"), e.SessionReady(), e.UserStop(),
+               e.ResponseCreated("r2"), e.OutputItemAdded("r2", "r2-i1"),
+               e.PlaybackFlushed({}))
+    deleted = [x.item_id for x in out if isinstance(x, c.DeleteItem)]
+    assert deleted.count("r2-i1") == 1, deleted
