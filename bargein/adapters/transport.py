@@ -289,11 +289,13 @@ async def _loopback_socket(host: str, port: int) -> socket.socket:
     raise failure
 
 
-KEEPALIVE_INTERVAL_S: Final = 4.0
-KEEPALIVE_TIMEOUT_S: Final = 4.0
-"""websockets' keepalive: a ping every 4 s, the connection dropped (and reconnected) when
-one goes 4 s unanswered; with the 2 s close timeout a frozen stream is noticed within
-10 s, not websockets' default 20 + 20 + 2 s (42 s measured). A ping costs a few bytes."""
+KEEPALIVE_INTERVAL_S: Final = 5.0
+KEEPALIVE_TIMEOUT_S: Final = 10.0
+"""websockets' keepalive: a ping every 5 s, the connection dropped (and reconnected) when
+one goes 10 s unanswered; with the 2 s close timeout a frozen stream is noticed within
+17 s, not websockets' default 20 + 20 + 2 s (42 s measured). A reconnect loses the server's
+context, so the timeout leaves a slow mobile link or a busy machine 10 s to answer rather
+than cutting a live conversation on a hiccup. A ping costs a few bytes."""
 
 _FATAL: Final = (KeyRejected, RedirectRefused, InsecureEndpoint)
 """Connection errors that another attempt cannot cure: reconnecting stops at once."""
