@@ -118,9 +118,87 @@ def follow(out: np.ndarray[Any, Any], reply: np.ndarray[Any, Any], at: int) -> P
     return Played(j, int(heard[-1]) + 1 if len(heard) else 0, i)
 
 
+CHUNK = 2400
+"""Samples per audio delta: the simulator's 100 ms chunks."""
+FADE = 120
+"""Samples of the fade a flush plays: 5 ms."""
+
+
+def _fades(out: np.ndarray[Any, Any], at: int, then: np.ndarray[Any, Any]) -> bool:
+    """Whether ``out`` fades out at ``at`` what would have come next (``then``): never louder,
+    never the other sign, then silent for a block (or to the end)."""
+    faded = out[at : at + len(then)].astype(np.int32)
+    ref = then[: len(faded)].astype(np.int32)
+    if np.any(np.abs(faded) > np.abs(ref) + 1) or np.any(faded * ref < 0):
+        return False
+    return not out[at + len(then) : at + len(then) + 240].any()
+
+
+def _start_of(out: np.ndarray[Any, Any], at: int, piece: np.ndarray[Any, Any]) -> int | None:
+    """Where ``piece`` starts if it is what sounds next in ``out`` from ``at`` (silence before
+    it: an underrun, or the piece's own quiet start), by its first sound; None if it cannot."""
+    sound = np.flatnonzero(piece)
+    if not len(sound):
+        return at  # a silent piece: here, if anywhere
+    ahead = np.flatnonzero(out[at:])
+    if not len(ahead):
+        return None
+    start = at + int(ahead[0]) - int(sound[0])
+    return start if start >= at else None
+
+
+def _same_for(out: np.ndarray[Any, Any], start: int, piece: np.ndarray[Any, Any]) -> int:
+    """How many samples of ``piece`` ``out`` holds from ``start``."""
+    n = min(len(piece), len(out) - start)
+    differ = np.flatnonzero(out[start : start + n] != piece[:n])
+    return int(differ[0]) if len(differ) else n
+
+
+def follow_deltas(out: np.ndarray[Any, Any], reply: np.ndarray[Any, Any], at: int
+                  ) -> tuple[int, int, bool]:
+    """Play ``reply`` along ``out`` from ``at`` delta by delta, as a client that was sent its
+    deltas with faults gets them: (samples of the reply found, index in ``out`` after them,
+    whether it ended in a cut: a fade).
+
+    Silence between deltas is skipped (an underrun: a delta arrived late), and two adjacent
+    deltas may come swapped (the simulator's ``reorder_every`` holds an event back until the
+    next one has gone; a client plays audio in the order it arrives). Each delta plays once;
+    a delta played in part ends the reply (a cut, its fade after)."""
+    deltas = [reply[s : s + CHUNK] for s in range(0, len(reply), CHUNK)]
+    i, k, samples = at, 0, 0
+    while k < len(deltas):
+        matched: tuple[int, int, int] | None = None  # (deltas, samples, end)
+        partial = (0, i, False)  # (samples, end, cut): the most any order holds, none whole
+        for order in ([k], [k + 1, k]) if k + 1 < len(deltas) else ([k],):
+            got, end, whole, cut = 0, i, True, False
+            for index in order:
+                start = _start_of(out, end, deltas[index])
+                if start is None:
+                    whole = False
+                    break
+                same = _same_for(out, start, deltas[index])
+                if same < len(deltas[index]):
+                    # in part: a cut, if the 5 ms fade of what came next follows (a few
+                    # samples alike after a silence are a coincidence: the voice repeats)
+                    at_cut = index * CHUNK + same
+                    if _fades(out, start + same, reply[at_cut : at_cut + FADE]):
+                        got, end, cut = got + same, start + same, True
+                    whole = False
+                    break
+                got, end = got + same, start + same
+            if whole:
+                matched = (len(order), got, end)
+                break
+            partial = max(partial, (got, end, cut))
+        if matched is None:
+            return samples + partial[0], partial[1], partial[2]  # cut, or stopped
+        k, samples, i = k + matched[0], samples + matched[1], matched[2]
+    return samples, i, False
+
+
 def explain(out: np.ndarray[Any, Any], replies: list[np.ndarray[Any, Any]]
             ) -> list[tuple[int, int, int]]:
-    """Account for every sound in ``out`` as a reply played from its start: a list of
+    """Account for every sound in ``out`` as replies played from their start: a list of
     (reply index, start sample, samples played). Anything else is stale audio: fail."""
     pieces: list[tuple[int, int, int]] = []
     pos = 0
@@ -129,15 +207,15 @@ def explain(out: np.ndarray[Any, Any], replies: list[np.ndarray[Any, Any]]
         if not len(sounding):
             return pieces
         at = pos + int(sounding[0])
-        best: tuple[int, int, int, int] = (-1, 0, 0, 0)
+        best: tuple[int, int, int, bool] = (-1, 0, 0, False)  # (reply, samples, end, cut)
         for index, reply in enumerate(replies):
-            start = at - first_sound(reply)
-            played = follow(out, reply, start)
-            best = max(best, (index, start, played.samples, played.end), key=lambda x: x[2])
-        assert best[2] >= 2400, f"unexplained (stale?) audio at {at / 24:.0f} ms"
-        pieces.append((best[0], best[1], best[2]))
-        whole = best[2] == len(replies[best[0]])
-        pos = best[3] + (0 if whole else 240)  # a cut ends with a 5 ms fade
+            samples, end, cut = follow_deltas(out, reply, pos)
+            best = max(best, (index, samples, end, cut), key=lambda x: (x[1], x[3]))
+        # a reply's start, whole or up to a cut (its fade), or at least one whole delta
+        assert best[3] or best[1] >= CHUNK, f"unexplained (stale?) audio at {at / 24:.0f} ms"
+        pieces.append((best[0], at, best[1]))
+        whole = best[1] == len(replies[best[0]])
+        pos = best[2] + (0 if whole else 240)  # a cut ends with a 5 ms fade
 
 
 async def lines_until(
