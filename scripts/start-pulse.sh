@@ -48,7 +48,7 @@ pulseaudio --daemonize=no --system=false --exit-idle-time=-1 -n -F "$PULSE_DIR/d
   --use-pid-file=false --log-target=file:"$PULSE_DIR/pulse.log" --log-level=notice \
   </dev/null >/dev/null 2>&1 &
 echo $! > "$PULSE_DIR/pid"
-for _ in $(seq 1 50); do pactl info >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 1 600); do pactl info >/dev/null 2>&1 && break; sleep 0.1; done  # 60 s at most: a busy machine is slow
 if ! pactl info >/dev/null 2>&1; then
   echo "start-pulse: pulseaudio failed to start; log follows" >&2; cat "$PULSE_DIR/pulse.log" >&2; exit 1
 fi
@@ -60,7 +60,7 @@ for s in ci_speaker ci_mic; do
     >/dev/null 2>>"$PULSE_DIR/keepalive.err" </dev/null &
   echo $! >> "$PULSE_DIR/keepalive.pid"
 done
-for _ in $(seq 1 50); do [ "$(pactl list short source-outputs | wc -l)" -ge 2 ] && break; sleep 0.1; done
+for _ in $(seq 1 600); do [ "$(pactl list short source-outputs | wc -l)" -ge 2 ] && break; sleep 0.1; done
 # A sink may still be inside its first 2 s idle block: suspending and resuming restarts its timer.
 for s in ci_speaker ci_mic; do pactl suspend-sink "$s" 1; pactl suspend-sink "$s" 0; done
 echo "start-pulse: pulseaudio pid $(cat "$PULSE_DIR/pid"), server $PULSE_SERVER"
