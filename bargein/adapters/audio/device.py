@@ -90,6 +90,31 @@ def open_stream(
     return pa, stream, chosen
 
 
+def start_stream(
+    pa: Any, stream: Any, reopen: Callable[[], tuple[Any, Any, int]], kind: str,
+    attempts: int = 3,
+) -> tuple[Any, Any]:
+    """Start a stream opened by ``open_stream``; return the (PyAudio, stream) that runs.
+
+    PortAudio waits one second for its audio thread to start and, when it has not (a starved
+    machine, not a missing device), fails with ``paTimedOut`` and leaves the stream closed: it
+    is then opened again with ``reopen`` (``open_stream`` with the same arguments), up to
+    ``attempts`` times in all, before the failure is an AudioDeviceError."""
+    for attempt in range(attempts):
+        if attempt:
+            pa, stream, _ = reopen()
+        try:
+            stream.start_stream()
+            return pa, stream
+        except OSError as exc:
+            with contextlib.suppress(Exception):
+                stream.close()
+            pa.terminate()
+            if attempt == attempts - 1:
+                raise AudioDeviceError(f"the audio {kind} stream did not start ({exc})") from None
+    raise AssertionError("unreachable")
+
+
 def _pick_rate(pa: Any, pyaudio: Any, info: dict[str, Any], output: bool) -> int:
     direction = "output" if output else "input"
     try:

@@ -12,11 +12,12 @@ taken afresh when PortAudio reports an input overflow or disagrees by more than 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections import deque
 from collections.abc import AsyncIterator
 
-from bargein.adapters.audio.device import load_pyaudio, open_stream
+from bargein.adapters.audio.device import load_pyaudio, open_stream, start_stream
 from bargein.adapters.audio.protocols import AudioFrame
 from bargein.adapters.audio.resample import StreamResampler
 from bargein.core.pcm import BYTES_PER_MS, RATE
@@ -48,17 +49,19 @@ class PyAudioMicrophone:
         pyaudio = load_pyaudio()
         self._continue = int(pyaudio.paContinue)
         self._overflow = int(pyaudio.paInputOverflow)
-        self._pa, self._stream, self.device_rate = open_stream(
+        opener = functools.partial(
+            open_stream,
             output=False,
             block_frames=block_frames,
             callback=self._callback,
             device_index=device_index,
             rate=device_rate,
         )
+        self._pa, self._stream, self.device_rate = opener()
         self._resampler = (
             StreamResampler(self.device_rate, RATE) if self.device_rate != RATE else None
         )
-        self._stream.start_stream()
+        self._pa, self._stream = start_stream(self._pa, self._stream, opener, "input")
 
     def _callback(
         self, in_data: bytes | None, count: int, time_info: dict[str, float], status: int

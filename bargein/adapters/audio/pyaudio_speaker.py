@@ -17,9 +17,10 @@ chooses it there. ``underruns`` counts the callbacks PortAudio flagged as late
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
-from bargein.adapters.audio.device import load_pyaudio, open_stream
+from bargein.adapters.audio.device import load_pyaudio, open_stream, start_stream
 from bargein.adapters.audio.playout import Playout, to_ms
 from bargein.adapters.audio.protocols import FlushReport
 from bargein.adapters.audio.resample import StreamResampler
@@ -44,13 +45,15 @@ class PyAudioSpeaker:
     ) -> None:
         if block_frames <= 0:
             raise AudioDeviceError(f"block_frames must be positive, got {block_frames}")
-        self._pa, self._stream, self.device_rate = open_stream(
+        opener = functools.partial(
+            open_stream,
             output=True,
             block_frames=block_frames,
             callback=self._callback,
             device_index=device_index,
             rate=device_rate,
         )
+        self._pa, self._stream, self.device_rate = opener()
         self.block_frames = block_frames
         self._playout = Playout(self.device_rate)
         self._resamplers: dict[str, StreamResampler] = {}
@@ -60,7 +63,7 @@ class PyAudioSpeaker:
         self._underflow_flag = int(pyaudio.paOutputUnderflow)
         self._underruns = 0
         self._closed_at: float | None = None
-        self._stream.start_stream()
+        self._pa, self._stream = start_stream(self._pa, self._stream, opener, "output")
 
     def _callback(
         self, _in: bytes | None, frame_count: int, time_info: dict[str, float], status: int
