@@ -157,42 +157,28 @@ def _same_for(out: np.ndarray[Any, Any], start: int, piece: np.ndarray[Any, Any]
 def follow_deltas(out: np.ndarray[Any, Any], reply: np.ndarray[Any, Any], at: int
                   ) -> tuple[int, int, bool]:
     """Play ``reply`` along ``out`` from ``at`` delta by delta, as a client that was sent its
-    deltas with faults gets them: (samples of the reply found, index in ``out`` after them,
+    deltas with faults plays them: (samples of the reply found, index in ``out`` after them,
     whether it ended in a cut: a fade).
 
-    Silence between deltas is skipped (an underrun: a delta arrived late), and two adjacent
-    deltas may come swapped (the simulator's ``reorder_every`` holds an event back until the
-    next one has gone; a client plays audio in the order it arrives). Each delta plays once;
-    a delta played in part ends the reply (a cut, its fade after)."""
+    Silence between deltas is skipped (an underrun: a delta arrived late, as a stalled server
+    or a busy machine makes it). Each delta plays once and in order (the simulator's faults
+    never reorder one item's audio); a delta played in part ends the reply: a cut, if its
+    5 ms fade follows."""
     deltas = [reply[s : s + CHUNK] for s in range(0, len(reply), CHUNK)]
-    i, k, samples = at, 0, 0
-    while k < len(deltas):
-        matched: tuple[int, int, int] | None = None  # (deltas, samples, end)
-        partial = (0, i, False)  # (samples, end, cut): the most any order holds, none whole
-        for order in ([k], [k + 1, k]) if k + 1 < len(deltas) else ([k],):
-            got, end, whole, cut = 0, i, True, False
-            for index in order:
-                start = _start_of(out, end, deltas[index])
-                if start is None:
-                    whole = False
-                    break
-                same = _same_for(out, start, deltas[index])
-                if same < len(deltas[index]):
-                    # in part: a cut, if the 5 ms fade of what came next follows (a few
-                    # samples alike after a silence are a coincidence: the voice repeats)
-                    at_cut = index * CHUNK + same
-                    if _fades(out, start + same, reply[at_cut : at_cut + FADE]):
-                        got, end, cut = got + same, start + same, True
-                    whole = False
-                    break
-                got, end = got + same, start + same
-            if whole:
-                matched = (len(order), got, end)
-                break
-            partial = max(partial, (got, end, cut))
-        if matched is None:
-            return samples + partial[0], partial[1], partial[2]  # cut, or stopped
-        k, samples, i = k + matched[0], samples + matched[1], matched[2]
+    i, samples = at, 0
+    for k, delta in enumerate(deltas):
+        start = _start_of(out, i, delta)
+        if start is None:
+            return samples, i, False
+        same = _same_for(out, start, delta)
+        if same < len(delta):
+            # in part: a cut, if the fade of what came next follows (a few samples alike
+            # after a silence are a coincidence: the synthetic voice repeats itself)
+            at_cut = k * CHUNK + same
+            if _fades(out, start + same, reply[at_cut : at_cut + FADE]):
+                return samples + same, start + same, True
+            return samples, i, False
+        samples, i = samples + same, start + same
     return samples, i, False
 
 
