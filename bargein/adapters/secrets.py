@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from bargein.errors import ApiKeyError
-from bargein.redaction import MASK, RedactingFilter, redact, redact_secrets, remember
+from bargein.redaction import MASK, remember
 
 ENV_VARS: Final = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY"}
 
@@ -53,5 +53,3 @@ class ApiKey:
     def __reduce__(self) -> Any:
         raise TypeError("an ApiKey cannot be pickled")
 
-
-__all__ = ["ENV_VARS", "MASK", "ApiKey", "RedactingFilter", "redact", "redact_secrets"]

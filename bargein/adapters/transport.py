@@ -90,7 +90,7 @@ from websockets.exceptions import (
 
 from bargein.adapters.codec import WireCodec
 from bargein.adapters.endpoints import Endpoint
-from bargein.adapters.secrets import ApiKey, RedactingFilter, redact
+from bargein.adapters.secrets import ApiKey
 from bargein.core.commands import ServerCommand, UpdateSession
 from bargein.core.events import Disconnected, Event, Reconnected
 from bargein.errors import (
@@ -108,6 +108,7 @@ from bargein.errors import (
     TransportError,
 )
 from bargein.logs import get_logger
+from bargein.redaction import RedactingFilter, redact
 
 log = get_logger(__name__)
 

@@ -8,8 +8,9 @@ import pickle
 import pytest
 import structlog
 
-from bargein.adapters.secrets import ApiKey, RedactingFilter, redact, redact_secrets
+from bargein.adapters.secrets import ApiKey
 from bargein.errors import ApiKeyError, BargeinError
+from bargein.redaction import RedactingFilter, redact, redact_secrets
 
 OPENAI_KEY = "sk-proj-" + "Abc123_-" * 6
 AZURE_KEY = "0123456789abcdef" * 2  # Azure keys are plain hex: no shape to recognise
