@@ -20,7 +20,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from bargein.adapters.audio.protocols import AudioSink, AudioSource
-from bargein.adapters.audio.vad import EnergyVad
+from bargein.adapters.audio.vad import VoiceDetector
 from bargein.core import Conversation, Interruption, TransitionRecord
 from bargein.core import commands as c
 from bargein.core import events as e
@@ -285,7 +285,7 @@ class Session:
         progress_interval_s: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        local_vad: EnergyVad | None = None,
+        local_vad: VoiceDetector | None = None,
         linger_s: float | None = 2.0,
         liveness: Liveness | None = Liveness(),  # noqa: B008 (frozen, shared safely)
     ) -> None:

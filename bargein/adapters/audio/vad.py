@@ -15,6 +15,7 @@ milliseconds on the input clock: all audio appended during the session.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -30,8 +31,23 @@ class VadEdge:
     at_ms: int
 
 
+@runtime_checkable
+class VoiceDetector(Protocol):
+    """What a session needs of a local voice detector; a program may plug its own.
+
+    ``feed`` takes PCM16 mono samples at 24 kHz, in capture order, and returns the speech
+    edges they complete, each timed in milliseconds on the input clock (all samples fed
+    so far). ``speaking`` says whether speech is under way after the last feed.
+    """
+
+    speaking: bool
+
+    def feed(self, samples: np.ndarray) -> list[VadEdge]: ...
+
+
 class EnergyVad:
-    """Finds speech starts and stops in a stream of PCM16 samples at ``rate``."""
+    """Finds speech starts and stops in a stream of PCM16 samples at ``rate``: the
+    fallback ``VoiceDetector`` (loud enough is speech: a cough too)."""
 
     def __init__(
         self,
