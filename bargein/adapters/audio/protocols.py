@@ -60,3 +60,14 @@ class AudioSink(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Duckable(Protocol):
+    """A sink that can lower its voice without stopping: two-phase barge-in ducks the reply
+    while it judges a sound, and restores it if the sound was not an interruption."""
+
+    def duck(self, gain: float) -> None:
+        """Play from the next block on at ``gain`` (0.0 to 1.0; 1.0 restores), ramped so
+        the change makes no click. Queued audio and what counts as heard are unchanged."""
+        ...
