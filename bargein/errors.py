@@ -25,7 +25,8 @@ it likes. Each message is one line fit for a person; the cause, if any, is chain
     ├── AudioError                    audio that cannot be used as given
     │   ├── PcmError                  PCM16 bytes that are not whole samples
     │   ├── WavError                  a WAV file that cannot be read or written
-    │   └── AudioDeviceError          no audio library, server or usable device
+    │   ├── AudioDeviceError          no audio library, server or usable device
+    │   └── VadUnavailable            Silero VAD's package or model cannot be loaded
     ├── SessionError                  the session could not go on
     │   └── LivenessError             a deadline passed (bargein.core.liveness)
     │       ├── SessionNeverReady     ... no session.created: the session ends
@@ -157,6 +158,10 @@ class WavError(AudioError):
 
 class AudioDeviceError(AudioError):
     """No audio library, no audio server or no usable device."""
+
+
+class VadUnavailable(AudioError):
+    """Silero VAD cannot run: its package is not installed or its model will not load."""
 
 
 class SessionError(BargeinError):
