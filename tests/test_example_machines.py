@@ -170,6 +170,7 @@ async def test_confirm_then_commit_resumes_on_a_short_sound_and_commits_on_a_lon
         assert run.session.conversation.state == "speaking", "resumed where it was"
         assert not sim.records[0].client_events("response.cancel"), "nothing was cut"
         await run.clock_passes(300)
+        heard_at_onset = max(run.session.sink.heard_ms().values())
         run.session.handle(e.LocalSpeechStarted(run.clock.ms))   # the user talks
         await run.until(lambda: bool(run.interrupted()))
         record = sim.records[0]
@@ -181,4 +182,6 @@ async def test_confirm_then_commit_resumes_on_a_short_sound_and_commits_on_a_lon
     assert len(record.client_events("response.cancel")) == 1, "bargein cancels when it commits"
     (truncate,) = record.client_events("conversation.item.truncate")
     assert truncate["audio_end_ms"] == barge.settlements[0].audio_end_ms
-    assert truncate["audio_end_ms"] >= 300 + 150 + 300 + 600, "it played on while judging"
+    # heard from the speaker's own count, not the clock: on a busy machine the reply's
+    # audio may arrive late, and an underrun plays nothing while the clock moves on
+    assert truncate["audio_end_ms"] > heard_at_onset, "it played on while judging"
