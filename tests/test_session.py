@@ -28,6 +28,7 @@ from bargein.sim import Simulator
 from bargein.sim.voice import speak
 from bargein.testing import capture_logs
 from tests.support.sim_support import check_client_events, first_sound, serving, silence, tone
+from tests.support.waiting import eventually
 
 SCRIPT = (
     "This first answer is long enough that the user will surely cut in before it ends, "
@@ -78,7 +79,11 @@ async def converse(
         session.subscribe(seen.append)
         session.handle(e.ConfigureSession(SessionConfig(
             turn_detection=ServerVad(interrupt_response=interrupt_response))))
-        await asyncio.sleep(5.5)
+        # both replies over (the second answers the barge-in), and the speaker quiet
+        await eventually(lambda: len(session.figures) == 2
+                         and all(f.status for f in session.figures.values())
+                         and session.conversation.in_state("listening") and sink.idle,
+                         lambda: (session.conversation.state, session.figures))
         output = sink.output()
     seen.append(Closed(0, "test"))
     sink.output = lambda: output  # type: ignore[method-assign]
@@ -150,7 +155,7 @@ async def observed_session(
 async def test_observations_iterator_ends_when_the_session_closes() -> None:
     async with serving(script=SCRIPT, speed=4.0) as sim:
         session, got, collector = await observed_session(sim)
-        await asyncio.sleep(0.3)
+        await eventually(lambda: session.conversation.in_state("listening"), lambda: got)
         threads_before = threading.active_count()
         await session.close()
         await asyncio.wait_for(collector, 2)
@@ -166,7 +171,7 @@ async def test_a_lost_server_ends_the_session_with_a_typed_error() -> None:
             sim, ReconnectPolicy(max_attempts=1, base_delay=0.01))
         everything: list[Observation] = []
         session.subscribe(everything.append)
-        await asyncio.sleep(0.2)
+        await eventually(lambda: session.conversation.in_state("listening"), lambda: everything)
         with capture_logs() as logs:
             await sim.stop()
             with pytest.raises(ConnectionLost, match="reconnection attempts failed"):

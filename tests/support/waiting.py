@@ -1,0 +1,22 @@
+"""Waiting on what the code does, never on the clock: a test that sleeps a fixed time fails
+on a busy machine, where everything takes longer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+DEADLINE_S = 60.0
+"""Generous: a deadline only turns a hang into a failure; a passing test never waits it out."""
+
+
+async def eventually(what: Callable[[], bool], describe: Callable[[], object] = lambda: "",
+                     timeout: float = DEADLINE_S) -> None:
+    """Wait until ``what()`` holds, checked every 10 ms; an ``AssertionError`` with
+    ``describe()`` after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not what():
+        if loop.time() > deadline:
+            raise AssertionError(f"still not so after {timeout:g} s: {describe()}")
+        await asyncio.sleep(0.01)
