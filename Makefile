@@ -70,9 +70,10 @@ lock:
 		pyproject.toml --extra dev --extra audio -o requirements/dev.txt
 	rm -rf .venv-lock
 
-# The default machine and every example machine (examples/machines/NAME.py defines NAME in
-# capitals), each as Mermaid, SVG and a Markdown page.
+# The default machine, the shipped two-phase machines and every example machine
+# (examples/machines/NAME.py defines NAME in capitals), each as Mermaid, SVG and a Markdown page.
 MACHINES := thinking greeting tools confirm
+SHIPPED := two_phase:TWO_PHASE_TABLE two_phase_server_vad:TWO_PHASE_SERVER_VAD_TABLE
 
 diagrams: $(VENV)/.demo
 	$(VENV)/bin/bargein diagram --format mermaid -o diagrams/conversation.mmd
@@ -80,6 +81,12 @@ diagrams: $(VENV)/.demo
 	$(VENV)/bin/bargein diagram --format md -o diagrams/conversation.md
 	@for m in $(MACHINES); do \
 		spec=examples.machines.$$m:$$(echo $$m | tr a-z A-Z); \
+		$(VENV)/bin/bargein diagram --machine $$spec --format mermaid -o diagrams/$$m.mmd && \
+		$(VENV)/bin/bargein diagram --machine $$spec --format svg -o diagrams/$$m.svg && \
+		$(VENV)/bin/bargein diagram --machine $$spec --format md -o diagrams/$$m.md || exit 1; \
+	done
+	@for s in $(SHIPPED); do \
+		m=$${s%%:*}; spec=bargein.states.two_phase:$${s#*:}; \
 		$(VENV)/bin/bargein diagram --machine $$spec --format mermaid -o diagrams/$$m.mmd && \
 		$(VENV)/bin/bargein diagram --machine $$spec --format svg -o diagrams/$$m.svg && \
 		$(VENV)/bin/bargein diagram --machine $$spec --format md -o diagrams/$$m.md || exit 1; \

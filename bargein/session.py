@@ -19,7 +19,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from bargein.adapters.audio.protocols import AudioSink, AudioSource
+from bargein.adapters.audio.protocols import AudioSink, AudioSource, Duckable
 from bargein.adapters.audio.vad import VoiceDetector
 from bargein.core import Conversation, Interruption, TransitionRecord
 from bargein.core import commands as c
@@ -29,6 +29,7 @@ from bargein.core.liveness import LIVENESS_TIMERS, Liveness
 from bargein.core.pcm import BYTES_PER_MS
 from bargein.errors import BargeinError, NotConnected, SessionError
 from bargein.logs import get_logger
+from bargein.states.names import DUCKED
 
 log = get_logger(__name__)
 
@@ -187,6 +188,14 @@ class ResponseFigures:
       ``incomplete``), ``None`` while it is generating or if it never ended.
     - ``client_cancelled``: bargein sent ``response.cancel`` for it.
     - ``items``: the ids of its items that carried audio.
+    - ``ducks``: how many times a two-phase table ducked it to judge a sound over it
+      (``bargein.states.two_phase``); ``false_interruptions``: how many of those sounds
+      ended before they were confirmed, the reply resumed.
+    - ``onset_to_duck_ms``: for each duck on a local detector's onset, from the onset in
+      the microphone's audio (the sample position the detector reported) to the duck
+      command carried out: the audio captured after the onset before the detector said so,
+      plus the session's time from that moment to the sink's ``duck()``. (A duck on the
+      server's ``speech_started`` is not in it: the server's clock is not the microphone's.)
     """
 
     response_id: str
@@ -200,6 +209,9 @@ class ResponseFigures:
     received_ms: float = 0.0
     status: str | None = None
     client_cancelled: bool = False
+    ducks: int = 0
+    false_interruptions: int = 0
+    onset_to_duck_ms: list[float] = field(default_factory=list)
 
     def __str__(self) -> str:
         """One line for a person: ``resp_1: first audio after 600 ms; heard 3045 of 4600 ms;
@@ -215,6 +227,8 @@ class ResponseFigures:
             if self.audio_end_ms is not None:
                 cut += f", truncated at {self.audio_end_ms} ms"
             parts.append(cut)
+        if self.ducks:
+            parts.append(f"ducked {self.ducks}x, resumed {self.false_interruptions}x")
         if self.dropped_ms:
             parts.append(f"{self.dropped_ms:.0f} ms of late audio dropped")
         if self.client_cancelled:
@@ -254,7 +268,13 @@ class Session:
     ``local_vad`` runs a detector on the microphone, so that a barge-in starts as soon as
     the user is heard, a network round trip before the server's ``speech_started``. Use it
     with a headset or an echo-cancelled microphone: on open speakers it hears the
-    assistant and interrupts it.
+    assistant and interrupts it. Its start edges become ``LocalSpeechStarted``, its stop
+    edges ``LocalSpeechStopped`` (a two-phase table resumes a ducked reply on them).
+
+    **Two-phase barge-in** (``bargein.states.two_phase``): the core's ``DuckPlayback`` and
+    ``RestorePlayback`` are carried out on a sink that is ``Duckable`` (``duck(gain)``,
+    ``duck(1.0)``); on another sink they are ignored (a debug line), and the reply plays
+    on at full gain while the sound is judged.
 
     ``clock`` (seconds) and ``sleep`` are where the session takes its time from, as in the
     standard library's ``sched.scheduler(timefunc, delayfunc)``: wall-clock time by default;
@@ -320,6 +340,12 @@ class Session:
         self._heard: dict[str, float] = {}
         """What the speaker reported heard, per item."""
         self._generating_at_signal: set[str] = set()
+        self._mic_ms = 0.0
+        """Microphone audio fed to the local detector so far (its input clock)."""
+        self._onset: tuple[float, float] | None = None
+        """The last local onset: (audio captured after it when reported, session time)."""
+        self._playing_response: str | None = None
+        self._ducked_response: str | None = None
         self._timers: dict[str, asyncio.Task[None]] = {}
         self.conversation.add_observer(self._on_transition)
         self._liveness = liveness
@@ -501,9 +527,15 @@ class Session:
         async for frame in self.source.frames():
             self.handle(e.MicAudio(frame.pcm, frame.captured_at_ms))
             if vad is not None:
-                for edge in vad.feed(np.frombuffer(frame.pcm, dtype="<i2")):
+                edges = vad.feed(np.frombuffer(frame.pcm, dtype="<i2"))
+                self._mic_ms += len(frame.pcm) / BYTES_PER_MS
+                for edge in edges:
                     if edge.started:
+                        self._onset = (self._mic_ms - edge.at_ms, self.now_ms())
                         self.handle(e.LocalSpeechStarted(float(edge.at_ms)))
+                        self._onset = None  # a duck, if it ducked, has taken it
+                    else:
+                        self.handle(e.LocalSpeechStopped(float(edge.at_ms)))
 
     async def _send(self) -> None:
         """Send commands in order; while the connection is down they are dropped, because
@@ -555,7 +587,9 @@ class Session:
         if kind is e.AudioDelta:
             self._on_audio_delta(event, now)  # type: ignore[arg-type]
             return
-        if kind in e.BARGE_IN_EVENTS or kind is e.UserStop:
+        if (kind in e.BARGE_IN_EVENTS and self.conversation.state != DUCKED) \
+                or kind is e.UserStop:
+            # while a sound is judged, its onset stays the signal a commit is timed from
             self._signal_at = now
             self._generating_at_signal = {
                 rid for rid, f in self.figures.items() if f.status is None}
@@ -574,7 +608,10 @@ class Session:
         elif isinstance(event, (e.PlaybackProgress, e.PlaybackFinished, e.PlaybackFlushed)):
             self._on_heard(event.heard_ms)
         settled_before = len(self.conversation.interruptions)
+        resumed_before = self.conversation.stats.false_interruptions
         self._execute(self.conversation.handle(event))
+        if self.conversation.stats.false_interruptions > resumed_before:
+            self._on_resumed()
         for interruption in self.conversation.interruptions[settled_before:]:
             self._on_settled(interruption, now)
         if isinstance(event, e.ResponseDone):
@@ -647,6 +684,11 @@ class Session:
             if isinstance(command, c.PlayAudio):
                 self.sink.play(command.item_id, command.audio)
                 self._sink_busy = True
+                self._playing_response = command.response_id
+            elif isinstance(command, c.DuckPlayback):
+                self._duck(command.gain)
+            elif isinstance(command, c.RestorePlayback):
+                self._restore()
             elif isinstance(command, c.FlushPlayback):
                 report = self.sink.flush()
                 self._sink_busy = False
@@ -669,6 +711,39 @@ class Session:
                                                       ResponseFigures(command.response_id))
                     figures.client_cancelled = True
                 self._outbox.put_nowait(command)
+
+    def _duck(self, gain: float) -> None:
+        """Lower the reply to judge a sound over it; figures go to the reply ducked."""
+        sink = self.sink
+        if isinstance(sink, Duckable):
+            sink.duck(gain)
+        else:
+            log.debug("duck_ignored", sink=type(sink).__name__, gain=gain)
+        generating = [rid for rid, f in self.figures.items() if f.status is None]
+        rid = self._playing_response if self._sink_busy or not generating else generating[-1]
+        self._ducked_response = rid
+        onset = self._onset
+        figures = None if rid is None else self.figures.setdefault(rid, ResponseFigures(rid))
+        if figures is None:
+            return
+        figures.ducks += 1
+        if onset is not None:
+            captured_after, reported_at = onset
+            figures.onset_to_duck_ms.append(captured_after + self.now_ms() - reported_at)
+
+    def _restore(self) -> None:
+        sink = self.sink
+        if isinstance(sink, Duckable):
+            sink.duck(1.0)
+        else:
+            log.debug("restore_ignored", sink=type(sink).__name__)
+
+    def _on_resumed(self) -> None:
+        """A judged sound ended before it was confirmed: the reply went on."""
+        rid, self._ducked_response = self._ducked_response, None
+        self._signal_at = None  # no barge-in came of it
+        if rid is not None:
+            self.figures.setdefault(rid, ResponseFigures(rid)).false_interruptions += 1
 
     def _give_up(self, error: Exception) -> None:
         """A deadline the conversation cannot survive: the session ends with ``error``

@@ -166,7 +166,7 @@ async def test_confirm_then_commit_resumes_on_a_short_sound_and_commits_on_a_lon
         run.session.handle(e.LocalSpeechStarted(run.clock.ms))   # a cough
         assert run.session.conversation.state == "confirming"
         await run.clock_passes(150)
-        run.session.handle(e.Signal("local_speech_stopped"))
+        run.session.handle(e.LocalSpeechStopped())
         assert run.session.conversation.state == "speaking", "resumed where it was"
         assert not sim.records[0].client_events("response.cancel"), "nothing was cut"
         await run.clock_passes(300)

@@ -43,7 +43,7 @@ async def test_a_cancelled_timer_never_fires_and_close_ends_the_running_ones() -
         await rig.time.advance(200)
         rig.session.handle(e.LocalSpeechStarted(rig.time.ms))
         await rig.time.advance(300)
-        rig.session.handle(e.Signal("local_speech_stopped"))
+        rig.session.handle(e.LocalSpeechStopped())
         assert rig.session.conversation.state == "speaking"
         await rig.time.advance(1000)
         assert rig.session.conversation.state == "speaking", "the window's timer was cancelled"

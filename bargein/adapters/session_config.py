@@ -7,7 +7,7 @@ flat session. Fields left as ``None`` are omitted so the server keeps its own de
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeAlias
 
 from bargein.errors import SessionConfigError
@@ -124,6 +124,16 @@ class SessionConfig:
         if self.turn_detection is None:
             return False
         return self.turn_detection.interrupt_response is not False
+
+    def with_interrupt_response(self, interrupt: bool) -> SessionConfig:
+        """This configuration with turn detection's ``interrupt_response`` set; unchanged
+        under manual turns. A two-phase barge-in table has the core send
+        ``with_interrupt_response(False)``: the server must not cancel a reply before the
+        client has judged the sound (``bargein.states.two_phase``)."""
+        if self.turn_detection is None:
+            return self
+        return replace(self, turn_detection=replace(self.turn_detection,
+                                                    interrupt_response=interrupt))
 
     def to_wire(self, api: Api) -> dict[str, Any]:
         """The ``session`` object of ``session.update`` in the GA or beta shape."""

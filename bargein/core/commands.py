@@ -28,6 +28,20 @@ class FlushPlayback:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class DuckPlayback:
+    """Lower the speaker to ``gain`` (0.0 to 1.0) from its next block on, without stopping
+    it: two-phase barge-in judges a sound over the reply (``Duckable.duck``). Nothing
+    queued is dropped, and what counts as heard is unchanged."""
+
+    gain: float
+
+
+@dataclass(frozen=True, slots=True)
+class RestorePlayback:
+    """Bring the speaker back to full gain after ``DuckPlayback``."""
+
+
 # --- to the server -------------------------------------------------------------------
 
 
@@ -118,13 +132,13 @@ class Report:
 ServerCommand = (
     CancelResponse | TruncateItem | DeleteItem | SendAudio | UpdateSession | CreateResponse
 )
-SpeakerCommand = PlayAudio | FlushPlayback
+SpeakerCommand = PlayAudio | FlushPlayback | DuckPlayback | RestorePlayback
 TimerCommand = StartTimer | CancelTimer
 LivenessCommand = GiveUp | Report
 Command = ServerCommand | SpeakerCommand | TimerCommand | LivenessCommand
 COMMAND_TYPES: tuple[type, ...] = (
-    PlayAudio, FlushPlayback, CancelResponse, TruncateItem, DeleteItem, SendAudio, UpdateSession,
-    CreateResponse, StartTimer, CancelTimer, GiveUp, Report,
+    PlayAudio, FlushPlayback, DuckPlayback, RestorePlayback, CancelResponse, TruncateItem,
+    DeleteItem, SendAudio, UpdateSession, CreateResponse, StartTimer, CancelTimer, GiveUp, Report,
 )
 """Every command class, for ``isinstance`` (an action's commands are checked with it)."""
 Reconcilable = CancelResponse | TruncateItem | DeleteItem

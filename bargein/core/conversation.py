@@ -103,6 +103,7 @@ from typing import Any
 from bargein.core import commands as c
 from bargein.core import events as e
 from bargein.core.actions import MicGate
+from bargein.core.backchannel import is_backchannel, is_words
 from bargein.core.ledger import PlaybackLedger
 from bargein.core.liveness import LIVENESS_TIMERS, READY_TIMER, REPLY_TIMER, Liveness
 from bargein.core.pcm import BYTES_PER_MS
@@ -113,6 +114,7 @@ from bargein.core.stepping import MachineDriver
 from bargein.errors import ReplyStalled, ResponseDoneLost, SessionNeverReady
 from bargein.logs import Repeats, get_logger
 from bargein.states.machine import TableMachine
+from bargein.states.names import DUCKED
 from bargein.states.table import DEFAULT_TABLE, IDLE, INTERRUPTED, StateTable
 
 log = get_logger(__name__)
@@ -121,6 +123,10 @@ ERROR_SUMMARY_S = 5.0
 """A flood of one server error (by type and code) or protocol violation logs its first
 line, then one line per this many seconds with ``repeated=K``: how many were held back.
 (The one clock the core reads, and only for its log lines: no command depends on it.)"""
+
+
+OVERHEARD_LIMIT = 64
+"""The most server speech items kept for classifying their transcripts (oldest forgotten)."""
 
 
 class Conversation(MachineDriver):
@@ -165,6 +171,9 @@ class Conversation(MachineDriver):
         """The deadlines, once ``watch()`` was called (``bargein.core.liveness``)."""
         self._reply_seen = False
         self._reply_quiet = 0
+        self._overheard: dict[str, None] = {}
+        """Server speech items that began while a reply played on (a two-phase table
+        judging them, or not cutting for them): their transcripts are classified."""
         self._held: list[e.AudioDelta] = []
         """Deltas of a new response that arrived in ``interrupted``: played once it is left
         for a state where audio may play (see "Where audio plays")."""
@@ -192,11 +201,12 @@ class Conversation(MachineDriver):
             e.Reconnected: self._on_reconnected,
             e.UserStart: self._on_start,
             e.UserStop: self._on_stop,
-            e.ConfigureSession: lambda ev: [c.UpdateSession(ev.config, self._event_id())],
+            e.ConfigureSession: self._on_configure,
             e.RequestResponse: self._on_request_response,
             e.TimerFired: self._on_timer_fired,
+            e.LocalSpeechStopped: lambda ev: self._fire_if_legal("local_speech_stopped", ev),
             e.TranscriptDelta: _nothing,
-            e.InputTranscript: _nothing,
+            e.InputTranscript: self._on_input_transcript,
             e.UnknownServerEvent: _nothing,
         }
 
@@ -407,7 +417,42 @@ class Conversation(MachineDriver):
 
     def _on_barge_in_event(self, ev: e.Event) -> list[c.Command]:
         """Interrupts when its edge enters ``interrupted`` (see ``_effects``)."""
-        return self._fire(e.BARGE_IN_EVENTS[type(ev)], ev)
+        commands = self._fire(e.BARGE_IN_EVENTS[type(ev)], ev)
+        if isinstance(ev, e.SpeechStarted) and self._playing \
+                and self._machine.state in self._audible:
+            self._overheard[ev.item_id] = None  # the reply plays on over it
+            while len(self._overheard) > OVERHEARD_LIMIT:
+                del self._overheard[next(iter(self._overheard))]
+        return commands
+
+    def _fire_if_legal(self, trigger: str, ev: e.Event) -> list[c.Command]:
+        """A trigger that is news only where the table has an edge for it (``QUIET_TRIGGERS``)."""
+        return self._fire(trigger, ev) if self._machine.legal(trigger) else []
+
+    def _on_input_transcript(self, ev: e.InputTranscript) -> list[c.Command]:
+        """A transcript of the user's speech: a backchannel over the reply is counted; words
+        fire ``words_heard`` where the table judges a sound (two-phase: commit)."""
+        overheard = ev.item_id in self._overheard
+        self._overheard.pop(ev.item_id, None)
+        if is_backchannel(ev.transcript):
+            if overheard or self._machine.state == DUCKED:
+                self.stats.backchannels += 1
+                log.info("backchannel", item_id=ev.item_id, transcript=ev.transcript,
+                         state=self.state)
+            return []
+        if is_words(ev.transcript):
+            return self._fire_if_legal("words_heard", ev)
+        return []
+
+    def _on_configure(self, ev: e.ConfigureSession) -> list[c.Command]:
+        """``session.update``; a table that judges a barge-in itself (``server_interrupts``
+        false) sends it with ``interrupt_response: false``, so the server cannot cut the
+        reply before the client has judged (see "The barge-in")."""
+        config = ev.config
+        judge = getattr(config, "with_interrupt_response", None)
+        if not self.table.server_interrupts and callable(judge):
+            config = judge(False)
+        return [c.UpdateSession(config, self._event_id())]
 
     def _interrupt(self, trigger: str) -> list[c.Command]:
         """Flush, cancel if the server will not, and gate every response in the speaker."""

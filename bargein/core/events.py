@@ -188,6 +188,14 @@ class LocalSpeechStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalSpeechStopped:
+    """The local voice-activity detector heard the user's sound end (its stop edge, at
+    ``at_ms`` on the input clock). A two-phase table resumes a reply ducked for it."""
+
+    at_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class UserStart:
     """The embedding program resumes the conversation."""
 
@@ -266,6 +274,7 @@ Event = (
     | PlaybackFinished
     | PlaybackFlushed
     | LocalSpeechStarted
+    | LocalSpeechStopped
     | UserStart
     | UserStop
     | UserInterrupt

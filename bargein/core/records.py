@@ -53,3 +53,9 @@ class ConversationStats:
     """``TimerFired`` of a timer the core had cancelled or never started (ignored)."""
     dead_replies: int = 0
     """Replies declared dead by the liveness watch (``bargein.core.liveness``)."""
+    false_interruptions: int = 0
+    """Sounds over a reply that a two-phase table judged and let go: the reply was ducked,
+    the sound ended before it was confirmed, the reply resumed (``bargein.states.two_phase``)."""
+    backchannels: int = 0
+    """Transcripts of the user's speech over a reply that were only a backchannel ("mhm",
+    "uh-huh", "yeah": ``bargein.core.backchannel``); they never commit a barge-in."""

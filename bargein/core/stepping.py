@@ -20,6 +20,7 @@ from bargein.core.records import ConversationStats, Observer, TransitionRecord
 from bargein.errors import StateTableError
 from bargein.logs import get_logger
 from bargein.states.machine import MachineSnapshot, Step, TableMachine
+from bargein.states.names import DUCKED, RESPONDING
 from bargein.states.table import INTERRUPTED, Action, StateTable
 
 log = get_logger("bargein.core.conversation")
@@ -142,6 +143,9 @@ class MachineDriver:
         commands: list[c.Command] = []
         if INTERRUPTED in step.entered:
             commands += self._interrupt(step.edge.trigger)
+        elif DUCKED in step.exited and self._machine.active(RESPONDING):
+            self.stats.false_interruptions += 1  # judged, not confirmed: the reply goes on
+            log.info("false_interruption", trigger=step.edge.trigger, state=step.dest)
         table, plain = self.table, self._plain
         for name in step.exited:
             if name in plain:

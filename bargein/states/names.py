@@ -28,6 +28,8 @@ TRIGGERS = (
     "start",
     *BARGE_IN_TRIGGERS,
     "speech_stopped",
+    "local_speech_stopped",
+    "words_heard",
     "response_created",
     "audio_started",
     "response_done",
@@ -35,7 +37,18 @@ TRIGGERS = (
     "playback_flushed",
 )
 """Every trigger the core fires from its own events. A table may add its own
-(``StateTable.triggers``, fired by a program's ``UserEvent``) and timed edges (``after``)."""
+(``StateTable.triggers``, fired by a program's ``UserEvent``) and timed edges (``after``).
+``local_speech_stopped`` (the local detector's stop edge) and ``words_heard`` (a transcript
+of the user's words that are not a backchannel) are fired only where the table has an
+edge for them: the end of a sound, or a transcript, is news only to a state that judges
+it, and never out of place elsewhere."""
+
+DUCKED = "ducked"
+"""The judging state of two-phase barge-in (``bargein.states.two_phase``): the core counts
+a false interruption when the machine leaves it back into ``responding``."""
+
+QUIET_TRIGGERS = ("local_speech_stopped", "words_heard")
+"""Core triggers fired only when the current state has an edge for them (see above)."""
 
 CONDITIONS = ("playing", "generating", "connected", "paused")
 """Predicates an edge may require: ``playing`` — the speaker still has audio of the

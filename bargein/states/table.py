@@ -146,13 +146,18 @@ def _stay(source: str, *triggers: str) -> tuple[Transition, ...]:
 @dataclass(frozen=True, slots=True)
 class StateTable:
     """States and hand-written edges; ``edges()`` adds the automatic ones. ``triggers``
-    are the program's own (fired with ``bargein.core.events.UserEvent``)."""
+    are the program's own (fired with ``bargein.core.events.UserEvent``).
+    ``server_interrupts=False`` says the table judges a barge-in before cutting the reply
+    (two-phase, ``bargein.states.two_phase``): the server's turn detection must not cancel
+    the reply first, so the core sends ``interrupt_response: false`` in every
+    ``session.update`` and cancels itself when it commits."""
 
     states: tuple[State, ...]
     transitions: tuple[Transition, ...]
     initial: str = IDLE
     name: str = "conversation"
     triggers: tuple[str, ...] = ()
+    server_interrupts: bool = True
     _index: dict[str, State] = field(init=False, repr=False, compare=False)
     _children: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _paths: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
@@ -293,13 +298,15 @@ class StateTable:
         name: str | None = None,
         triggers: Iterable[str] = (),
         replace: Iterable[State] = (),
+        server_interrupts: bool | None = None,
     ) -> StateTable:
         """A new table with more states, edges and triggers.
 
         New edges come first, so an added edge overrides a default edge of the same trigger
         and source; a default edge that can then never fire (the new edge's guards ask no
         more than its own) is left out. ``replace`` gives new definitions of existing states
-        (to make ``responding`` a compound with an ``initial`` child, say)."""
+        (to make ``responding`` a compound with an ``initial`` child, say).
+        ``server_interrupts`` left ``None`` is this table's."""
         new_edges = tuple(transitions)
         replaced = {s.name: s for s in replace}
         unknown = [n for n in replaced if n not in self._index]
@@ -317,6 +324,8 @@ class StateTable:
             initial=self.initial,
             name=name or self.name,
             triggers=tuple(dict.fromkeys((*self.triggers, *triggers))),
+            server_interrupts=(self.server_interrupts if server_interrupts is None
+                               else server_interrupts),
         )
 
 

@@ -84,6 +84,8 @@ class World:
             ("program stops", e.UserStop()),
             ("server hears speech", e.SpeechStarted("user_item", 0)),
             ("local detector hears speech", e.LocalSpeechStarted(0.0)),
+            ("local detector hears it end", e.LocalSpeechStopped(0.0)),
+            ("user's words transcribed", e.InputTranscript("user_item", "wait, stop")),
             ("program interrupts", e.UserInterrupt()),
             ("speech stops", e.SpeechStopped("user_item", 500)),
             ("response created", e.ResponseCreated(f"r{self.responses + 1}")),

@@ -5,12 +5,15 @@ local voice detector's onset does not interrupt at once: ``responding`` (any of 
 sub-states) goes to ``confirming``, where the reply plays on and nothing is cancelled.
 If the sound lasts ``CONFIRM_MS`` (a timed edge), or the server's turn detection hears
 words, the barge-in is committed: ``interrupted``, with the flush, cancel and truncation
-of every barge-in. If the sound ends first (the program's ``local_speech_stopped``
-event), the machine goes back exactly where it was inside ``responding``, ``thinking`` or
-``speaking`` (shallow history). ``responding`` is made a compound with ``thinking`` as
-its initial child::
+of every barge-in. If the sound ends first (the local detector's stop edge,
+``LocalSpeechStopped``), the machine goes back exactly where it was inside ``responding``,
+``thinking`` or ``speaking`` (shallow history). ``responding`` is made a compound with
+``thinking`` as its initial child::
 
     bargein check --machine examples.machines.confirm:CONFIRM
+
+bargein ships the grown-up form of this machine, which also ducks the reply while it
+judges and keeps the server from cancelling first: ``bargein.states.two_phase``.
 """
 
 from __future__ import annotations
@@ -46,7 +49,6 @@ CONFIRM = DEFAULT_TABLE.extend(
         *(Transition("local_speech_stopped", s, None) for s in ("listening", "responding",
                                                                  "interrupted")),
     ],
-    triggers=["local_speech_stopped"],
     replace=[replace(DEFAULT_TABLE.state("responding"), initial="thinking")],
     name="confirm",
 )

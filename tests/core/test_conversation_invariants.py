@@ -163,7 +163,7 @@ class NestedConversationMachine(ConversationMachine):
 
     @rule()
     def sound_ended(self) -> None:
-        self._feed(e.Signal("local_speech_stopped"))
+        self._feed(e.LocalSpeechStopped())
 
     @invariant()
     def state_is_known(self) -> None:

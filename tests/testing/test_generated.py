@@ -37,7 +37,7 @@ def test_history_and_timers_are_explored() -> None:
     assert goals["fire confirming --after_600ms@confirming--> interrupted"][-1] == \
         "timer after_600ms@confirming"
     assert goals["fire confirming --local_speech_stopped--> responding"][-1] == \
-        "program's local_speech_stopped"
+        "local detector hears it end"
 
 
 def test_a_state_that_cannot_get_back_is_reported_stuck_with_its_way_in() -> None:
