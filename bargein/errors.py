@@ -26,6 +26,7 @@ it likes. Each message is one line fit for a person; the cause, if any, is chain
     │   ├── PcmError                  PCM16 bytes that are not whole samples
     │   ├── WavError                  a WAV file that cannot be read or written
     │   ├── AudioDeviceError          no audio library, server or usable device
+    │   ├── EchoCancellerError        the echo canceller cannot run (livekit missing or failing)
     │   └── VadUnavailable            Silero VAD's package or model cannot be loaded
     ├── SessionError                  the session could not go on
     │   └── LivenessError             a deadline passed (bargein.core.liveness)
@@ -158,6 +159,11 @@ class WavError(AudioError):
 
 class AudioDeviceError(AudioError):
     """No audio library, no audio server or no usable device."""
+
+
+class EchoCancellerError(AudioError):
+    """The echo canceller cannot run as asked: livekit (the ``audio`` extra) is missing or
+    its audio processing module fails to start, or an option or frame it cannot take."""
 
 
 class VadUnavailable(AudioError):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -126,3 +128,40 @@ def _pick_rate(pa: Any, pyaudio: Any, info: dict[str, Any], output: bool) -> int
     except ValueError:
         return int(info["defaultSampleRate"])
     return RATE
+
+
+class MonotonicClock:
+    """Maps PortAudio's stream times onto ``time.monotonic()`` (PortAudio on ALSA stamps with
+    the wall clock, ``CLOCK_REALTIME``, measured), so a speaker's DAC times and a
+    microphone's ADC times meet on one clock (the echo canceller's and the session's).
+
+    Each callback offers ``now - current_time``; a callback that waited for the GIL makes
+    that larger, never smaller, so the smallest of the last 64 is the offset."""
+
+    def __init__(self) -> None:
+        self._offsets: deque[float] = deque(maxlen=64)
+
+    def offset(self, current_time: float) -> float:
+        """Seconds to add to a PortAudio time of this callback (``time_info["current_time"]``)."""
+        self._offsets.append(time.monotonic() - current_time)
+        return min(self._offsets)
+
+
+class SampleClock:
+    """The time of a stream's blocks: the device's stamp for the first block, then the count
+    of samples since (the device's samples are contiguous while its stamps jitter with the
+    scheduling of the audio thread on a busy machine); taken afresh when a stamp disagrees by
+    more than a block, or the stream broke (an overflow or underflow)."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._next_ms: float | None = None
+
+    def block(self, stamp_ms: float, frames: int, *, broke: bool = False) -> float:
+        """When the block of ``frames`` samples stamped ``stamp_ms`` starts, in ms."""
+        block_ms = frames * 1000 / self.rate
+        at = self._next_ms
+        if at is None or broke or abs(stamp_ms - at) > block_ms:
+            at = stamp_ms
+        self._next_ms = at + block_ms
+        return at

@@ -125,6 +125,12 @@ class MemorySink:
         if not self._closed:
             self._playout.push(item_id, pcm16_samples(pcm))
 
+    def duck(self, gain: float) -> None:
+        """Play from the next pulled block on at ``gain`` (1.0 restores), ramped over 5 ms;
+        blocks already pulled sound as they were (``latency_frames``, like a device's
+        buffer). Queued audio and heard counts are unchanged; a flush ends the duck."""
+        self._playout.duck(gain)
+
     def flush(self) -> FlushReport:
         final, silent_after_s = self._playout.flush(self._clock.samples / RATE)
         return FlushReport(heard_ms=to_ms(final, RATE), silent_after_ms=silent_after_s * 1000)

@@ -11,6 +11,14 @@ position where the drop took effect: the handed audio from there on is forgotten
 heard) and the fade is made of the samples that would have sounded next, so the fade joins the
 last sample heard without a step.
 
+Ducking: ``duck(gain)`` sets the level of what is handed from then on; the change is a
+linear ramp of ``FADE_MS`` from the gain the output had, so it makes no click. A pulling sink
+ducks from its next block; a pushing sink first takes back what the device has not read yet
+(``rewind()``) and hands it again. Queued samples and heard counts are the same ducked or
+not: only the level changes. A flush or cut fades from the ducked level and ends the duck
+(the next audio plays at full level), so a committed barge-in never leaves the next reply
+quiet.
+
 Flat over hours: what the ledger reports (``heard_samples``, ``flush``, ``cut``) is the items
 still in the queue or in handed blocks, plus the ``KEEP_SETTLED`` items that finished most
 recently; an item that finished longer ago is forgotten, so a progress tick costs the same
@@ -28,6 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from bargein.errors import AudioError
+
 FADE_MS = 5.0
 KEEP_SETTLED = 16
 """Finished items whose final count is still reported, most recent first (see above)."""
@@ -44,7 +54,17 @@ class _Block:
     starts_at: float  # seconds on the sink's output clock when the block's first sample sounds
     ends_at: float  # when its last item sample has sounded
     parts: tuple[tuple[str, int, int], ...]  # (item_id, offset in block, sample count)
-    samples: npt.NDArray[np.int16]  # what the block carried (the source of a fade at a cut)
+    samples: npt.NDArray[np.int16]  # what the block carried before any duck (a cut's source)
+    gain_from: float = 1.0  # the output's gain before the block's first sample
+    gain_to: float = 1.0  # the gain its ramp heads for (reached after ``ramp`` samples)
+    ramp: int = 1
+
+    def gain_at(self, index: int) -> float:
+        """The gain applied to sample ``index`` of the block (before it, at 0)."""
+        if index <= 0:
+            return self.gain_from
+        step = min(1.0, index / self.ramp)
+        return self.gain_from + (self.gain_to - self.gain_from) * step
 
 
 class Playout:
@@ -58,6 +78,9 @@ class Playout:
         self._settled: dict[str, int] = {}  # samples per item in blocks fully heard
         # (most recently settled last; bounded by _forget_settled)
         self._handed_end = 0.0  # output-clock time when the last handed item sample ends
+        self._ramp = max(1, round(rate * FADE_MS / 1000))
+        self._gain = 1.0  # the gain after the last handed sample
+        self._target = 1.0  # the gain asked for by duck()
 
     def push(self, item_id: str, samples: npt.NDArray[np.int16]) -> None:
         if len(samples):
@@ -82,8 +105,35 @@ class Playout:
                     head.samples = head.samples[n:]
             if parts:
                 self._handed_end = starts_at + filled / self.rate
-                self._blocks.append(_Block(starts_at, self._handed_end, tuple(parts), out))
+                block = _Block(starts_at, self._handed_end, tuple(parts), out,
+                               self._gain, self._target, self._ramp)
+                self._blocks.append(block)
+                if self._gain != 1.0 or self._target != 1.0:
+                    out = self._apply_gain(block)
+                self._gain = block.gain_at(filled)
+            else:  # silence: the level can change without a ramp
+                self._gain = self._target
         return out
+
+    @staticmethod
+    def _apply_gain(block: _Block) -> npt.NDArray[np.int16]:
+        """The block's samples at its gain (a ramp from ``gain_from`` to ``gain_to``)."""
+        steps = np.minimum(1.0, np.arange(1, len(block.samples) + 1) / block.ramp)
+        gains = block.gain_from + (block.gain_to - block.gain_from) * steps
+        return np.rint(block.samples * gains).astype(np.int16)
+
+    def duck(self, gain: float) -> None:
+        """Hand samples from now on at ``gain`` (1.0 restores), ramping from the present gain
+        over ``FADE_MS``."""
+        if not 0.0 <= gain <= 1.0:
+            raise AudioError(f"a duck's gain is within 0.0-1.0, got {gain}")
+        with self._lock:
+            self._target = gain
+
+    @property
+    def gain(self) -> float:
+        """The gain asked for (``duck``): 1.0 when not ducked."""
+        return self._target
 
     def take(
         self, max_frames: int, starts_at: float
@@ -112,32 +162,19 @@ class Playout:
 
         Blocks (or their parts) that start sounding at ``at`` or later are forgotten: they were
         not heard. The queue becomes a ``FADE_MS`` ramp of the samples that would have sounded
-        from ``at`` on (the dropped handed audio first, then the queue), which the next
-        ``take()``/``pull()`` hands over; ``fade=False`` drops it too (when the device went
-        silent before the fade could reach it). Returns the final samples per item (heard,
-        plus the fade) and the fade's length in samples.
+        from ``at`` on (the dropped handed audio first, then the queue), at the gain the
+        output had at ``at``, which the next ``take()``/``pull()`` hands over; ``fade=False``
+        drops it too (when the device went silent before the fade could reach it). Ends any
+        duck. Returns the final samples per item (heard, plus the fade) and the fade's length
+        in samples.
         """
         fade_len = round(self.rate * FADE_MS / 1000) if fade else 0
         with self._lock:
-            kept: deque[_Block] = deque()
-            tail: list[_Segment] = []
-            for block in self._blocks:
-                played = max(0, round((at - block.starts_at) * self.rate))
-                parts = []
-                for item_id, offset, n in block.parts:
-                    heard = max(0, min(n, played - offset))
-                    if heard:
-                        parts.append((item_id, offset, heard))
-                    if heard < n:
-                        start = offset + heard
-                        tail.append(_Segment(item_id, block.samples[start : offset + n]))
-                if parts:
-                    end = block.starts_at + (parts[-1][1] + parts[-1][2]) / self.rate
-                    kept.append(_Block(block.starts_at, end, tuple(parts), block.samples))
-            self._blocks = kept
+            gain = self._gain_at(at)
+            tail = self._take_back(at)
             tail.extend(self._queue)
-            self._queue = self._faded(tail, fade_len)
-            self._handed_end = min(self._handed_end, at)
+            self._queue = self._faded(tail, fade_len, gain)
+            self._gain = self._target = 1.0
             final = dict(self._settled)
             for block in self._blocks:
                 for item_id, _, n in block.parts:
@@ -148,9 +185,49 @@ class Playout:
                 faded += len(seg.samples)
         return final, faded
 
+    def rewind(self, at: float) -> None:
+        """The device dropped everything handed for ``at`` onwards, to be handed again: it
+        goes back to the head of the queue (not heard, not forgotten), and the next block
+        carries on from the gain the output had at ``at`` (a pushing sink's duck)."""
+        with self._lock:
+            self._gain = self._gain_at(at)
+            tail = self._take_back(at)
+            tail.extend(self._queue)
+            self._queue = deque(tail)
+
+    def _gain_at(self, at: float) -> float:
+        """With the lock held: the gain of the output at time ``at``."""
+        for block in self._blocks:
+            if at < block.starts_at + len(block.samples) / self.rate:
+                return block.gain_at(max(0, round((at - block.starts_at) * self.rate)))
+        return self._gain
+
+    def _take_back(self, at: float) -> list[_Segment]:
+        """With the lock held: cut the handed blocks at ``at``; return what sounds from there."""
+        kept: deque[_Block] = deque()
+        tail: list[_Segment] = []
+        for block in self._blocks:
+            played = max(0, round((at - block.starts_at) * self.rate))
+            parts = []
+            for item_id, offset, n in block.parts:
+                heard = max(0, min(n, played - offset))
+                if heard:
+                    parts.append((item_id, offset, heard))
+                if heard < n:
+                    start = offset + heard
+                    tail.append(_Segment(item_id, block.samples[start : offset + n]))
+            if parts:
+                end = block.starts_at + (parts[-1][1] + parts[-1][2]) / self.rate
+                kept.append(_Block(block.starts_at, end, tuple(parts), block.samples,
+                                   block.gain_from, block.gain_to, block.ramp))
+        self._blocks = kept
+        self._handed_end = min(self._handed_end, at)
+        return tail
+
     @staticmethod
-    def _faded(source: list[_Segment], fade_len: int) -> deque[_Segment]:
-        """The first ``fade_len`` samples of ``source``, ramped down linearly towards zero."""
+    def _faded(source: list[_Segment], fade_len: int, gain: float) -> deque[_Segment]:
+        """The first ``fade_len`` samples of ``source``, ramped down linearly from ``gain``
+        towards zero."""
         fade: deque[_Segment] = deque()
         remaining = fade_len
         for seg in source:
@@ -160,7 +237,7 @@ class Playout:
             if len(take):
                 fade.append(_Segment(seg.item_id, take.copy()))
                 remaining -= len(take)
-        ramp = np.linspace(1.0, 0.0, fade_len + 1)[1:]
+        ramp = np.linspace(gain, 0.0, fade_len + 1)[1:]
         at = 0
         for seg in fade:
             n = len(seg.samples)
@@ -214,13 +291,15 @@ class Playout:
         """Keep only a fade of the queue's head; return final samples per item and silence time.
 
         The blocks already handed to the device will still sound, so they count as heard; so
-        does the fade, which the next pulled block carries.
+        does the fade, which the next pulled block carries (from the ducked level, if ducked:
+        the flush ends the duck).
         """
         fade_len = round(self.rate * FADE_MS / 1000)
         with self._lock:
-            fade = self._faded(list(self._queue), fade_len)
+            fade = self._faded(list(self._queue), fade_len, self._gain)
             at = sum(len(seg.samples) for seg in fade)
             self._queue = fade
+            self._gain = self._target = 1.0
             final = dict(self._settled)
             for block in self._blocks:
                 for item_id, _, n in block.parts:

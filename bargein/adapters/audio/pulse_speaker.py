@@ -24,7 +24,18 @@ anywhere ahead of what the sink has read (``pa_stream_write`` with ``PA_SEEK_ABS
 - **No rewinds.** Audio is always written past what the sink can have read (a new reply after a
   silence too), because a write behind the read index makes the server rewind its sink, and
   on a null sink that lost 1-3 ms of the start of every reply (measured). ``late_cuts`` counts
-  the writes the server had read past anyway (0 in every measured run).
+  the writes (a flush's or a duck's) the server had read past anyway (0 in every measured
+  run).
+
+- **Ducking within one block.** ``duck(gain)`` takes back what the sink cannot have read yet
+  (from the same cut point as a flush) and writes it again at the new gain, ramped over 5 ms
+  from the level at that point: one write, no click, the same samples at the same positions,
+  so heard counts do not move.
+- **A reference for the echo canceller.** ``tap_reference(tap)`` hands every write (audio,
+  fades, the zeros over what a flush dropped) to ``tap(samples, dac_time_ms)``, its DAC time
+  on ``time.monotonic()`` in ms: stream position ``q`` sounds at ``anchor + q / rate``, the
+  anchor read off the server's clock (steady within 0.1 ms once the first timing update is in,
+  measured; taken again only when it moves by more than 2 ms).
 
 ``underruns`` counts the dropouts a listener hears: audio of an item that had to be placed
 later than where the item left off, because the stream had played past that point (the
@@ -45,6 +56,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bargein.adapters.audio import libpulse
+from bargein.adapters.audio.echo import ReferenceTap
 from bargein.adapters.audio.playout import FADE_MS, Playout, to_ms
 from bargein.adapters.audio.protocols import FlushReport
 from bargein.core.pcm import RATE, pcm16_samples
@@ -55,6 +67,7 @@ _NO_LIMIT = 0xFFFFFFFF  # (uint32_t) -1: the server's default
 _MARGIN_USEC = 2500  # past the farthest the sink can have read: the write's trip to the server
 _PAD = RATE // 2  # zeros kept queued beyond the audio (500 ms), so the stream never runs dry
 _ZEROS = bytes(_PAD * _BYTES)
+_REANCHOR_MS = 2.0  # the DAC-time anchor is taken again when the server's clock moves this far
 
 
 class PulseSpeaker:
@@ -91,6 +104,8 @@ class PulseSpeaker:
         self.late_cuts = 0  # writes the server had already read past (diagnostic)
         self.clock_misses = 0  # readings of the server clock that had no data (diagnostic)
         self._clock = (time.monotonic(), 0)  # (when, position) of the last good reading
+        self._anchor_ms: float | None = None  # monotonic ms when stream position 0 sounds
+        self._tap: ReferenceTap | None = None
         self._conn = libpulse.Connection(app_name)
         lib = self._lib = self._conn.lib
         self._check_cb = libpulse.SUCCESS_CB(self._check_cut)
@@ -158,6 +173,9 @@ class PulseSpeaker:
             return position + int((now - since) * RATE)
         position = int(usec.value * RATE // 1_000_000)
         self._clock = (now, position)
+        anchor = now * 1000 - usec.value / 1000
+        if self._anchor_ms is None or abs(anchor - self._anchor_ms) > _REANCHOR_MS:
+            self._anchor_ms = anchor
         return position
 
     def _safe(self, playing: int) -> int:
@@ -201,6 +219,9 @@ class PulseSpeaker:
             self._stream, pointer, nbytes, None, at * _BYTES, libpulse.SEEK_ABSOLUTE
         )
         self._zeros_end = at + nbytes // _BYTES
+        if self._tap is not None and self._anchor_ms is not None:
+            samples = np.frombuffer(data, dtype="<i2") if isinstance(data, bytes) else data
+            self._tap(samples, self._anchor_ms + at * 1000 / RATE)
 
     def _write_zeros(self, playing: int) -> None:
         """With the loop locked: keep about ``_PAD`` of zeros queued beyond audio and playback."""
@@ -246,6 +267,12 @@ class PulseSpeaker:
                 if self._closed_at is None:
                     self._write_zeros(self._playing())
 
+    def _request_check(self) -> None:
+        """With the loop locked: ask the server where it had read when the last cut arrived."""
+        checked = self._lib.pa_stream_update_timing_info(self._stream, self._check_cb, None)
+        if checked:
+            self._lib.pa_operation_unref(checked)
+
     def _check_cut(self, _stream: int, ok: int, _userdata: int) -> None:
         """On the loop's thread: had the server read up to the cut when the fade arrived?
 
@@ -255,6 +282,33 @@ class PulseSpeaker:
         info = self._lib.pa_stream_get_timing_info(self._stream)
         if ok and info and info.contents.read_index // _BYTES >= self._cut_at:
             self.late_cuts += 1
+
+    def tap_reference(self, tap: ReferenceTap | None) -> None:
+        """Hand every write from now on to ``tap(samples, dac_time_ms)`` (``None`` stops):
+        an ``EchoCanceller``'s reference."""
+        with self._conn.locked():
+            self._tap = tap
+
+    def duck(self, gain: float) -> None:
+        """Play at ``gain`` (1.0 restores) from the first position the sink cannot have read,
+        ramped over 5 ms: what was handed from there is written again at the new level.
+        Queued audio and heard counts are unchanged; a flush ends the duck."""
+        with self._pump_lock:
+            if self._closed_at is not None:
+                return
+            with self._conn.locked():
+                playing = self._playing()
+                handed = self._audio_end
+                cut = min(self._safe(playing), handed)
+                self._playout.duck(gain)
+                if handed > cut:
+                    self._playout.rewind(cut / RATE)
+                    samples, _ = self._playout.take(handed - cut, cut / RATE)
+                    self._write(samples, cut)
+                    self._audio_end = cut + len(samples)
+                    self._write_zeros(playing)
+                    self._cut_at = cut
+                    self._request_check()
 
     # -- the AudioSink protocol --------------------------------------------------------------
 
@@ -286,9 +340,7 @@ class PulseSpeaker:
                 self._audio_end = end
                 self._cut_at = cut
                 self._write_zeros(playing)
-                checked = self._lib.pa_stream_update_timing_info(self._stream, self._check_cb, None)
-                if checked:
-                    self._lib.pa_operation_unref(checked)
+                self._request_check()
         return FlushReport(
             heard_ms=to_ms(final, RATE), silent_after_ms=max(0, end - playing) / RATE * 1000
         )

@@ -3,10 +3,15 @@
 The audio thread never waits: it resamples, cuts frames, and appends them to a bounded deque
 (dropping the oldest when the consumer falls behind, and counting them), then wakes the event
 loop with ``call_soon_threadsafe``. Each frame carries the capture time of its first sample,
-in ms on the stream's clock: PortAudio's ``input_buffer_adc_time`` for the stream's first
-block, then the sample count since, because the device's samples are contiguous while that
-estimate jitters by several ms with the scheduling of the audio thread on a busy machine. It is
-taken afresh when PortAudio reports an input overflow or disagrees by more than a block.
+in ms on ``time.monotonic()``'s clock (the session's, and the speakers' DAC times'):
+PortAudio's ``input_buffer_adc_time`` for the stream's first block, then the sample count
+since, because the device's samples are contiguous while that estimate jitters by several ms
+with the scheduling of the audio thread on a busy machine. It is taken afresh when PortAudio
+reports an input overflow or disagrees by more than a block.
+
+``processor`` is a step each frame passes through on the audio thread before it is queued:
+an ``EchoCanceller``'s ``process`` (``bargein.adapters.audio.echo``), so what the microphone
+yields is already clean and the session needs to know nothing of it.
 """
 
 from __future__ import annotations
@@ -15,9 +20,15 @@ import asyncio
 import functools
 import threading
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
-from bargein.adapters.audio.device import load_pyaudio, open_stream, start_stream
+from bargein.adapters.audio.device import (
+    MonotonicClock,
+    SampleClock,
+    load_pyaudio,
+    open_stream,
+    start_stream,
+)
 from bargein.adapters.audio.protocols import AudioFrame
 from bargein.adapters.audio.resample import StreamResampler
 from bargein.core.pcm import BYTES_PER_MS, RATE
@@ -34,14 +45,16 @@ class PyAudioMicrophone:
         block_frames: int = 480,
         device_index: int | None = None,
         device_rate: int | None = None,
+        processor: Callable[[AudioFrame], AudioFrame] | None = None,
     ) -> None:
+        self.processor = processor
         self._frame_bytes = frame_ms * BYTES_PER_MS
         self._frames: deque[AudioFrame] = deque()
         self._max_frames = max_frames
         self._lock = threading.Lock()
         self._pending = bytearray()
         self._pending_at_ms = 0.0
-        self._next_block_at_ms: float | None = None  # where the next device block starts
+        self._monotonic = MonotonicClock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._closed = False
@@ -58,6 +71,7 @@ class PyAudioMicrophone:
             rate=device_rate,
         )
         self._pa, self._stream, self.device_rate = opener()
+        self._blocks = SampleClock(self.device_rate)
         self._resampler = (
             StreamResampler(self.device_rate, RATE) if self.device_rate != RATE else None
         )
@@ -69,16 +83,9 @@ class PyAudioMicrophone:
         pcm = in_data or b""
         if self._resampler is not None:
             pcm = self._resampler.process(pcm)
-        estimate_ms = (time_info["input_buffer_adc_time"] or time_info["current_time"]) * 1000
-        block_ms = count * 1000 / self.device_rate
-        captured_ms = self._next_block_at_ms
-        if (
-            captured_ms is None
-            or status & self._overflow
-            or abs(estimate_ms - captured_ms) > block_ms
-        ):
-            captured_ms = estimate_ms
-        self._next_block_at_ms = captured_ms + block_ms
+        now = time_info["current_time"]
+        stamp = (time_info["input_buffer_adc_time"] or now) + self._monotonic.offset(now)
+        captured_ms = self._blocks.block(stamp * 1000, count, broke=bool(status & self._overflow))
         if not self._pending:
             self._pending_at_ms = captured_ms
         self._pending += pcm
@@ -87,6 +94,8 @@ class PyAudioMicrophone:
             ready.append(AudioFrame(bytes(self._pending[: self._frame_bytes]), self._pending_at_ms))
             del self._pending[: self._frame_bytes]
             self._pending_at_ms += self._frame_bytes * 1000 / (2 * RATE)
+        if ready and self.processor is not None:
+            ready = [self.processor(frame) for frame in ready]
         if ready:
             with self._lock:
                 for frame in ready:

@@ -13,6 +13,11 @@ This is the portable path (any PortAudio host). On a PulseAudio or PipeWire-puls
 ``PulseSpeaker`` stops within one block and never runs dry under load; ``open_speaker()``
 chooses it there. ``underruns`` counts the callbacks PortAudio flagged as late
 (``paOutputUnderflow``) while audio was queued: dropouts the listener heard.
+
+``duck(gain)`` lowers the level from the next callback's block on (a 5 ms ramp); like a flush
+it cannot reach the blocks already inside the device. ``tap_reference(tap)`` hands every
+block the callback writes, silence included, at 24 kHz with its DAC time on
+``time.monotonic()`` in ms: the echo canceller's reference.
 """
 
 from __future__ import annotations
@@ -20,7 +25,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 
-from bargein.adapters.audio.device import load_pyaudio, open_stream, start_stream
+import numpy as np
+
+from bargein.adapters.audio.device import (
+    MonotonicClock,
+    SampleClock,
+    load_pyaudio,
+    open_stream,
+    start_stream,
+)
+from bargein.adapters.audio.echo import ReferenceTap
 from bargein.adapters.audio.playout import Playout, to_ms
 from bargein.adapters.audio.protocols import FlushReport
 from bargein.adapters.audio.resample import StreamResampler
@@ -63,17 +77,38 @@ class PyAudioSpeaker:
         self._underflow_flag = int(pyaudio.paOutputUnderflow)
         self._underruns = 0
         self._closed_at: float | None = None
+        self._tap: ReferenceTap | None = None
+        self._tap_resampler: StreamResampler | None = None
+        self._monotonic = MonotonicClock()
+        self._blocks = SampleClock(self.device_rate)
         self._pa, self._stream = start_stream(self._pa, self._stream, opener, "output")
 
     def _callback(
         self, _in: bytes | None, frame_count: int, time_info: dict[str, float], status: int
     ) -> tuple[bytes, int]:
-        if status & self._underflow_flag and self._playout.queued_samples():
+        underflow = bool(status & self._underflow_flag)
+        if underflow and self._playout.queued_samples():
             self._underruns += 1
         starts_at = time_info["output_buffer_dac_time"] or (
             time_info["current_time"] + self._latency
         )
-        return self._playout.pull(frame_count, starts_at).tobytes(), self._continue
+        block = self._playout.pull(frame_count, starts_at)
+        tap = self._tap
+        if tap is not None:
+            dac_s = starts_at + self._monotonic.offset(time_info["current_time"])
+            dac_ms = self._blocks.block(dac_s * 1000, frame_count, broke=underflow)
+            written = block
+            if self._tap_resampler is not None:
+                written = np.frombuffer(self._tap_resampler.process(block.tobytes()), "<i2")
+            tap(written, dac_ms)
+        return block.tobytes(), self._continue
+
+    def tap_reference(self, tap: ReferenceTap | None) -> None:
+        """Hand each block written from now on to ``tap(samples_24k, dac_time_ms)``
+        (``None`` stops): an ``EchoCanceller``'s reference."""
+        if tap is not None and self.device_rate != RATE:
+            self._tap_resampler = StreamResampler(self.device_rate, RATE)
+        self._tap = tap
 
     def _now(self) -> float:
         return self._closed_at if self._closed_at is not None else float(self._stream.get_time())
@@ -97,6 +132,11 @@ class PyAudioSpeaker:
             )
             pcm = resampler.process(pcm)
         self._playout.push(item_id, pcm16_samples(pcm))
+
+    def duck(self, gain: float) -> None:
+        """Play from the next block on at ``gain`` (1.0 restores), ramped over 5 ms. Queued
+        audio and heard counts are unchanged; a flush ends the duck."""
+        self._playout.duck(gain)
 
     def flush(self) -> FlushReport:
         self._resamplers.clear()
