@@ -63,6 +63,30 @@ its end: a response already done may still be playing, and its item needs trunca
 and stops counting them as generating or playing, so the guards see what is left. A state
 that is not interruptible keeps still: the signal is legal there and changes nothing.
 
+Two phases (``bargein.states.two_phase``). A table may judge a sound before it cuts:
+there an onset over the reply does not enter ``interrupted`` but ``ducked``, whose entry
+action asks the speaker to duck (``DuckPlayback``) and whose timed edge is the confirm
+window. Nothing is cancelled or gated while it judges: the reply's deltas keep arriving and
+playing (``ducked`` is audible: an ``audio_started`` edge stays there). The window running
+out, or ``words_heard`` (an ``InputTranscript`` of words that are not a backchannel,
+``bargein.core.backchannel``), enters ``interrupted``: the barge-in above, unchanged, its
+trigger the timer's or ``words_heard`` (so the core cancels). The sound ending first
+(``local_speech_stopped``, the detector's stop edge; or the server's ``speech_stopped``
+where the server judges) leads back into ``responding``, by history; ``ducked``'s exit
+action restores the gain, whichever way it is left, and leaving it back into
+``responding`` counts ``stats.false_interruptions``. ``local_speech_stopped`` and
+``words_heard`` fire only where the table has an edge for them (elsewhere the end of a
+sound or a transcript is no news, not an illegal event). A transcript that is a
+backchannel, of the server's speech item heard over a reply that played on (or while
+judging), counts ``stats.backchannels`` and never commits. Such a table sets
+``server_interrupts=False``: the core then sends every ``session.update`` with
+``interrupt_response: false`` (``ConfigureSession``'s config, through its
+``with_interrupt_response``), so the server's turn detection cannot kill the reply before
+the client has judged; the commit's ``response.cancel`` is the core's own. The cost is a
+round trip on a committed cut (the server stops generating when the cancel arrives, not at
+its own onset; what it sends meanwhile is gated); what it buys is a reply that survives a
+cough.
+
 Pending barge-ins (``settlement.py``). What was heard is known only once the speaker has
 stopped (the device held some audio; the fade plays a little more), so the barge-in notes
 the unsettled items it cut off and waits for ``PlaybackFlushed``. Each is then settled

@@ -15,12 +15,19 @@ from bargein.states.table import (
     after,
     timer_trigger,
 )
+from bargein.states.two_phase import (
+    TWO_PHASE_SERVER_VAD_TABLE,
+    TWO_PHASE_TABLE,
+    two_phase_table,
+)
 
 __all__ = [
     "BARGE_IN_TRIGGERS",
     "CONDITIONS",
     "DEFAULT_TABLE",
     "TRIGGERS",
+    "TWO_PHASE_SERVER_VAD_TABLE",
+    "TWO_PHASE_TABLE",
     "Action",
     "State",
     "StateTable",
@@ -31,4 +38,5 @@ __all__ = [
     "Transition",
     "after",
     "timer_trigger",
+    "two_phase_table",
 ]

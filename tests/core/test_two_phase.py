@@ -12,7 +12,8 @@ from bargein.core import Conversation
 from bargein.core import commands as c
 from bargein.core import events as e
 from bargein.core.backchannel import is_backchannel, is_words
-from bargein.states import DEFAULT_TABLE
+from bargein.states import DEFAULT_TABLE, StateTable
+from bargein.states import diagram as d
 from bargein.states.two_phase import (
     CONFIRM_MS,
     DUCK_GAIN,
@@ -21,6 +22,7 @@ from bargein.states.two_phase import (
     two_phase_table,
 )
 from bargein.testing import feed, machine_tests
+from tests.support import REPO
 
 WINDOW = f"after_{CONFIRM_MS}ms@ducked"
 
@@ -242,3 +244,16 @@ def test_the_server_flavour_cancels_even_when_the_server_says_it_would() -> None
     conv.handle(e.ServerError("invalid_request_error", "response_cancel_not_active", "none",
                               cancel.event_id))
     assert conv.stats.benign_errors == 1 and conv.stats.server_errors == 0
+
+
+@pytest.mark.parametrize("t", [TWO_PHASE_TABLE, TWO_PHASE_SERVER_VAD_TABLE],
+                         ids=lambda t: t.name)
+def test_the_committed_diagrams_are_the_code(t: StateTable) -> None:
+    diagrams = REPO / "diagrams"
+    assert (diagrams / f"{t.name}.mmd").read_text() == d.to_mermaid(t), "run `make diagrams`"
+    assert (diagrams / f"{t.name}.md").read_text() == d.to_markdown(t), "run `make diagrams`"
+    assert "ducked --> interrupted : after 600 ms / words_heard / interrupt" in d.to_mermaid(t)
+
+
+def test_the_readme_shows_the_two_phase_machine() -> None:
+    assert d.to_mermaid(TWO_PHASE_TABLE) in (REPO / "README.md").read_text()
