@@ -92,6 +92,9 @@ class Interrupted:
     stopped the generation: ``"client"`` (bargein sent ``response.cancel``), ``"server"``
     (the server's turn detection cancels on speech, ``interrupt_response``), or ``"none"``
     (every response cut off had finished generating: only its playback was left to stop).
+    Under a two-phase table (``bargein.states.two_phase``) ``at_ms`` is the onset of the
+    sound that was judged and confirmed, so ``stop_latency_ms`` includes the confirm
+    window (the reply was ducked at the onset: ``ResponseFigures.onset_to_duck_ms``).
     """
 
     at_ms: float
