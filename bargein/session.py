@@ -29,7 +29,7 @@ from bargein.core.liveness import LIVENESS_TIMERS, Liveness
 from bargein.core.pcm import BYTES_PER_MS
 from bargein.errors import BargeinError, NotConnected, SessionError
 from bargein.logs import get_logger
-from bargein.states.names import DUCKED
+from bargein.states.names import DUCKED, INTERRUPTED
 
 log = get_logger(__name__)
 
@@ -735,6 +735,9 @@ class Session:
             figures.onset_to_duck_ms.append(captured_after + self.now_ms() - reported_at)
 
     def _restore(self) -> None:
+        """The judgement is over, whichever way (the exit of the judging state)."""
+        if self.conversation.state != INTERRUPTED:
+            self._signal_at = None  # no barge-in came of the sound judged
         sink = self.sink
         if isinstance(sink, Duckable):
             sink.duck(1.0)
@@ -744,7 +747,6 @@ class Session:
     def _on_resumed(self) -> None:
         """A judged sound ended before it was confirmed: the reply went on."""
         rid, self._ducked_response = self._ducked_response, None
-        self._signal_at = None  # no barge-in came of it
         if rid is not None:
             self.figures.setdefault(rid, ResponseFigures(rid)).false_interruptions += 1
 
