@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -149,19 +150,41 @@ class MonotonicClock:
 
 class SampleClock:
     """The time of a stream's blocks: the device's stamp for the first block, then the count
-    of samples since (the device's samples are contiguous while its stamps jitter with the
-    scheduling of the audio thread on a busy machine); taken afresh when a stamp disagrees by
-    more than a block, or the stream broke (an overflow or underflow)."""
+    of samples since. The device's samples are contiguous while its stamps jitter with the
+    scheduling of the audio thread: on a busy machine, with callbacks 100 ms late, PortAudio's
+    stamps through PulseAudio wandered by +-20 ms around the count (measured), and taking each
+    such stamp as the truth moved the capture 20 ms against the echo canceller's reference,
+    which then lost its echo path for seconds. So the count rules: the clock is taken afresh
+    only when the stream broke (an overflow or underflow) or a stamp is more than
+    ``JUMP_MS`` away (audio really lost or repeated), and it follows a device clock that
+    drifts from the system's by moving, once a second at most, by the median disagreement
+    of the last second's stamps when that exceeds ``DRIFT_MS``."""
+
+    JUMP_MS = 100.0
+    DRIFT_MS = 20.0
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
         self._next_ms: float | None = None
+        self._errors: list[float] = []  # stamp minus count, since the last correction
+        self._counted_ms = 0.0  # of audio since the last correction
 
     def block(self, stamp_ms: float, frames: int, *, broke: bool = False) -> float:
         """When the block of ``frames`` samples stamped ``stamp_ms`` starts, in ms."""
         block_ms = frames * 1000 / self.rate
         at = self._next_ms
-        if at is None or broke or abs(stamp_ms - at) > block_ms:
+        if at is None or broke or abs(stamp_ms - at) > self.JUMP_MS:
             at = stamp_ms
+            self._errors.clear()
+            self._counted_ms = 0.0
+        else:
+            self._errors.append(stamp_ms - at)
+            self._counted_ms += block_ms
+            if self._counted_ms >= 1000.0:
+                drift = statistics.median(self._errors)
+                if abs(drift) > self.DRIFT_MS:
+                    at += drift
+                self._errors.clear()
+                self._counted_ms = 0.0
         self._next_ms = at + block_ms
         return at

@@ -27,11 +27,13 @@ The first ``warmup_ms`` (200 ms) of capture that follows reference audio are mut
 few ms of echo before convergence reach no voice detector; a user who speaks in the first
 200 ms of the first reply loses those 200 ms. ``warming_up`` says whether it is still on.
 
-**ERLE.** ``erle_db`` is the echo return loss enhancement measured on what passed: capture
-energy over cleaned energy across 10 ms pieces where the speaker played within the last
-300 ms and the microphone heard something (above -60 dBFS), decayed over about 2 s (a user
-speaking over the echo lowers it: their voice is kept). ``stats.erle_db`` is the same over
-the whole run. A debug line ``echo_erle`` reports it every 5 s of echo.
+**ERLE.** The echo return loss enhancement is measured on what passed: capture energy over
+cleaned energy, one figure per second of echo (10 ms pieces where the speaker played within
+the last 300 ms and the microphone heard something, above -60 dBFS, after the warm-up).
+``erle_db`` is the median of the last 10 such seconds, ``stats.erle_db`` of the last 10
+minutes: a median, because a user speaking over the echo makes a second read as little
+removed (their voice is rightly kept), and such seconds are the exception. A debug line
+``echo_erle`` reports both every 5 s of echo.
 
 Options, decided by measurement on synthetic rooms (bench/bench_echo.py): the high-pass
 filter is on (cheap, removes rumble and DC); noise suppression is off by default (10 dB more
@@ -43,7 +45,9 @@ and lost 6-10 dB of ERLE, and it makes levels meaningless to an energy detector)
 from __future__ import annotations
 
 import math
+import statistics
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -64,9 +68,9 @@ _PER_MS = RATE / 1000
 _ECHO_WINDOW = 30  # pieces (300 ms) after reference audio during which echo is expected
 _REF_FLOOR = (32768 * 10 ** (-50 / 20)) ** 2  # -50 dBFS: reference counted as sound
 _MIC_FLOOR = (32768 * 10 ** (-60 / 20)) ** 2  # -60 dBFS: a capture with something in it
-_DECAY = math.exp(-1 / 200)  # per echo piece: about 2 s of memory
-_LOG_EVERY = 500  # echo pieces (5 s) between debug lines
-_MIN_PIECES = 20  # echo pieces before an ERLE is reported (200 ms)
+_SECOND = 100  # echo pieces per ERLE figure
+_RECENT = 10  # figures behind ``erle_db``
+_LOG_EVERY = 5  # figures between debug lines
 
 ReferenceTap = Callable[[npt.NDArray[np.int16], float], None]
 """What a speaker calls with each write: ``tap(samples, dac_time_ms)``, 24 kHz samples and
@@ -88,7 +92,8 @@ class EchoStats:
     """Capture measured for ERLE: the speaker played within 300 ms and the microphone heard
     something (after the warm-up)."""
     erle_db: float | None
-    """Echo removed over the whole run (None before 200 ms of echo)."""
+    """Echo removed: the median of the per-second figures of the last 10 minutes (None
+    before the first second of echo)."""
     late_ms: float
     """Reference written after its time had been fed (lost for cancellation)."""
     unwritten_ms: float
@@ -211,8 +216,8 @@ class EchoCanceller:
         self._timeline = _Timeline(round(history_s * RATE))
         self._warmup_left = round(warmup_ms / 10)
         self._since_ref = _ECHO_WINDOW  # pieces since reference audio was fed
-        self._recent = [0.0, 0.0]  # decayed capture and cleaned energy on echo pieces
-        self._total = [0.0, 0.0]
+        self._sums = [0.0, 0.0]  # capture and cleaned energy of this second's echo pieces
+        self._figures: deque[float] = deque(maxlen=600)  # ERLE of each second of echo, dB
         self._echo_pieces = 0
         self._pieces = 0
         self._errors = 0
@@ -277,22 +282,24 @@ class EchoCanceller:
             return
         out_e = float(np.mean(cleaned.astype(np.float64) ** 2))
         self._echo_pieces += 1
-        self._recent = [self._recent[0] * _DECAY + mic_e, self._recent[1] * _DECAY + out_e]
-        self._total = [self._total[0] + mic_e, self._total[1] + out_e]
-        if self._echo_pieces % _LOG_EVERY == 0:
-            log.debug("echo_erle", erle_db=self.erle_db, total_db=self.stats.erle_db,
+        self._sums = [self._sums[0] + mic_e, self._sums[1] + out_e]
+        if self._echo_pieces % _SECOND:
+            return
+        self._figures.append(10 * math.log10(self._sums[0] / max(self._sums[1], 1.0)))
+        self._sums = [0.0, 0.0]
+        if len(self._figures) % _LOG_EVERY == 0:
+            log.debug("echo_erle", erle_db=self.erle_db, overall_db=self.stats.erle_db,
                       echo_s=self._echo_pieces / 100)
 
     # -- what it measured -------------------------------------------------------------------
 
-    @staticmethod
-    def _ratio_db(sums: list[float]) -> float:
-        return 10 * math.log10(sums[0] / max(sums[1], 1.0))
-
     @property
     def erle_db(self) -> float | None:
-        """Echo removed over about the last 2 s of echo, in dB (None before 200 ms of echo)."""
-        return self._ratio_db(self._recent) if self._echo_pieces >= _MIN_PIECES else None
+        """Echo removed in the last 10 seconds of echo, in dB: the median of their per-second
+        figures (None before the first second of echo)."""
+        if not self._figures:
+            return None
+        return statistics.median(list(self._figures)[-_RECENT:])
 
     @property
     def warming_up(self) -> bool:
@@ -305,7 +312,7 @@ class EchoCanceller:
         return EchoStats(
             processed_ms=self._pieces * 10.0,
             echo_ms=self._echo_pieces * 10.0,
-            erle_db=self._ratio_db(self._total) if self._echo_pieces >= _MIN_PIECES else None,
+            erle_db=statistics.median(self._figures) if self._figures else None,
             late_ms=timeline.late / _PER_MS,
             unwritten_ms=timeline.unwritten / _PER_MS,
             errors=self._errors,

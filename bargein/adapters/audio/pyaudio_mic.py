@@ -5,9 +5,9 @@ The audio thread never waits: it resamples, cuts frames, and appends them to a b
 loop with ``call_soon_threadsafe``. Each frame carries the capture time of its first sample,
 in ms on ``time.monotonic()``'s clock (the session's, and the speakers' DAC times'):
 PortAudio's ``input_buffer_adc_time`` for the stream's first block, then the sample count
-since, because the device's samples are contiguous while that estimate jitters by several ms
-with the scheduling of the audio thread on a busy machine. It is taken afresh when PortAudio
-reports an input overflow or disagrees by more than a block.
+since, because the device's samples are contiguous while that estimate jitters with the
+scheduling of the audio thread on a busy machine (``device.SampleClock``: taken afresh on an
+input overflow or a stamp 100 ms away, and following a drifting device clock).
 
 ``processor`` is a step each frame passes through on the audio thread before it is queued:
 an ``EchoCanceller``'s ``process`` (``bargein.adapters.audio.echo``), so what the microphone

@@ -1,0 +1,141 @@
+"""Echo cancellation on real (virtual) devices: the speaker leaks into the microphone.
+
+Two null sinks of this test's own on the private PulseAudio (so no other test's sound reaches
+them, and theirs stay clean): the PulseSpeaker plays into one, ``module-loopback`` carries
+its monitor into the other at -20 dB and 30 ms (``adjust_time=0``: the loopback's own rate
+corrections moved the echo path by 10-40 ms under load, measured), and the pyaudio
+microphone records that sink's monitor, its frames passing through the canceller. The raw and
+the cleaned frames are both kept, so the echo removed is measured on the samples themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from bargein.adapters.audio.echo import EchoCanceller
+from bargein.adapters.audio.protocols import AudioFrame
+from bargein.adapters.audio.pulse_speaker import PulseSpeaker
+from bargein.adapters.audio.pyaudio_mic import PyAudioMicrophone
+from bargein.adapters.audio.wav import read_wav_24k_mono, write_wav
+from bargein.sim.voice import speak
+from tests.support.pulse_env import DEADLINE_S, MS
+
+pytestmark = [pytest.mark.device, pytest.mark.usefixtures("pulse")]
+FRAME = 20 * MS
+ASSISTANT = (
+    "Of course. The train leaves at half past nine from platform four, and it stops at every "
+    "station until the river. If you would rather not change, take the express at ten: it "
+    "is a little dearer, but you will be there before noon with time for lunch."
+)
+
+
+def _pactl(*args: str) -> str:
+    return subprocess.run(["pactl", *args], check=True, capture_output=True, text=True,
+                          timeout=DEADLINE_S).stdout.strip()
+
+
+@pytest.fixture
+def room() -> Iterator[tuple[str, str]]:
+    """(speaker sink, microphone sink) with the speaker's monitor looped into the microphone
+    at -20 dB and 30 ms; both removed afterwards."""
+    tag = f"echo{os.getpid()}"
+    speaker, mic = f"{tag}_speaker", f"{tag}_mic"
+    modules = []
+    try:
+        for sink in (speaker, mic):
+            modules.append(_pactl("load-module", "module-null-sink", f"sink_name={sink}",
+                                  "format=s16le", "rate=24000", "channels=1"))
+        loop = _pactl("load-module", "module-loopback", f"source={speaker}.monitor",
+                      f"sink={mic}", "latency_msec=30", "adjust_time=0",
+                      "source_dont_move=true", "sink_dont_move=true")
+        modules.append(loop)
+        inputs = _pactl("list", "sink-inputs").split("Sink Input #")[1:]
+        index = next(i.split()[0] for i in inputs if re.search(rf"Owner Module: {loop}\b", i))
+        _pactl("set-sink-input-volume", index, "-20dB")
+        for sink in (speaker, mic):  # out of a fresh null sink's first 2 s idle block
+            _pactl("suspend-sink", sink, "1")
+            _pactl("suspend-sink", sink, "0")
+        yield speaker, mic
+    finally:
+        for module in reversed(modules):
+            _pactl("unload-module", module)
+
+
+def _until(condition: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def _energies(frames: list[AudioFrame]) -> npt.NDArray[np.float64]:
+    return np.array([np.mean(np.frombuffer(f.pcm, dtype="<i2").astype(np.float64) ** 2)
+                     for f in frames])
+
+
+def test_echo_at_minus_20_db_is_removed_and_the_users_voice_kept(
+    room: tuple[str, str], tmp_path: Path
+) -> None:
+    speaker_sink, mic_sink = room
+    canceller = EchoCanceller()
+    raw: list[AudioFrame] = []
+    clean: list[AudioFrame] = []
+
+    def cancel(frame: AudioFrame) -> AudioFrame:
+        raw.append(frame)
+        clean.append(canceller.process(frame))
+        return clean[-1]
+
+    os.environ["PULSE_SOURCE"] = f"{mic_sink}.monitor"  # libpulse's default source, via ALSA
+    try:
+        mic = PyAudioMicrophone(processor=cancel, max_frames=10)
+    finally:
+        del os.environ["PULSE_SOURCE"]
+    speaker = PulseSpeaker(device=speaker_sink)
+    speaker.tap_reference(canceller.reference)
+    user_wav = tmp_path / "user.wav"
+    path = Path(__file__).resolve().parents[3] / "bargein" / "data" / "demo_user.wav"
+    write_wav(user_wav, read_wav_24k_mono(path)[: 4 * 48000])  # "Hi! Can you tell me ..."
+    try:
+        _until(lambda: len(raw) >= 10, "the microphone's first frames")
+        speaker.play("reply", speak(ASSISTANT, "espeak"))
+        _until(lambda: speaker.heard_ms().get("reply", 0) >= 6000, "6 s of the reply heard")
+        user_from_ms = time.monotonic() * 1000  # no user sound can be captured before this
+        subprocess.run(["paplay", "-d", mic_sink, str(user_wav)], check=True,
+                       timeout=DEADLINE_S)
+        _until(lambda: speaker.idle, "the reply to end")
+    finally:
+        speaker.close()
+        mic.close()
+
+    at = np.array([f.captured_at_ms for f in raw])
+    raw_e, clean_e = _energies(raw), _energies(clean)
+    echo_from = at[np.flatnonzero(raw_e > 100.0**2)[0]] + 1000  # after 1 s of echo
+    echo = (at >= echo_from) & (at < user_from_ms) & (raw_e > 32.0**2)  # above -60 dBFS
+    seconds = ((at[echo] - echo_from) // 1000).astype(int)
+    per_second = [
+        10 * np.log10(raw_e[echo][seconds == s].sum() / max(clean_e[echo][seconds == s].sum(), 1))
+        for s in np.unique(seconds)
+    ]
+    overall = 10 * np.log10(raw_e[echo].sum() / max(clean_e[echo].sum(), 1))
+    figures = (f"ERLE per second {np.round(per_second, 1)}, overall {overall:.1f} dB, "
+               f"stats {canceller.stats}")
+    assert len(per_second) >= 4, figures
+    assert np.median(per_second) >= 20.0, figures
+    assert canceller.stats.erle_db is not None and canceller.stats.erle_db >= 20.0, figures
+
+    loud_echo = np.percentile(raw_e[echo], 90)
+    speaking = (at >= user_from_ms) & (raw_e > 10 * loud_echo)  # the user, 10 dB over the echo
+    assert speaking.sum() >= 20, "the user's speech never reached the microphone"
+    kept = 10 * np.log10(clean_e[speaking].sum() / raw_e[speaking].sum())
+    assert -4.0 <= kept <= 1.0, f"the user's level changed by {kept:.1f} dB; {figures}"
