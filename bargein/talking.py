@@ -27,6 +27,12 @@ silence; a WAV output is aligned to the input's clock (sample *n* of the output
 is what played while input sample *n* was captured), with no device latency: a file has no
 DAC. ``WavSink`` has the same default, so a program that builds its own adapters measures
 the same figures as the command line.
+
+With the microphone and the speaker both opened here, the microphone's frames pass through
+an ``EchoCanceller`` (WebRTC's AEC3, ``bargein.adapters.audio.echo``) fed what the speaker
+writes, so an open speaker does not make the assistant interrupt itself; ``echo_cancel=False``
+turns it off (a headset needs none). A program that brings its own source or sink wires a
+canceller itself (``EchoCanceller.reference`` / ``process``).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from types import TracebackType
 from typing import Any
 
 from bargein.adapters import endpoints
+from bargein.adapters.audio.echo import EchoCanceller, ReferenceSource
 from bargein.adapters.audio.memory import VirtualClock
 from bargein.adapters.audio.protocols import AudioFrame, AudioSink, AudioSource
 from bargein.adapters.audio.speaker import open_speaker
@@ -149,12 +156,20 @@ def open_audio(
     input_device: DeviceSpec | None = None,
     output_device: DeviceSpec | None = None,
     speaker_block_frames: int = SPEAKER_BLOCK_FRAMES,
+    echo_cancel: bool = True,
 ) -> tuple[AudioSource, AudioSink, Callable[[], float]]:
     """The source, the sink and the session clock the arguments name (see ``talk``).
 
     The clock is the input's when the output is a WAV file or the input one (so the file
     lines up with the input), the wall clock otherwise. What was opened is closed again if
-    the other side fails."""
+    the other side fails. With ``echo_cancel`` and both the microphone and the speaker
+    opened here, the microphone yields frames cleaned of the speaker's echo (an
+    ``EchoCancellerError`` before any device opens when livekit is missing)."""
+    canceller = (
+        EchoCanceller()
+        if echo_cancel and _names(input, "mic") and _names(output, "speaker")
+        else None
+    )
     vclock: VirtualClock | None = None
     source: AudioSource
     wav_out = not isinstance(output, AudioSink) and str(output) != "speaker"
@@ -169,7 +184,8 @@ def open_audio(
     elif str(input) == "mic":
         from bargein.adapters.audio.pyaudio_mic import PyAudioMicrophone
 
-        source = PyAudioMicrophone(device_index=_device_index(input_device, output=False))
+        source = PyAudioMicrophone(device_index=_device_index(input_device, output=False),
+                                   processor=canceller.process if canceller else None)
         if wav_out:
             vclock = VirtualClock()
             source = _Clocked(source, vclock)
@@ -190,6 +206,8 @@ def open_audio(
         else:
             assert vclock is not None
             sink = WavSink(os.fspath(output), vclock)
+        if canceller is not None and isinstance(sink, ReferenceSource):
+            sink.tap_reference(canceller.reference)
     except BaseException:
         source.close()
         raise
@@ -197,6 +215,11 @@ def open_audio(
         clock = vclock
         return source, sink, lambda: clock.ms / 1000.0
     return source, sink, time.monotonic
+
+
+def _names(choice: Input | Output, device: str) -> bool:
+    """Whether ``choice`` is the device word itself (not a path, not an adapter)."""
+    return isinstance(choice, str) and choice == device
 
 
 class Connecting:
@@ -264,6 +287,7 @@ def connect(
     output_device: DeviceSpec | None = None,
     speaker_block_frames: int = SPEAKER_BLOCK_FRAMES,
     allow_plaintext: bool = False,
+    echo_cancel: bool = True,
 ) -> Connecting:
     """A conversation ready to start: ``async with connect(...) as session:``. The
     arguments are ``talk()``'s. The endpoint and key are checked and the audio is opened
@@ -273,7 +297,8 @@ def connect(
                                   allow_plaintext=allow_plaintext)
     source, sink, clock = open_audio(input, output, input_device=input_device,
                                      output_device=output_device,
-                                     speaker_block_frames=speaker_block_frames)
+                                     speaker_block_frames=speaker_block_frames,
+                                     echo_cancel=echo_cancel)
     vad = (EnergyVad(RATE, threshold=0.5, prefix_padding_ms=0, silence_duration_ms=500)
            if local_vad else None)
     live = asyncio.Event()
@@ -304,6 +329,7 @@ async def talk(
     output_device: DeviceSpec | None = None,
     speaker_block_frames: int = SPEAKER_BLOCK_FRAMES,
     allow_plaintext: bool = False,
+    echo_cancel: bool = True,
 ) -> Session:
     """Hold one conversation to its natural end and return the closed session.
 
@@ -320,6 +346,8 @@ async def talk(
       ``Interrupted``, ``StateChanged``, ``Reconnected``, ``Closed``), in order.
     - ``linger_s``: with a finite input, the quiet time after it before the end.
     - ``local_vad``: barge in on the microphone's own voice detection (use a headset).
+    - ``echo_cancel``: with the microphone and the speaker, remove the speaker's echo from
+      the microphone (WebRTC's AEC3); ``False`` for a headset.
 
     ``session.wait()``'s answer says why it ended; ``session.figures`` holds the figures.
     """
@@ -328,6 +356,7 @@ async def talk(
         conversation=conversation, observer=observer, linger_s=linger_s,
         local_vad=local_vad, input_device=input_device, output_device=output_device,
         speaker_block_frames=speaker_block_frames, allow_plaintext=allow_plaintext,
+        echo_cancel=echo_cancel,
     ) as session:
         reason = await session.wait()
         log.info("talk_finished", reason=reason)

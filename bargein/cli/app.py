@@ -176,11 +176,13 @@ def cmd_talk(args: argparse.Namespace) -> int:
             endpoint, key=key, input=args.input, output=args.output, config=config,
             observer=LivePrinter(), linger_s=args.linger, local_vad=args.local_vad,
             input_device=args.input_device, output_device=args.output_device,
-            allow_plaintext=args.allow_plaintext)
+            allow_plaintext=args.allow_plaintext, echo_cancel=not args.no_echo_cancel)
+        devices = args.input == "mic" and args.output == "speaker"
         mode = mode_line(host=endpoint.host, api=endpoint.api, vad=args.vad,
                          client_cancel=args.client_cancel, local_vad=args.local_vad,
                          input=_audio_name(args.input, args.input_device),
-                         output=_audio_name(args.output, args.output_device))
+                         output=_audio_name(args.output, args.output_device),
+                         echo_cancel=not args.no_echo_cancel if devices else None)
         async with inspecting(args, connecting.session):
             session, reason = await hold(connecting, announce=mode)
         print("\nper response:\n" + figures_table(session.figures.values()), flush=True)
@@ -265,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     talk.add_argument("--local-vad", action="store_true",
                       help="barge in on local voice detection, a round trip before the "
                            "server's (use a headset: on open speakers it hears the assistant)")
+    talk.add_argument("--no-echo-cancel", action="store_true",
+                      help="do not remove the speaker's echo from the microphone (a headset "
+                           "needs none; by default it is removed when both are devices)")
     talk.add_argument("--input-device", metavar="INDEX|NAME",
                       help="the microphone, by index or a piece of its name (bargein devices "
                            "lists them; default: the system's)")

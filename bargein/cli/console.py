@@ -113,15 +113,19 @@ def reconnected_line(obs: Reconnected) -> str:
 
 
 def mode_line(*, host: str, api: str, vad: str, client_cancel: bool, local_vad: bool,
-              input: str, output: str) -> str:
-    """What ``bargein talk`` is about to do, in one line: each option's effect is visible."""
+              input: str, output: str, echo_cancel: bool | None = None) -> str:
+    """What ``bargein talk`` is about to do, in one line: each option's effect is visible.
+    ``echo_cancel`` is None where it does not apply (not the microphone and the speaker)."""
     turn = "semantic VAD" if vad == "semantic" else "server VAD"
     cancel = ("bargein cancels responses itself (response.cancel)" if client_cancel
               else "the server cancels responses on speech")
     trigger = ("barge-in on local voice detection, before the server's"
                if local_vad else "barge-in on the server's speech_started")
+    echo = ("" if echo_cancel is None
+            else "; the speaker's echo is removed from the microphone" if echo_cancel
+            else "; no echo cancellation (use a headset)")
     return (f"talking to {host} ({api} API); turn detection: {turn}; {trigger}; {cancel}; "
-            f"input: {input}; output: {output}; Ctrl-C ends")
+            f"input: {input}; output: {output}{echo}; Ctrl-C ends")
 
 
 def figures_table(figures: Iterable[ResponseFigures]) -> str:

@@ -50,7 +50,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -77,6 +77,7 @@ ReferenceTap = Callable[[npt.NDArray[np.int16], float], None]
 the DAC time of the first in ms on ``time.monotonic()`` (``EchoCanceller.reference``)."""
 
 
+@runtime_checkable
 class ReferenceSource(Protocol):
     """A speaker that can hand every sample it writes, with its DAC time, to a tap."""
 
