@@ -173,6 +173,10 @@ async def test_confirm_then_commit_resumes_on_a_short_sound_and_commits_on_a_lon
         heard_at_onset = max(run.session.sink.heard_ms().values())
         run.session.handle(e.LocalSpeechStarted(run.clock.ms))   # the user talks
         await run.until(lambda: bool(run.interrupted()))
+        # the cancel goes out through the sender task: wait for the server's answer to it
+        # (closing the session at once could stop it on a busy machine)
+        await run.until(lambda: any(f.status == "cancelled"
+                                    for f in run.session.figures.values()))
         record = sim.records[0]
     moves = run.moves()
     assert ("confirming", "speaking", "local_speech_stopped") in moves
