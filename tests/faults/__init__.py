@@ -1,0 +1,1 @@
+"""The fault matrix: bargein against a hostile Realtime server (issue 15)."""
