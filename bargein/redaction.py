@@ -1,7 +1,8 @@
 """Masking secrets in whatever bargein prints or logs.
 
 ``redact`` masks every key an ``ApiKey`` was built from (whatever its shape: Azure keys are
-plain hex) and anything shaped like a key or an auth header. ``redact_secrets`` does it to a
+plain hex) and anything shaped like a key or an auth header; ``redact_known`` only the former
+(the codec applies it to transcripts, the server's words). ``redact_secrets`` does it to a
 structlog event (every bargein log line passes through it, see ``bargein.logs``), and
 ``RedactingFilter`` to a stdlib record (for websockets' own loggers).
 """
@@ -9,6 +10,7 @@ structlog event (every bargein log line passes through it, see ``bargein.logs``)
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Final
@@ -17,6 +19,10 @@ MASK: Final = "***"
 
 _known_keys: set[str] = set()
 """Every key value wrapped in this process, scrubbed verbatim wherever it appears."""
+
+KEY_VARIABLES: Final = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY"}
+"""Where bargein reads keys from. Their values are known keys too, even in a process that
+never wraps one (a loopback endpoint gets no key, yet its server may echo one)."""
 
 _PATTERNS: Final = (
     re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),
@@ -34,9 +40,29 @@ def remember(secret: str) -> None:
     _known_keys.add(secret)
 
 
+def _keys() -> set[str]:
+    """The known keys: those wrapped in an ``ApiKey``, and the environment's."""
+    found = _known_keys
+    for name in KEY_VARIABLES.values():
+        value = os.environ.get(name, "").strip()
+        if len(value) >= 8 and value not in found:
+            found = found | {value}
+    return found
+
+
+def redact_known(text: str) -> str:
+    """``text`` with every known key masked, and nothing else touched: for what a server
+    says (a transcript), where a key-shaped word may be the conversation's own content but
+    the user's own key, echoed back, must not reach a program or a terminal."""
+    for key in _keys():
+        if key in text:
+            text = text.replace(key, MASK)
+    return text
+
+
 def redact(text: str) -> str:
     """``text`` with every known key and anything shaped like a key or auth header masked."""
-    for key in _known_keys:
+    for key in _keys():
         if key in text:
             text = text.replace(key, MASK)
     for pattern in _PATTERNS:

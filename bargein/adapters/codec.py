@@ -5,6 +5,9 @@ Pure: no sockets, no clock. Frames are decoded by msgspec into the typed structs
 relies on in one pass over the JSON, and audio by pybase64 (SIMD); both choices, against
 orjson, the stdlib JSON and ``binascii``, are measured in ``bench/bench_codec.py``.
 Whatever arrives, ``decode`` never raises: an unreadable frame becomes ``ProtocolViolation``.
+A transcript that repeats a key this process holds (``bargein.redaction.redact_known``) has it
+masked before any program or terminal sees it; a key split across two deltas is not caught
+here.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from bargein.core.events import (
 from bargein.core.pcm import RATE, check_pcm16
 from bargein.errors import BargeinError, CodecError
 from bargein.logs import get_logger
+from bargein.redaction import redact_known
 
 log = get_logger(__name__)
 
@@ -177,7 +181,7 @@ class WireCodec:
         if isinstance(wire, w.AudioDone):
             return self._audio_tail(wire)
         if isinstance(wire, w.TranscriptDelta):
-            return TranscriptDelta(wire.response_id, wire.item_id, wire.delta)
+            return TranscriptDelta(wire.response_id, wire.item_id, redact_known(wire.delta))
         if isinstance(wire, w.SpeechStarted):
             return SpeechStarted(wire.item_id, wire.audio_start_ms)
         if isinstance(wire, w.SpeechStopped):
@@ -195,7 +199,7 @@ class WireCodec:
             }
             return _response_done(wire.response)
         if isinstance(wire, w.InputTranscript):
-            return InputTranscript(wire.item_id, wire.transcript)
+            return InputTranscript(wire.item_id, redact_known(wire.transcript))
         if isinstance(wire, w.ItemTruncated):
             return ItemTruncated(wire.item_id, wire.audio_end_ms)
         if isinstance(wire, w.ItemDeleted):

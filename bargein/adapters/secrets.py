@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from bargein.errors import ApiKeyError
-from bargein.redaction import MASK, remember
+from bargein.redaction import KEY_VARIABLES, MASK, remember
 
-ENV_VARS: Final = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY"}
+ENV_VARS: Final = KEY_VARIABLES
 
 
 class ApiKey:
