@@ -187,7 +187,9 @@ class Live:
 @pytest.mark.e2e
 async def test_under_the_simulators_server_vad_a_cough_resumes_and_a_long_sound_commits() -> None:
     # the user coughs 1.5 s in and talks from 3.5 s; the server's VAD is the only detector
-    user = silence(1500) + loud(150) + silence(1850) + loud(1500) + silence(8000)
+    # (a 100 ms cough and a 150 ms silence window: the server's speech_stopped comes 250 ms
+    # after the onset, 350 ms before the window closes, a margin for a busy machine)
+    user = silence(1500) + loud(100) + silence(1900) + loud(1500) + silence(8000)
     clock = VirtualClock()
     async with serving(script=(LONG, "Yes?"), speed=1.0) as sim:
         transport = RealtimeTransport(endpoints.custom(sim.url, auth="none"), None)
@@ -212,7 +214,7 @@ async def test_under_the_simulators_server_vad_a_cough_resumes_and_a_long_sound_
         try:
             async with session:
                 session.handle(e.ConfigureSession(SessionConfig(
-                    turn_detection=ServerVad(silence_duration_ms=200, prefix_padding_ms=0))))
+                    turn_detection=ServerVad(silence_duration_ms=150, prefix_padding_ms=0))))
                 await run.until(lambda: ("idle", "listening", "session_ready") in run.moves())
                 session.handle(e.RequestResponse())
                 await run.until(lambda: any(isinstance(o, Interrupted) for o in seen))
