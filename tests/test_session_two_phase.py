@@ -158,6 +158,45 @@ async def test_a_sink_that_cannot_duck_plays_on_and_the_judgement_is_the_same() 
     assert session.figures["r1"].false_interruptions == 1
 
 
+async def test_under_server_vad_the_server_is_told_not_to_cut_and_bargein_cancels() -> None:
+    """``MemoryServer(answer=True)`` plays a server that honours ``interrupt_response``: it
+    would cancel the reply at its own ``speech_started`` had bargein not switched it off."""
+    time, server = VirtualTime(), MemoryServer(answer=True)
+    sink = DuckingSink(time.clock)
+    session = Session(server.transport, MemorySource(time.clock, b""), sink,
+                      Conversation(TWO_PHASE_SERVER_VAD_TABLE), clock=time.now,
+                      sleep=time.sleep)
+    async with session:
+        session.handle(e.ConfigureSession(SessionConfig(turn_detection=ServerVad())))
+        await server.settle()
+        assert session.conversation.server_interrupts_response is False
+        await server.emit(*reply("r1", "i1", 4000, done=False))
+        await time.advance(500)
+        await server.emit(e.SpeechStarted("u1", 480))          # a cough
+        await time.advance(200)
+        await server.emit(e.SpeechStopped("u1", 640), e.InputTranscript("u1", "Mhm."))
+        assert session.conversation.state == "speaking"
+        await time.advance(300)
+        await server.emit(e.SpeechStarted("u2", 980))          # the user talks
+        await time.advance(CONFIRM_MS)
+        assert session.conversation.state == "listening"
+        figures = session.figures["r1"]
+    (update,) = server.commands(c.UpdateSession)
+    assert isinstance(update.config, SessionConfig) and not update.config.interrupt_response
+    (cancel,) = server.commands(c.CancelResponse)
+    assert cancel.response_id == "r1"
+    assert figures.status == "cancelled" and figures.client_cancelled
+    (truncate,) = server.commands(c.TruncateItem)
+    # heard from 0 to the commit at 1600 ms, the device block and the fade: it played on
+    assert truncate.audio_end_ms == 1000 + CONFIRM_MS + 10 + 5
+    assert [g for _, g in sink.ducks] == [DUCK_GAIN, 1.0, DUCK_GAIN, 1.0]
+    assert [t for t, _ in sink.ducks] == [500.0, 700.0, 1000.0, 1000.0 + CONFIRM_MS]
+    assert (figures.ducks, figures.false_interruptions) == (2, 1)
+    assert figures.onset_to_duck_ms == [], "the server's onsets are on its clock, not ours"
+    stats = session.conversation.stats
+    assert (stats.false_interruptions, stats.backchannels) == (1, 1)
+
+
 # --- against the simulator ------------------------------------------------------------
 
 LONG = ("This answer runs on for a good while, so that the user can cough over it, and the "
