@@ -40,7 +40,9 @@ bargein's verbatim masking of a key it was given can hide it."""
 LIVENESS = Liveness(ready_ms=2_000, reply_check_ms=300, reply_checks=3)
 """Short deadlines so the matrix stays fast: never ready after 2 s, a dead reply declared
 0.9 to 1.2 s after its last sign of life."""
-PING_INTERVAL_S, PING_TIMEOUT_S, CLOSE_TIMEOUT_S = 0.5, 1.5, 0.5
+PING_INTERVAL_S, PING_TIMEOUT_S, CLOSE_TIMEOUT_S = 0.5, 3.0, 0.5
+"""The keepalive, shortened; 3 s to answer a ping, because the cases share one event loop
+(and the server's) on a busy machine, where a live connection must not look frozen."""
 FROZEN_BOUND_S = PING_INTERVAL_S + PING_TIMEOUT_S + CLOSE_TIMEOUT_S
 """A frozen stream is noticed within this (the transport's keepalive, shortened)."""
 RECONNECT = ReconnectPolicy(max_attempts=3, base_delay=0.05, max_delay=0.2, stable_after_s=1.0)
