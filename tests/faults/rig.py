@@ -152,11 +152,11 @@ def _cut(outcome: Outcome, server: HostileServer, at: int, rids: set[str] | None
 
 
 async def run_session(name: str, scripts: tuple[Script, ...], api: str,
-                      redirect: str | None) -> Outcome:
+                      redirect: str | None, refuse: int | None = None) -> Outcome:
     """One case through the ``Session`` API."""
     outcome = Outcome()
     clock = VirtualClock()
-    async with HostileServer(*scripts, api=api, redirect=redirect,
+    async with HostileServer(*scripts, api=api, redirect=redirect, refuse=refuse,
                              clock=lambda: clock.ms / 1000) as server, wall_paced(clock):
         outcome.server = server
         transport = RealtimeTransport(
@@ -214,10 +214,11 @@ async def run_session(name: str, scripts: tuple[Script, ...], api: str,
 
 
 async def run_cli(name: str, scripts: tuple[Script, ...], api: str, redirect: str | None,
-                  environ: dict[str, str], workdir: Path, input_ms: int) -> Outcome:
+                  refuse: int | None, environ: dict[str, str], workdir: Path,
+                  input_ms: int) -> Outcome:
     """One case through ``bargein talk`` as a user runs it, on WAV files."""
     outcome = Outcome()
-    async with HostileServer(*scripts, api=api, redirect=redirect) as server:
+    async with HostileServer(*scripts, api=api, redirect=redirect, refuse=refuse) as server:
         outcome.server = server
         wav = write_wav(workdir / f"{name}.in.wav", silence(input_ms))
         code, out, err = await bargein(

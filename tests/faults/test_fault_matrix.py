@@ -40,6 +40,8 @@ import pytest
 from bargein.adapters import schema as w
 from bargein.errors import (
     BargeinError,
+    HandshakeRejected,
+    KeyRejected,
     RedirectRefused,
     ServerClosed,
     SessionNeverReady,
@@ -155,6 +157,8 @@ class Case:
     check: Callable[[Outcome], None] | None = None
     api: str = "ga"
     redirect: str | None = None
+    refuse: int | None = None
+    """The handshake answered with this HTTP status."""
     cli: tuple[int, str] | None = None
     """Through ``bargein talk``: the exit code and a piece of its one line (exit 0: none)."""
     xfail: str | None = None
@@ -625,6 +629,11 @@ async def redirect_on_reconnect(peer: Peer) -> None:
     await peer.hold()
 
 
+def not_blamed(outcome: Outcome) -> None:
+    assert isinstance(outcome.error, KeyRejected) and not outcome.error.key_sent
+    assert "rejected the API key" not in str(outcome.error)
+
+
 # the command line ----------------------------------------------------------------------------
 
 async def cli_garbage(peer: Peer) -> None:
@@ -692,6 +701,12 @@ def build_cases() -> list[Case]:
              whole=(), redirect="ELSEWHERE", check=nothing_elsewhere),
         Case("redirects", "302-on-reconnect", (redirect_on_reconnect,), RedirectRefused,
              cut=(), whole=(), check=nothing_elsewhere, bound_s=3.0),
+        Case("handshake", "401-no-key-sent", (conversation(),), KeyRejected, cut=(), whole=(),
+             refuse=401, check=not_blamed),
+        Case("handshake", "503", (conversation(),), HandshakeRejected, cut=(), whole=(),
+             refuse=503),
+        Case("cli", "401-no-key-sent", (conversation(),), refuse=401,
+             cli=(1, "no API key was sent")),
         Case("cli", "garbage-mid-reply", (cli_garbage,), cli=(0, "")),
         Case("cli", "close-1008", (conversation(mid_reply=closing(1008)),),
              cli=(1, "code 1008")),
@@ -740,10 +755,11 @@ async def _run_all(cases: list[Case], workdir: Path) -> Run:
                 try:
                     if case.cli is not None:
                         outcomes[case.id] = await run_cli(case.id, case.scripts, case.api,
-                                                          redirect, environ, workdir, 3000)
+                                                          redirect, case.refuse, environ,
+                                                          workdir, 3000)
                     else:
                         outcomes[case.id] = await run_session(case.id, case.scripts,
-                                                              case.api, redirect)
+                                                              case.api, redirect, case.refuse)
                 except BaseException as exc:  # the rig's own failure: the case reports it
                     outcomes[case.id] = Outcome(error=AssertionError(f"the rig failed: {exc!r}"))
 

@@ -237,15 +237,17 @@ async def ready(peer: Peer) -> None:
 class HostileServer:
     """Serves ``scripts`` on 127.0.0.1 (one per connection; then ``ready``).
 
-    ``redirect`` answers every handshake with a 302 to that URL instead. ``finished`` is set
+    ``redirect`` answers every handshake with a 302 to that URL instead; ``refuse`` with that
+    HTTP status (401: a key refused). ``finished`` is set
     when the last script has run out (returned, or holding); ``finished_at`` is then what
     ``clock()`` said (a test passes the clock its client runs on)."""
 
     def __init__(self, *scripts: Script, api: str = "ga", redirect: str | None = None,
-                 clock: Callable[[], float] = lambda: 0.0) -> None:
+                 refuse: int | None = None, clock: Callable[[], float] = lambda: 0.0) -> None:
         self.scripts = scripts
         self.api = api
         self.redirect = redirect
+        self.refuse = refuse
         self.heads: list[Headers] = []
         self.frames: list[tuple[int, str | bytes]] = []
         self.failures: list[BaseException] = []
@@ -312,6 +314,8 @@ class HostileServer:
 
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         self.heads.append(request.headers)
+        if self.refuse is not None:
+            return ws.respond(HTTPStatus(self.refuse), "refused\n")
         if self.redirect is None:
             return None
         response = ws.respond(HTTPStatus.FOUND, "")
