@@ -10,11 +10,10 @@ the playback delayed by ``delay`` ms through a short synthetic room (direct path
 decaying diffuse tail), at ``level`` dB relative to the playback (up to +8 dB: a laptop whose
 microphone sits by its speaker), over a -70 dBFS noise floor. Each detector is fed the mic in
 32 ms pieces; ``flagged`` is the share of echo-only frames (the echo above -60 dBFS) during
-which the detector said speech was under way, after a 1 s warm-up. ``after APM`` feeds
-Silero the microphone after WebRTC's echo canceller (``livekit.rtc.AudioProcessingModule``,
-10 ms frames, told the true delay), and ``ERLE`` is the echo it removed (mic energy over
-output energy on the echo frames). When ``bargein.adapters.audio.echo`` exists, its
-canceller is not yet measured here (its interface was being written at the same time).
+which the detector said speech was under way, after a 1 s warm-up. ``after AEC`` feeds the
+detector the microphone after bargein's ``EchoCanceller`` (WebRTC's AEC3 from livekit; the
+playback as its reference, 20 ms frames on the sample clock), and ``ERLE`` is the echo it
+removed (mic energy over output energy on the echo frames).
 
 Run: .venv/bin/python bench/bench_vad.py [--seconds 20]
 """
@@ -35,6 +34,8 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bargein.adapters.audio.echo import EchoCanceller
+from bargein.adapters.audio.protocols import AudioFrame
 from bargein.adapters.audio.silero import WINDOW, SileroVad, _load_model
 from bargein.adapters.audio.vad import EnergyVad, VoiceDetector
 from bargein.sim.voice import speak
@@ -119,20 +120,17 @@ def flagged(detector: VoiceDetector, mic: Pcm, echo_frames: npt.NDArray[np.bool_
     return float(said[echo_frames[: said.size]].mean())
 
 
-def cancelled(playback: Pcm, mic: Pcm, delay_ms: int) -> Pcm:
-    """The microphone after WebRTC's echo canceller, fed the playback 10 ms at a time."""
-    from livekit import rtc
-
-    apm = rtc.AudioProcessingModule(echo_cancellation=True, high_pass_filter=True)
-    block = RATE // 100
+def cancelled(playback: Pcm, mic: Pcm) -> Pcm:
+    """The microphone after bargein's ``EchoCanceller``: the playback handed as the reference
+    at DAC time 0, the microphone in 20 ms frames captured at their sample times."""
+    canceller = EchoCanceller(history_s=playback.size / RATE + 1)
+    canceller.reference(playback, 0.0)
+    frame = RATE // 50
     out = np.zeros_like(mic)
-    for start in range(0, mic.size - block + 1, block):
-        far = rtc.AudioFrame(playback[start : start + block].tobytes(), RATE, 1, block)
-        near = rtc.AudioFrame(mic[start : start + block].tobytes(), RATE, 1, block)
-        apm.set_stream_delay_ms(delay_ms)
-        apm.process_reverse_stream(far)
-        apm.process_stream(near)
-        out[start : start + block] = np.frombuffer(near.data, dtype=np.int16)
+    for start in range(0, mic.size - frame + 1, frame):
+        cleaned = canceller.process(AudioFrame(mic[start : start + frame].tobytes(),
+                                               start * 1000 / RATE))
+        out[start : start + frame] = np.frombuffer(cleaned.pcm, dtype="<i2")
     return out
 
 
@@ -151,7 +149,7 @@ def rooms(playback: Pcm) -> list[tuple[Any, ...]]:
             echo_db = frame_rms_db(mic)
             echo_frames = echo_db > -60.0
             echo_frames[:skip] = False
-            clean = cancelled(playback, mic, delay)
+            clean = cancelled(playback, mic)
             erle = np.mean(echo_db[echo_frames]) - np.mean(frame_rms_db(clean)[echo_frames])
             rows.append((
                 level, delay, int(echo_frames.sum()),
@@ -179,7 +177,7 @@ def main() -> None:
     print(f"\nechoes of {args.seconds:g} s of espeak speech, no user: share of echo-only frames "
           "flagged as speech")
     print(f"{'echo dB':>8}{'delay ms':>9}{'frames':>8}{'energy':>9}{'silero':>9}"
-          f"{'silero after APM':>18}{'energy after APM':>18}{'ERLE dB':>9}")
+          f"{'silero after AEC':>18}{'energy after AEC':>18}{'ERLE dB':>9}")
     for level, delay, frames, energy, silero, silero_apm, energy_apm, erle in rooms(playback):
         print(f"{level:>+8.0f}{delay:>9}{frames:>8}{energy:>9.1%}{silero:>9.1%}"
               f"{silero_apm:>18.1%}{energy_apm:>18.1%}{erle:>9.1f}")
