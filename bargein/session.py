@@ -28,6 +28,7 @@ from bargein.core.ledger import Settlement
 from bargein.core.liveness import LIVENESS_TIMERS, Liveness
 from bargein.core.pcm import BYTES_PER_MS
 from bargein.errors import BargeinError, NotConnected, SessionError
+from bargein.history import History
 from bargein.logs import get_logger
 from bargein.states.names import DUCKED, INTERRUPTED
 
@@ -137,9 +138,10 @@ class Reconnected:
     ``context_lost`` is always True with the Realtime API: the server forgot the
     conversation's items, any reply in flight and the input audio buffer, so the
     assistant does not remember what was said before. ``session_restored`` says whether
-    the session configuration was sent again; ``down_s`` is how long the connection was
-    down and ``attempts`` how many tries it took (from ``RealtimeTransport.last_reconnect``;
-    zeros for a transport that does not say).
+    the session configuration was sent again; ``turns_restored`` how many turns of the
+    conversation were told to the new session as text (``bargein.history``); ``down_s``
+    is how long the connection was down and ``attempts`` how many tries it took (from
+    ``RealtimeTransport.last_reconnect``; zeros for a transport that does not say).
     """
 
     at_ms: float
@@ -148,6 +150,7 @@ class Reconnected:
     attempts: int = 0
     session_restored: bool = False
     context_lost: bool = True
+    turns_restored: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +295,10 @@ class Session:
     never ends: such a session runs until the server closes or ``finish()``.
     ``bargein.talk()`` does all of this (and opens the connection and the audio) in one call.
 
+    **After a reconnect** the new server session knows nothing of the conversation; with
+    ``restore_context`` (the default) the session tells it what was said, as text: the
+    user's transcribed words and what the user heard of each reply (``bargein.history``).
+
     **Deadlines.** ``liveness`` (``bargein.core.liveness``, on by default; ``None`` for
     none) has the core watch the server: no ``session.created`` within 15 s of ``start()``
     ends the session with ``SessionNeverReady`` (``wait()`` raises it); a reply with no sign
@@ -311,6 +318,7 @@ class Session:
         local_vad: VoiceDetector | None = None,
         linger_s: float | None = 2.0,
         liveness: Liveness | None = Liveness(),  # noqa: B008 (frozen, shared safely)
+        restore_context: bool = True,
     ) -> None:
         self.transport = transport
         self.source = source
@@ -343,6 +351,9 @@ class Session:
         self._heard: dict[str, float] = {}
         """What the speaker reported heard, per item."""
         self._generating_at_signal: set[str] = set()
+        self.history: History | None = History() if restore_context else None
+        """The conversation as text, told to a new server session after a reconnect
+        (``bargein.history``); ``None`` with ``restore_context=False``."""
         self._mic_ms = 0.0
         """Microphone audio fed to the local detector so far (its input clock)."""
         self._onset: tuple[float, float] | None = None
@@ -602,6 +613,8 @@ class Session:
             self._on_transcript_delta(event, now)
         elif isinstance(event, e.InputTranscript):
             self._publish(Transcript(now, "user", event.item_id, event.transcript, final=True))
+            if self.history is not None:
+                self.history.said("user", event.item_id, event.transcript)
         elif isinstance(event, e.ResponseCreated):
             self.figures.setdefault(event.response_id, ResponseFigures(event.response_id))
         elif isinstance(event, e.ResponseDone):
@@ -620,7 +633,7 @@ class Session:
         if isinstance(event, e.ResponseDone):
             self._finalize_texts(event.response_id)
         elif isinstance(event, e.Disconnected):
-            self._finalize_texts(None)
+            self._finalize_texts(None, said=False)
         elif isinstance(event, e.Reconnected):
             self._on_reconnected(now)
 
@@ -632,14 +645,18 @@ class Session:
         self._publish(Transcript(now, "assistant", event.item_id, event.delta,
                                  response_id=event.response_id))
 
-    def _finalize_texts(self, response_id: str | None) -> None:
-        """Publish the whole transcript of each item of ``response_id`` (None: of all)."""
+    def _finalize_texts(self, response_id: str | None, *, said: bool = True) -> None:
+        """Publish the whole transcript of each item of ``response_id`` (None: of all);
+        ``said``: into the history too (not a reply a disconnect cut off: what was heard of
+        it is unknown once its items are gone)."""
         for item_id, (rid, parts) in list(self._texts.items()):
             if response_id is None or rid == response_id:
                 del self._texts[item_id]
                 text = self._final_texts[item_id] = "".join(parts)
                 self._publish(Transcript(self.now_ms(), "assistant", item_id, text,
                                          final=True, response_id=rid))
+                if said and self.history is not None:
+                    self.history.said("assistant", item_id, text)
 
     def _text_of(self, item_id: str) -> str:
         if item_id in self._final_texts:
@@ -658,13 +675,17 @@ class Session:
 
     def _on_reconnected(self, now: float) -> None:
         info = getattr(self.transport, "last_reconnect", None)
+        context_lost = bool(getattr(info, "context_lost", True))
+        restored = self.history.messages() if self.history is not None and context_lost else []
+        self._execute(list(restored))
         self._publish(Reconnected(
             now,
             reason=str(getattr(info, "reason", "")),
             down_s=float(getattr(info, "down_s", 0.0)),
             attempts=int(getattr(info, "attempts", 0)),
             session_restored=bool(getattr(info, "session_restored", False)),
-            context_lost=bool(getattr(info, "context_lost", True)),
+            context_lost=context_lost,
+            turns_restored=len(restored),
         ))
 
     def _on_audio_delta(self, event: e.AudioDelta, now: float) -> None:
@@ -821,4 +842,6 @@ class Session:
             heard, unheard = split_heard(self._text_of(s.item_id), heard_ms, s.received_ms)
             self._publish(Heard(now, s.item_id, s.response_id, heard, unheard, heard_ms,
                                 s.received_ms))
+            if self.history is not None:
+                self.history.heard(s.item_id, heard)
         self._signal_at = None

@@ -8,9 +8,7 @@ custom states) is tested on an in-memory server and a virtual clock in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
-from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -28,7 +26,7 @@ from bargein.sim import Simulator
 from bargein.sim.voice import speak
 from bargein.testing import capture_logs
 from tests.support.sim_support import check_client_events, first_sound, serving, silence, tone
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, realtime_clock
 
 SCRIPT = (
     "This first answer is long enough that the user will surely cut in before it ends, "
@@ -40,28 +38,6 @@ pytestmark = pytest.mark.e2e
 
 # user: speaks 0.2-0.8 s; the reply starts ~1.3 s; barges in at 2.2 s; then quiet
 USER = silence(200) + tone(600) + silence(1400) + tone(500) + silence(3000)
-
-
-@contextlib.asynccontextmanager
-async def realtime_clock(clock: VirtualClock) -> AsyncIterator[None]:
-    """Advance ``clock`` in 10 ms steps at the pace of the wall clock."""
-
-    async def tick() -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        while True:
-            target = (loop.time() - start) * 1000.0
-            while clock.ms + 10 <= target:
-                clock.advance_ms(10)
-            await asyncio.sleep(0.005)
-
-    task = asyncio.create_task(tick())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def converse(

@@ -31,6 +31,7 @@ from bargein.adapters.session_config import (
 )
 from bargein.core.commands import (
     CancelResponse,
+    CreateMessage,
     CreateResponse,
     DeleteItem,
     SendAudio,
@@ -291,6 +292,12 @@ class WireCodec:
             payload = {"type": "session.update", "session": config.to_wire(self.api)}
         elif isinstance(command, CreateResponse):
             payload = {"type": "response.create"}
+        elif isinstance(command, CreateMessage):
+            kind = ("input_text" if command.role == "user"
+                    else "output_text" if self.api == "ga" else "text")
+            payload = {"type": "conversation.item.create", "item": {
+                "type": "message", "role": command.role,
+                "content": [{"type": kind, "text": command.text}]}}
         else:
             raise CodecError(f"not a server command: {type(command).__name__}")
         if command.event_id:

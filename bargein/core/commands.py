@@ -7,7 +7,7 @@ Commands that go to the server carry an ``event_id`` chosen by the core, so that
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 # --- to the speaker ------------------------------------------------------------------
 
@@ -94,6 +94,16 @@ class CreateResponse:
     event_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class CreateMessage:
+    """``conversation.item.create`` of a text message, appended to the conversation: how a
+    session tells a new server session, after a reconnect, what was said before."""
+
+    role: Literal["user", "assistant"]
+    text: str
+    event_id: str = ""
+
+
 # --- to the session's clock --------------------------------------------------------------
 
 
@@ -131,6 +141,7 @@ class Report:
 
 ServerCommand = (
     CancelResponse | TruncateItem | DeleteItem | SendAudio | UpdateSession | CreateResponse
+    | CreateMessage
 )
 SpeakerCommand = PlayAudio | FlushPlayback | DuckPlayback | RestorePlayback
 TimerCommand = StartTimer | CancelTimer
@@ -138,7 +149,8 @@ LivenessCommand = GiveUp | Report
 Command = ServerCommand | SpeakerCommand | TimerCommand | LivenessCommand
 COMMAND_TYPES: tuple[type, ...] = (
     PlayAudio, FlushPlayback, DuckPlayback, RestorePlayback, CancelResponse, TruncateItem,
-    DeleteItem, SendAudio, UpdateSession, CreateResponse, StartTimer, CancelTimer, GiveUp, Report,
+    DeleteItem, SendAudio, UpdateSession, CreateResponse, CreateMessage, StartTimer, CancelTimer,
+    GiveUp, Report,
 )
 """Every command class, for ``isinstance`` (an action's commands are checked with it)."""
 Reconcilable = CancelResponse | TruncateItem | DeleteItem

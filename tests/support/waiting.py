@@ -4,7 +4,10 @@ on a busy machine, where everything takes longer."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from bargein.adapters.audio.memory import VirtualClock
 
 DEADLINE_S = 60.0
 """Generous: a deadline only turns a hang into a failure; a passing test never waits it out."""
@@ -20,3 +23,25 @@ async def eventually(what: Callable[[], bool], describe: Callable[[], object] = 
         if loop.time() > deadline:
             raise AssertionError(f"still not so after {timeout:g} s: {describe()}")
         await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def realtime_clock(clock: VirtualClock) -> AsyncIterator[None]:
+    """Advance ``clock`` in 10 ms steps at the pace of the wall clock."""
+
+    async def tick() -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while True:
+            target = (loop.time() - start) * 1000.0
+            while clock.ms + 10 <= target:
+                clock.advance_ms(10)
+            await asyncio.sleep(0.005)
+
+    task = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
