@@ -544,6 +544,19 @@ async def freezes(peer: Peer) -> None:
     await peer.freeze()
 
 
+async def never_ready_again(peer: Peer) -> None:
+    """A new connection that never says ``session.created``."""
+    peer.server.mark()
+    await peer.end()
+
+
+NOT_READY_AGAIN = (
+    "core: a reconnection counts as the session being ready (Conversation._on_reconnected "
+    "cancels READY_TIMER and fires reconnected -> listening before any session.created), "
+    "so a new connection that never sends session.created is never noticed: bargein sits "
+    "in listening, streaming the microphone to a server that never got ready, no line said")
+
+
 def frozen_noticed(outcome: Outcome) -> None:
     (again,) = [o for o in outcome.observations if isinstance(o, Reconnected)]
     assert "frozen" in again.reason
@@ -684,6 +697,9 @@ def build_cases() -> list[Case]:
              whole=(), bound_s=LIVENESS.ready_ms / 1000),
         Case("silent", "unreadable-session-created", (unreadable_ready,), SessionNeverReady,
              cut=(), whole=(), bound_s=LIVENESS.ready_ms / 1000),
+        Case("silent", "never-ready-after-reconnect", (dropped_mid_reply, never_ready_again),
+             SessionNeverReady, cut=(), whole=(), bound_s=LIVENESS.ready_ms / 1000,
+             xfail=NOT_READY_AGAIN),
         Case("silent", "reply-stops-pings-answered", (stalls_mid_reply,),
              check=declared_dead("ReplyStalled", "ResponseDoneLost", kept=False),
              bound_s=STALL_S + 3.0),
