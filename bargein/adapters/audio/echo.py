@@ -15,11 +15,16 @@ echo by 5 ms to 500 ms is cancelled by 40-54 dB; one that arrives with its echo 
 leads by 550 ms or more, by 1-14 dB). A speaker hands audio far ahead of playback (the
 PulseAudio speaker up to 2 s), so the reference is kept on a timeline by DAC time, and before
 each 10 ms of capture taken at ADC time ``t`` the canceller feeds AEC3 the reference that
-sounds at ``t + lead_ms``: the reference leads by ``lead_ms`` (30 ms, room for the devices'
-timestamp errors) plus whatever the room adds, which AEC3 estimates. That lead is the delay
-told to ``set_stream_delay_ms`` for each frame. What the speaker wrote where the reference
-had been read already (too late to be used) is counted in ``stats.late_ms``; a stretch no
-speaker wrote is silence.
+sounds at ``t + lead_ms``: the reference leads by ``lead_ms`` plus whatever the room adds,
+which AEC3 estimates. That lead is the delay told to ``set_stream_delay_ms`` for each frame.
+It is 15 ms: room for the devices' timestamp errors (on PulseAudio the echo of a 30 ms
+loopback came 30-35 ms after its DAC time, measured), and yet within what the speaker has
+written when the capture is processed: a 20 ms frame is processed 20-40 ms after its first
+sample was captured, and the pyaudio speaker writes only its latency (about 30 ms) ahead of
+playback, the PulseAudio speaker a new reply 10 ms ahead. With a 30 ms lead the pyaudio
+speaker's reference came too late in some runs on a busy machine (nearly all of it: 8 dB
+removed instead of 50). What the speaker wrote where the reference had been read already is
+counted in ``stats.late_ms``; a stretch no speaker wrote is silence.
 
 **Warm-up.** AEC3 starts with a cautious suppressor and converges within the first 100 ms of
 echo (measured on synthetic rooms: 21-31 dB removed in that first 100 ms, 30-50 dB after).
@@ -200,7 +205,7 @@ class EchoCanceller:
     def __init__(
         self,
         *,
-        lead_ms: float = 30.0,
+        lead_ms: float = 15.0,
         warmup_ms: float = 200.0,
         noise_suppression: bool = False,
         high_pass_filter: bool = True,

@@ -25,6 +25,7 @@ from bargein.adapters.audio.echo import EchoCanceller
 from bargein.adapters.audio.protocols import AudioFrame
 from bargein.adapters.audio.pulse_speaker import PulseSpeaker
 from bargein.adapters.audio.pyaudio_mic import PyAudioMicrophone
+from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
 from bargein.adapters.audio.wav import read_wav_24k_mono, write_wav
 from bargein.sim.voice import speak
 from tests.support.pulse_env import DEADLINE_S, MS
@@ -83,8 +84,9 @@ def _energies(frames: list[AudioFrame]) -> npt.NDArray[np.float64]:
                      for f in frames])
 
 
+@pytest.mark.parametrize("kind", ["pulse", "pyaudio"])
 def test_echo_at_minus_20_db_is_removed_and_the_users_voice_kept(
-    room: tuple[str, str], tmp_path: Path
+    room: tuple[str, str], tmp_path: Path, kind: str
 ) -> None:
     speaker_sink, mic_sink = room
     canceller = EchoCanceller()
@@ -96,12 +98,16 @@ def test_echo_at_minus_20_db_is_removed_and_the_users_voice_kept(
         clean.append(canceller.process(frame))
         return clean[-1]
 
-    os.environ["PULSE_SOURCE"] = f"{mic_sink}.monitor"  # libpulse's default source, via ALSA
+    # libpulse's default source and sink, for the streams PortAudio opens through ALSA
+    os.environ["PULSE_SOURCE"] = f"{mic_sink}.monitor"
+    os.environ["PULSE_SINK"] = speaker_sink
     try:
         mic = PyAudioMicrophone(processor=cancel, max_frames=10)
+        speaker: PulseSpeaker | PyAudioSpeaker = (
+            PulseSpeaker(device=speaker_sink) if kind == "pulse" else PyAudioSpeaker()
+        )
     finally:
-        del os.environ["PULSE_SOURCE"]
-    speaker = PulseSpeaker(device=speaker_sink)
+        del os.environ["PULSE_SOURCE"], os.environ["PULSE_SINK"]
     speaker.tap_reference(canceller.reference)
     user_wav = tmp_path / "user.wav"
     path = Path(__file__).resolve().parents[3] / "bargein" / "data" / "demo_user.wav"
@@ -111,6 +117,7 @@ def test_echo_at_minus_20_db_is_removed_and_the_users_voice_kept(
         speaker.play("reply", speak(ASSISTANT, "espeak"))
         _until(lambda: speaker.heard_ms().get("reply", 0) >= 6000, "6 s of the reply heard")
         user_from_ms = time.monotonic() * 1000  # no user sound can be captured before this
+        own_erle = canceller.erle_db  # the canceller's own figure, on echo alone
         subprocess.run(["paplay", "-d", mic_sink, str(user_wav)], check=True,
                        timeout=DEADLINE_S)
         _until(lambda: speaker.idle, "the reply to end")
@@ -129,10 +136,10 @@ def test_echo_at_minus_20_db_is_removed_and_the_users_voice_kept(
     ]
     overall = 10 * np.log10(raw_e[echo].sum() / max(clean_e[echo].sum(), 1))
     figures = (f"ERLE per second {np.round(per_second, 1)}, overall {overall:.1f} dB, "
-               f"stats {canceller.stats}")
+               f"the canceller's {own_erle} dB before the user spoke, {canceller.stats}")
     assert len(per_second) >= 4, figures
     assert np.median(per_second) >= 20.0, figures
-    assert canceller.stats.erle_db is not None and canceller.stats.erle_db >= 20.0, figures
+    assert own_erle is not None and own_erle >= 20.0, figures
 
     loud_echo = np.percentile(raw_e[echo], 90)
     speaking = (at >= user_from_ms) & (raw_e > 10 * loud_echo)  # the user, 10 dB over the echo
