@@ -367,9 +367,12 @@ def session(client: Client, speaker: Recorder, fx: dict[str, tuple[Path, Pcm]],
     deadline = time.monotonic() + echo_s
     base = speaker.total
     while time.monotonic() < deadline and speaker.sounding_s(base) < min_speech_s:
-        if not speaker.tail_loud(QUIET_MS) and speaker.total - base > QUIET_MS * MS:
+        left = deadline - time.monotonic()
+        if wait_for(lambda: not speaker.tail_loud(QUIET_MS), left) and speaker.sounding_s(
+                base) < min_speech_s and time.monotonic() < deadline:
             prompted(played, fx)
-        time.sleep(0.1)
+            # the reply comes after the server's end of turn and its latency: wait for it
+            wait_for(lambda: speaker.tail_loud(30), min(10.0, max(0.0, left)))
     for kind in plan:
         wait_for(lambda: not speaker.tail_loud(QUIET_MS), 20.0)
         prompted(played, fx)
@@ -654,8 +657,12 @@ def main() -> None:
         print(HEADER, flush=True)
         for room in rooms:
             for mode, flags in modes.items():
-                result = measure(mode, flags, room, fx, script, reply, trials, echo_s,
-                                 min_speech_s, args.keep)
+                try:
+                    result = measure(mode, flags, room, fx, script, reply, trials, echo_s,
+                                     min_speech_s, args.keep)
+                except RuntimeError as exc:  # one client that fails does not end the lab
+                    print(f"{room!s:<16}{mode:<20} failed: {exc}".splitlines()[0], flush=True)
+                    continue
                 print(row(room, mode, result), flush=True)
     print("self/min: cuts no stimulus explains, per minute of assistant sound on the speaker "
           "(said: the client's own barge-in records outside stimuli); barge-in, cough, uh-huh: "
