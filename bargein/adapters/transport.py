@@ -350,7 +350,9 @@ class RealtimeTransport:
         self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout
         self._policy = reconnect or ReconnectPolicy()
-        self._ssl = ssl_context if ssl_context is not None else ssl.create_default_context()
+        self._ssl = ssl_context
+        """TLS for ``wss://``; the default one is made on the first TLS connection (loading
+        the system's CA store costs ~0.1 s of CPU, which a ``ws://`` endpoint never needs)."""
         self._rng = rng or random.Random()
         self._ws: ClientConnection | None = None
         self._session: UpdateSession | None = None
@@ -578,6 +580,8 @@ class RealtimeTransport:
         caller's consent goes over a socket bargein connected itself, to a loopback address
         of the host (``_loopback_socket``)."""
         plaintext = self.endpoint.is_plaintext
+        if not plaintext and self._ssl is None:
+            self._ssl = ssl.create_default_context()
         options: dict[str, Any] = {"ssl": None if plaintext else self._ssl}
         if _PROXY_OPTION:
             options["proxy"] = self.endpoint.proxy  # None: never the environment's proxy
