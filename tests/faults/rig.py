@@ -91,11 +91,13 @@ class Outcome:
 
 
 class _ByCase(logging.Handler):
-    """bargein's log records, as ``capture_logs`` shapes them, filed under the case whose
-    task logged them."""
+    """bargein's log records at INFO and above, as ``capture_logs`` shapes them, filed under
+    the case whose task logged them. (DEBUG would log every frame both ways, websockets'
+    lines included: it doubled the matrix's CPU time, and a loaded machine then stretched
+    every case.)"""
 
     def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
+        super().__init__(logging.INFO)
         self.by_case: dict[str, list[dict[str, Any]]] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -114,7 +116,7 @@ def logs_by_case() -> Iterator[dict[str, list[dict[str, Any]]]]:
     handler = _ByCase()
     saved = root.level, root.propagate
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
+    root.setLevel(logging.INFO)
     root.propagate = False
     try:
         yield handler.by_case

@@ -299,7 +299,7 @@ class HostileServer:
 
     async def __aenter__(self) -> HostileServer:
         self._server = await serve(self._serve, "127.0.0.1", 0, ping_interval=None,
-                                   max_size=None, close_timeout=1,
+                                   max_size=None, close_timeout=1, compression=None,
                                    process_request=self._process_request)
         return self
 
