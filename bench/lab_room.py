@@ -4,10 +4,12 @@ A private PulseAudio (scripts/start-pulse.sh in its own directory, so tests runn
 are not disturbed): ``ci_speaker`` is the default output, ``ci_mic.monitor`` the default
 input. A room is ``module-loopback`` from ``ci_speaker.monitor`` into ``ci_mic`` with
 ``latency_msec`` = the echo delay and its sink input's volume = the echo level (or no
-loopback: no echo). The user is ``paplay -d ci_mic``: a prompt ("Tell me about the trains,
-please."), then, 1.5 s into the assistant's reply, one stimulus: speech (a real barge-in,
-~2 s), a 150 ms cough (sox: band-passed pink noise), a 300 ms "uh-huh" (espeak-ng, squeezed
-by sox), or nothing. Every fixture is made at run time; nothing is downloaded.
+loopback: no echo). The user is ``paplay -d ci_mic``. First the echo phase, the user
+silent but for a prompt ("Tell me about the trains, please.") whenever all has been quiet for
+2.5 s: the assistant talks over its own echo. Then the trials: a prompt, and 1.5 s into the
+reply's sound one stimulus: speech (a real barge-in, ~2 s), a 150 ms cough (sox: band-passed
+pink noise) or a 300 ms "uh-huh" (espeak-ng, squeezed by sox). Every fixture is made at run
+time; nothing is downloaded.
 
 Clients, each against ``bargein sim`` (a subprocess, espeak voice, one reply text for every
 turn so what should have been heard is known sample by sample):
@@ -34,8 +36,10 @@ truncation:
 * resumed: after a cough or "uh-huh", the reply played to its end.
 
 Run: .venv/bin/python bench/lab_room.py [--full] [--modes instant,seed] [--mode NAME=FLAGS]
-(``make bench`` runs the short default; ``--full`` is the issue's targets: 60 s of assistant
-speech per room and 10 trials of each stimulus).
+[--rooms none,-20@30] [--echo-seconds S] [--trials N] [--keep DIR]. ``make bench`` runs the
+short default (3 rooms, a 10 s echo phase, one trial of each stimulus: ~2 min per room and
+mode on a loaded 2-core machine); ``--full`` is the issue's targets: up to 180 s of echo phase
+for 60 s of assistant speech, 10 trials of each stimulus, echo at -35/-28/-20 dB x 30/120 ms.
 """
 
 from __future__ import annotations
@@ -613,6 +617,10 @@ def main() -> None:
                         help="comma-separated modes to run (default: every offered one, and seed)")
     parser.add_argument("--rooms", default="",
                         help="rooms to run instead, e.g. 'none,-20@30,-35@120' (dB@ms)")
+    parser.add_argument("--echo-seconds", type=float, metavar="S",
+                        help="length of the echo phase (prompts only), instead of 10 (--full: 180)")
+    parser.add_argument("--trials", type=int, metavar="N",
+                        help="trials of each stimulus, instead of 1 (--full: 10)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="write each run's recordings, records and stimulus times here")
     parser.add_argument("--mode", action="append", default=[], metavar="NAME=FLAGS",
@@ -638,6 +646,10 @@ def main() -> None:
         trials, echo_s, min_speech_s = 1, 10.0, 10.0
     if args.rooms:
         rooms = [parse_room(spec) for spec in args.rooms.split(",")]
+    if args.echo_seconds is not None:
+        echo_s = min_speech_s = args.echo_seconds
+    if args.trials is not None:
+        trials = args.trials
     # a daemon of its own, so that the loopback never reaches tests running beside the lab
     os.environ.setdefault("BARGEIN_PULSE_DIR", "/tmp/bargein-lab-pulse")
     from tests.support.pulse_env import ensure_pulse
