@@ -34,8 +34,10 @@ anywhere ahead of what the sink has read (``pa_stream_write`` with ``PA_SEEK_ABS
 - **A reference for the echo canceller.** ``tap_reference(tap)`` hands every write (audio,
   fades, the zeros over what a flush dropped) to ``tap(samples, dac_time_ms)``, its DAC time
   on ``time.monotonic()`` in ms: stream position ``q`` sounds at ``anchor + q / rate``, the
-  anchor read off the server's clock (steady within 0.1 ms once the first timing update is in,
-  measured; taken again only when it moves by more than 2 ms).
+  anchor read off the server's clock (steady within 0.1 ms once the first timing update is
+  in, 4 ms off before it, measured). It is taken again only when the server's clock moves
+  more than 20 ms from it (a device clock drifting from the system's): every move shifts the
+  reference against the echo, and the canceller needs a second or more to find it again.
 
 ``underruns`` counts the dropouts a listener hears: audio of an item that had to be placed
 later than where the item left off, because the stream had played past that point (the
@@ -67,7 +69,7 @@ _NO_LIMIT = 0xFFFFFFFF  # (uint32_t) -1: the server's default
 _MARGIN_USEC = 2500  # past the farthest the sink can have read: the write's trip to the server
 _PAD = RATE // 2  # zeros kept queued beyond the audio (500 ms), so the stream never runs dry
 _ZEROS = bytes(_PAD * _BYTES)
-_REANCHOR_MS = 2.0  # the DAC-time anchor is taken again when the server's clock moves this far
+_REANCHOR_MS = 20.0  # the DAC-time anchor is taken again when the server's clock moves this far
 
 
 class PulseSpeaker:

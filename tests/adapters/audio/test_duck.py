@@ -178,20 +178,26 @@ def _window_levels(x: npt.NDArray[np.int16]) -> npt.NDArray[np.float64]:
     return np.asarray(np.sqrt(squares.mean(axis=1)), dtype=np.float64)
 
 
+Span = tuple[float, float]
+
+
 def _duck_on_device(sink: AudioSink, duck: Callable[[float], None]) -> tuple[
-    npt.NDArray[np.int16], float, float
+    npt.NDArray[np.int16], Span, Span
 ]:
     """Play a 1.5 s tone, duck to 0.25 once 400 ms were heard and restore at 900 ms; return
-    the item's stretch of the recording and the ms heard when each duck was asked."""
+    the item's stretch of the recording and the ms heard just before and just after each
+    duck was asked (the call lies between: a busy machine may pause the test in between)."""
     monitor = _Monitor()
     _until(lambda: len(monitor.data) > 0, "the monitor to record")
     sink.play("a", tone(1500))
     _until(lambda: sink.heard_ms().get("a", 0) >= 400, "400 ms heard")
-    down_at = sink.heard_ms()["a"]
+    before = sink.heard_ms()["a"]
     duck(0.25)
+    down_at = (before, sink.heard_ms()["a"])
     _until(lambda: sink.heard_ms().get("a", 0) >= 900, "900 ms heard")
-    up_at = sink.heard_ms()["a"]
+    before = sink.heard_ms()["a"]
     duck(1.0)
+    up_at = (before, sink.heard_ms()["a"])
     _until(lambda: sink.idle, "the tone to end")
     assert sink.heard_ms() == {"a": 1500.0}  # unchanged by the duck
     _until(lambda: monitor.levels_after_sound(100), "the tone's end on the monitor")
@@ -201,19 +207,21 @@ def _duck_on_device(sink: AudioSink, duck: Callable[[float], None]) -> tuple[
     return rec[start:end], down_at, up_at
 
 
-def _judge(item: npt.NDArray[np.int16], down_at: float, up_at: float, reach_ms: float) -> None:
+def _judge(item: npt.NDArray[np.int16], down_at: Span, up_at: Span, reach_ms: float,
+           late_writes: int = 0) -> None:
     """The level is down to a quarter within ``reach_ms`` of the position sounding when the duck
-    was asked, back to full within ``reach_ms`` of the restore, with no click at either."""
+    was asked, back to full within ``reach_ms`` of the restore, with no click at either
+    (unless the speaker counted a write the server had read past: a stalled process)."""
     levels = _window_levels(item) / (8000 / np.sqrt(2))
     low = np.flatnonzero(levels < 0.3)
     assert len(low), "the tone was never ducked"
     down_ms, up_ms = low[0] * 5, (low[-1] + 1) * 5
-    assert down_at <= down_ms <= down_at + reach_ms, (down_at, down_ms)
-    assert up_at <= up_ms <= up_at + reach_ms, (up_at, up_ms)
+    assert down_at[0] <= down_ms <= down_at[1] + reach_ms, (down_at, down_ms)
+    assert up_at[0] <= up_ms <= up_at[1] + reach_ms, (up_at, up_ms)
     assert np.all(np.abs(levels[(down_ms + 10) // 5 : (up_ms - 10) // 5] - 0.25) < 0.03)
     steps = np.abs(np.diff(item.astype(np.int32)))
     worst = int(np.argmax(steps))
-    assert steps[worst] <= 1.2 * max_step(samples(tone(100))), (
+    assert late_writes or steps[worst] <= 1.2 * max_step(samples(tone(100))), (
         f"a click of {steps[worst]} at {worst / MS:.1f} ms (ducked at {down_ms}, up at {up_ms})"
     )
 
@@ -226,9 +234,8 @@ def test_pulse_speaker_ducks_within_one_block() -> None:
         item, down_at, up_at = _duck_on_device(sink, sink.duck)
     finally:
         sink.close()
-    # the cut point is within the block, the ramp within 5 ms, levels are 5 ms windows, and a
-    # few ms pass between reading the position and asking (more on a busy machine)
-    _judge(item, down_at, up_at, reach_ms=10 + FADE_MS + 5 + 10)
+    # the cut point is within the block, the ramp within 5 ms, levels are 5 ms windows
+    _judge(item, down_at, up_at, reach_ms=10 + FADE_MS + 5, late_writes=sink.late_cuts)
 
 
 @pytest.mark.device
@@ -241,4 +248,4 @@ def test_pyaudio_speaker_ducks_from_its_next_block() -> None:
     finally:
         sink.close()
     # what PortAudio holds (its latency) sounds first, then the next block ramps
-    _judge(item, down_at, up_at, reach_ms=latency + 2 * 10 + FADE_MS + 5 + 10)
+    _judge(item, down_at, up_at, reach_ms=latency + 2 * 10 + FADE_MS + 5)
