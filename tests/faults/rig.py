@@ -68,11 +68,14 @@ class Outcome:
     """What it (or connecting, or closing) raised."""
     logs: list[dict[str, Any]] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
+    seen_at: list[float] = field(default_factory=list)
+    """When each observation came, in seconds on the clock the server's marks use."""
     output: npt.NDArray[np.int16] = field(default_factory=lambda: np.zeros(0, np.int16))
     cuts: list[tuple[int, int]] = field(default_factory=list)
     """(amplitude, clock sample): a reply cut off (barge-in, dead reply, disconnect) then."""
     waited_s: float | None = None
-    """From the fault (or the script's end) to the outcome, on the session's clock."""
+    """From the server's last word (the end of its script, or its last fault when it then
+    says nothing) to the outcome, on the session's clock."""
     session: Session | None = None
     server: HostileServer | None = None
     exit_code: int | None = None
@@ -84,6 +87,12 @@ class Outcome:
 
     def interrupted(self) -> list[Interrupted]:
         return [o for o in self.observations if isinstance(o, Interrupted)]
+
+    def since_fault(self, kind: type[Observation]) -> list[float]:
+        """Seconds from the server's fault to each observation of ``kind``."""
+        assert self.server is not None and self.server.fault_at is not None
+        return [at - self.server.fault_at for o, at in zip(self.observations, self.seen_at,
+                                                           strict=True) if isinstance(o, kind)]
 
     def heard_samples(self, amplitude: int, after: int = 0) -> int:
         """Samples of the output from clock sample ``after`` on that are ``+-amplitude``."""
@@ -180,6 +189,7 @@ async def run_session(name: str, scripts: tuple[Script, ...], api: str,
 
         def observe(obs: Observation) -> None:
             outcome.observations.append(obs)
+            outcome.seen_at.append(clock.ms / 1000)
             if isinstance(obs, Interrupted):
                 _cut(outcome, server, clock.samples, None)  # all audio queued is flushed
             elif isinstance(obs, StateChanged) and obs.trigger == "disconnected":
@@ -211,7 +221,7 @@ async def run_session(name: str, scripts: tuple[Script, ...], api: str,
             except BaseException as exc:
                 outcome.error = outcome.error or exc
             outcome.output = np.frombuffer(sink.output(), dtype="<i2")
-        since = server.fault_at if server.fault_at is not None else server.finished_at
+        since = server.finished_at if server.finished_at is not None else server.fault_at
         if ended_at and since is not None:
             outcome.waited_s = ended_at[0] - since
     return outcome
