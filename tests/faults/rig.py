@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +30,8 @@ from bargein.adapters.transport import RealtimeTransport, ReconnectPolicy
 from bargein.core.liveness import Liveness
 from bargein.logs import ROOT
 from bargein.session import Interrupted, Observation, Session, StateChanged, Transcript
-from tests.cli.test_cli import bargein
 from tests.support.hostile import END_ITEM, HostileServer, Script
-from tests.support.sim_support import silence
-from tests.support.waiting import eventually
+from tests.support.waiting import DEADLINE_S, eventually
 
 KEY = "hostileFakeKey0123456789abcdefNEVERSHOWN"
 """The API key in the environment. Not shaped like an OpenAI key (``sk-...``): only
@@ -234,10 +234,23 @@ async def run_cli(name: str, scripts: tuple[Script, ...], api: str, redirect: st
     outcome = Outcome()
     async with HostileServer(*scripts, api=api, redirect=redirect, refuse=refuse) as server:
         outcome.server = server
-        wav = write_wav(workdir / f"{name}.in.wav", silence(input_ms))
-        code, out, err = await bargein(
-            "talk", "--url", server.url, "--api", api, "--input", str(wav), "--output",
-            str(workdir / f"{name}.out.wav"), "--linger", "0.5", environ=environ, timeout=120)
-        outcome.exit_code, outcome.stdout, outcome.stderr = code, out, err
+        wav = write_wav(workdir / f"{name}.in.wav", bytes(input_ms * 48))  # silence
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bargein", "talk", "--url", server.url, "--api", api,
+            "--input", str(wav), "--output", str(workdir / f"{name}.out.wav"),
+            "--linger", "0.5", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=environ)
+        out, err = await asyncio.wait_for(proc.communicate(), DEADLINE_S * 2)
+        outcome.exit_code, outcome.stdout, outcome.stderr = proc.returncode, out.decode(), \
+            err.decode()
     return outcome
+
+
+def user_env(**changes: str) -> dict[str, str]:
+    """This process's environment with ``changes``, and without ``NO_PROXY``/``no_proxy``
+    or any API key but the ones ``changes`` give."""
+    out = {k: v for k, v in os.environ.items()
+           if k not in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "NO_PROXY", "no_proxy")}
+    out.update(changes)
+    return out
 

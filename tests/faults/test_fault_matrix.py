@@ -48,8 +48,6 @@ from bargein.errors import (
     SessionNeverReady,
 )
 from bargein.session import Interrupted, Reconnected, Transcript
-from tests.adapters.test_transport_security import PROXY_VARIABLES, Listener
-from tests.cli.test_cli import env
 from tests.faults.rig import (
     CASE,
     CUT_MARGIN,
@@ -61,8 +59,9 @@ from tests.faults.rig import (
     logs_by_case,
     run_cli,
     run_session,
+    user_env,
 )
-from tests.support.hostile import Peer, Raw, Script, square
+from tests.support.hostile import Bystander, Peer, Raw, Script, square
 
 pytestmark = pytest.mark.e2e
 
@@ -624,9 +623,11 @@ SPLIT_KEY = (
 
 # proxies and redirects --------------------------------------------------------------------
 
-ELSEWHERE = Listener(host="127.0.0.2")
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                   "all_proxy", "WSS_PROXY", "wss_proxy", "WS_PROXY", "ws_proxy")
+ELSEWHERE = Bystander(host="127.0.0.2")
 """Another host a redirect points at: it must see no connection."""
-PROXY = Listener()
+PROXY = Bystander()
 """What every proxy variable points at during the run: it must see no connection."""
 
 
@@ -755,8 +756,7 @@ async def _run_all(cases: list[Case], workdir: Path) -> Run:
     outcomes: dict[str, Outcome] = {}
     gate = asyncio.Semaphore(AT_ONCE)
     async with ELSEWHERE, PROXY:
-        environ = env(OPENAI_API_KEY=KEY, NO_PROXY=None, no_proxy=None,
-                      **dict.fromkeys(PROXY_VARIABLES, PROXY.url))
+        environ = user_env(OPENAI_API_KEY=KEY, **dict.fromkeys(PROXY_VARIABLES, PROXY.url))
         os.environ.update({k: environ[k] for k in PROXY_VARIABLES})
         for name in ("NO_PROXY", "no_proxy"):
             os.environ.pop(name, None)

@@ -228,6 +228,35 @@ class Peer:
         await self.hold()
 
 
+class Bystander:
+    """A bare TCP listener that should see nobody (a proxy nobody asked for, the host a
+    redirect points at): counts connections and hangs up at once."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port``."""
+        assert self._server is not None
+        return f"http://{self.host}:{self._server.sockets[0].getsockname()[1]}"
+
+    async def __aenter__(self) -> Bystander:
+        self._server = await asyncio.start_server(self._seen, self.host, 0)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _seen(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.close()
+
+
 async def ready(peer: Peer) -> None:
     """A connection beyond the scripts: ``session.created``, the end marker, silence."""
     await peer.ready()
