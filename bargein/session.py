@@ -365,6 +365,11 @@ class Session:
         self._liveness = liveness
         """The core's deadlines (``bargein.core.liveness``); ``None`` keeps none."""
 
+    @property
+    def local_vad(self) -> VoiceDetector | None:
+        """The microphone's own voice detector, if the session runs one."""
+        return self._local_vad
+
     # --- observing -------------------------------------------------------------------
 
     def now_ms(self) -> float:

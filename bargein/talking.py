@@ -43,14 +43,14 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from bargein.adapters import endpoints
 from bargein.adapters.audio.echo import EchoCanceller, ReferenceSource
 from bargein.adapters.audio.memory import VirtualClock
 from bargein.adapters.audio.protocols import AudioFrame, AudioSink, AudioSource
 from bargein.adapters.audio.speaker import open_speaker
-from bargein.adapters.audio.vad import EnergyVad
+from bargein.adapters.audio.vad import EnergyVad, VoiceDetector
 from bargein.adapters.audio.wav import WavSink, WavSource
 from bargein.adapters.endpoints import Endpoint
 from bargein.adapters.secrets import ENV_VARS, ApiKey
@@ -59,8 +59,10 @@ from bargein.adapters.transport import RealtimeTransport
 from bargein.core import Conversation
 from bargein.core.events import ConfigureSession
 from bargein.core.pcm import RATE
+from bargein.errors import SessionConfigError, StateTableError, VadUnavailable
 from bargein.logs import get_logger
 from bargein.session import Observation, Observer, Session, StateChanged
+from bargein.states import DEFAULT_TABLE, two_phase_table
 
 log = get_logger(__name__)
 
@@ -70,6 +72,21 @@ Output = str | os.PathLike[str] | AudioSink
 """``"speaker"`` (the default speaker), a WAV path, or any ``AudioSink``."""
 DeviceSpec = int | str
 """A device index, or a piece of its name (``bargein devices`` lists them)."""
+
+BargeIn = Literal["auto", "instant", "two-phase"]
+"""How a sound over the reply is taken: ``instant`` cuts the reply at once (a headset);
+``two-phase`` ducks it and judges (``bargein.states.two_phase``: a cough or an "uh-huh"
+resumes it, speech that lasts commits the cut); ``auto``: two-phase when the output is the
+speaker (a room, where coughs and echo happen), instant otherwise."""
+LocalVad = bool | Literal["silero", "energy"] | VoiceDetector | None
+"""The microphone's own voice detector: ``True`` or ``"silero"`` for Silero VAD (the energy
+detector if Silero cannot load, with a warning), ``"energy"`` for the energy detector (any
+loud sound is speech: a cough too), a ``VoiceDetector`` of the program's own, ``False`` for
+none (the server's turn detection alone), ``None`` (the default) for what the barge-in
+needs: Silero under two-phase barge-in (it judges each sound where it is heard, at once),
+none under instant barge-in. Two-phase with the server's turn detection alone works, but the
+server reports a sound's end ``silence_duration_ms`` late, so only sounds shorter than the
+confirm window minus that are let go."""
 
 LINGER_S = 2.0
 """Seconds of quiet after a finite input ends before the conversation ends."""
@@ -217,6 +234,41 @@ def open_audio(
     return source, sink, time.monotonic
 
 
+def local_detector(choice: LocalVad) -> VoiceDetector | None:
+    """The detector ``choice`` names (see ``LocalVad``)."""
+    if choice is False or choice is None:
+        return None
+    if choice == "energy":
+        return EnergyVad(RATE, threshold=0.5, prefix_padding_ms=0, silence_duration_ms=500)
+    if choice is True or choice == "silero":
+        from bargein.adapters.audio.silero import SileroVad
+
+        try:
+            return SileroVad()
+        except VadUnavailable as exc:
+            log.warning("silero_unavailable_energy_detector_used", reason=str(exc))
+            return local_detector("energy")
+    if isinstance(choice, VoiceDetector):
+        return choice
+    raise SessionConfigError(f"local_vad must be True, False, 'silero', 'energy' or a "
+                          f"VoiceDetector, not {choice!r}")
+
+
+def conversation_for(barge_in: BargeIn, output: Output, *, local_detector: bool,
+                     conversation: Conversation | None = None) -> Conversation:
+    """The conversation ``talk()`` runs: the program's own, or the machine ``barge_in``
+    names (``auto``: two-phase on the speaker). A program's own machine decides by itself,
+    so asking for two-phase beside one is refused."""
+    if conversation is not None:
+        if barge_in == "two-phase":
+            raise StateTableError("barge_in='two-phase' chooses the machine: pass it or a "
+                                  "conversation of your own, not both")
+        return conversation
+    two_phase = barge_in == "two-phase" or (barge_in == "auto" and _names(output, "speaker"))
+    return Conversation(two_phase_table(local_detector=local_detector) if two_phase
+                        else DEFAULT_TABLE)
+
+
 def _names(choice: Input | Output, device: str) -> bool:
     """Whether ``choice`` is the device word itself (not a path, not an adapter)."""
     return isinstance(choice, str) and choice == device
@@ -282,12 +334,13 @@ def connect(
     conversation: Conversation | None = None,
     observer: Observer | None = None,
     linger_s: float | None = LINGER_S,
-    local_vad: bool = False,
+    local_vad: LocalVad = None,
     input_device: DeviceSpec | None = None,
     output_device: DeviceSpec | None = None,
     speaker_block_frames: int = SPEAKER_BLOCK_FRAMES,
     allow_plaintext: bool = False,
     echo_cancel: bool = True,
+    barge_in: BargeIn = "auto",
 ) -> Connecting:
     """A conversation ready to start: ``async with connect(...) as session:``. The
     arguments are ``talk()``'s. The endpoint and key are checked and the audio is opened
@@ -299,8 +352,11 @@ def connect(
                                      output_device=output_device,
                                      speaker_block_frames=speaker_block_frames,
                                      echo_cancel=echo_cancel)
-    vad = (EnergyVad(RATE, threshold=0.5, prefix_padding_ms=0, silence_duration_ms=500)
-           if local_vad else None)
+    two_phase = barge_in == "two-phase" or (
+        barge_in == "auto" and conversation is None and _names(output, "speaker"))
+    vad = local_detector(True if local_vad is None and two_phase else local_vad)
+    conversation = conversation_for(barge_in, output, local_detector=vad is not None,
+                                    conversation=conversation)
     live = asyncio.Event()
     if isinstance(source, WavSource) and not isinstance(input, AudioSource):
         source = _SpeaksOnceLive(source, live)  # a WAV path: spoken once the session is ready
@@ -324,12 +380,13 @@ async def talk(
     conversation: Conversation | None = None,
     observer: Observer | None = None,
     linger_s: float | None = LINGER_S,
-    local_vad: bool = False,
+    local_vad: LocalVad = None,
     input_device: DeviceSpec | None = None,
     output_device: DeviceSpec | None = None,
     speaker_block_frames: int = SPEAKER_BLOCK_FRAMES,
     allow_plaintext: bool = False,
     echo_cancel: bool = True,
+    barge_in: BargeIn = "auto",
 ) -> Session:
     """Hold one conversation to its natural end and return the closed session.
 
@@ -345,7 +402,13 @@ async def talk(
     - ``observer``: called with every observation (``Transcript``, ``Heard``,
       ``Interrupted``, ``StateChanged``, ``Reconnected``, ``Closed``), in order.
     - ``linger_s``: with a finite input, the quiet time after it before the end.
-    - ``local_vad``: barge in on the microphone's own voice detection (use a headset).
+    - ``local_vad``: detect the user on the microphone, a network round trip before the
+      server does (``LocalVad``; by default Silero VAD under two-phase barge-in, none under
+      instant).
+    - ``barge_in``: ``"instant"`` cuts the reply on any onset; ``"two-phase"`` ducks it and
+      judges (a cough resumes it, speech that lasts 600 ms commits the cut, and the server
+      is told ``interrupt_response: false`` so it cannot cut first); ``"auto"`` (default):
+      two-phase on the speaker, instant to a file (``BargeIn``).
     - ``echo_cancel``: with the microphone and the speaker, remove the speaker's echo from
       the microphone (WebRTC's AEC3); ``False`` for a headset.
 
@@ -356,7 +419,7 @@ async def talk(
         conversation=conversation, observer=observer, linger_s=linger_s,
         local_vad=local_vad, input_device=input_device, output_device=output_device,
         speaker_block_frames=speaker_block_frames, allow_plaintext=allow_plaintext,
-        echo_cancel=echo_cancel,
+        echo_cancel=echo_cancel, barge_in=barge_in,
     ) as session:
         reason = await session.wait()
         log.info("talk_finished", reason=reason)

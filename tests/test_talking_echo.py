@@ -40,7 +40,9 @@ def test_the_microphone_with_the_speaker_is_cancelled_against_what_the_speaker_w
         unwritten = canceller.stats.unwritten_ms
         processed = canceller.stats.processed_ms
         _until(lambda: canceller.stats.processed_ms >= processed + 500, "500 ms more")
-        assert canceller.stats.unwritten_ms == unwritten
+        # a starved speaker thread may fall behind for a moment on a busy machine (the
+        # piece is then fed silence as its reference); the path itself must keep up
+        assert canceller.stats.unwritten_ms - unwritten <= 100, (unwritten, canceller.stats)
     finally:
         sink.close()
         source.close()
@@ -76,7 +78,7 @@ def test_without_livekit_bargein_talk_says_so_in_one_line(
 
 
 def test_the_mode_line_says_whether_echo_is_removed() -> None:
-    common = dict(host="h", api="ga", vad="server", client_cancel=False, local_vad=False,
+    common = dict(host="h", api="ga", vad="server", client_cancel=False, local_vad=None,
                   input="mic", output="speaker")
     assert "echo is removed" in mode_line(**common, echo_cancel=True)  # type: ignore[arg-type]
     assert "no echo cancellation" in mode_line(**common, echo_cancel=False)  # type: ignore[arg-type]

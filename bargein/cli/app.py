@@ -156,7 +156,7 @@ def endpoint_from(args: argparse.Namespace) -> tuple[Endpoint, ApiKey | None]:
 
 def cmd_talk(args: argparse.Namespace) -> int:
     from bargein.adapters.session_config import SemanticVad, ServerVad, SessionConfig
-    from bargein.cli.console import LivePrinter, figures_table, mode_line
+    from bargein.cli.console import LivePrinter, detector_name, figures_table, mode_line
     from bargein.cli.inspecting import inspecting
     from bargein.cli.runner import exit_code, hold
     from bargein.talking import connect
@@ -176,10 +176,14 @@ def cmd_talk(args: argparse.Namespace) -> int:
             endpoint, key=key, input=args.input, output=args.output, config=config,
             observer=LivePrinter(), linger_s=args.linger, local_vad=args.local_vad,
             input_device=args.input_device, output_device=args.output_device,
-            allow_plaintext=args.allow_plaintext, echo_cancel=not args.no_echo_cancel)
+            allow_plaintext=args.allow_plaintext, echo_cancel=not args.no_echo_cancel,
+            barge_in=args.barge_in)
         devices = args.input == "mic" and args.output == "speaker"
+        two_phase = not connecting.session.conversation.table.server_interrupts
         mode = mode_line(host=endpoint.host, api=endpoint.api, vad=args.vad,
-                         client_cancel=args.client_cancel, local_vad=args.local_vad,
+                         client_cancel=args.client_cancel,
+                         local_vad=detector_name(connecting.session.local_vad),
+                         two_phase=two_phase,
                          input=_audio_name(args.input, args.input_device),
                          output=_audio_name(args.output, args.output_device),
                          echo_cancel=not args.no_echo_cancel if devices else None)
@@ -264,9 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the server's turn detection (default: server)")
     talk.add_argument("--client-cancel", action="store_true",
                       help="the server does not cancel on speech; bargein sends response.cancel")
-    talk.add_argument("--local-vad", action="store_true",
-                      help="barge in on local voice detection, a round trip before the "
-                           "server's (use a headset: on open speakers it hears the assistant)")
+    talk.add_argument("--local-vad", nargs="?", const="silero", choices=["silero", "energy"],
+                      help="detect the user's voice on this machine, a round trip before the "
+                           "server does: Silero VAD (default) or the energy detector (which "
+                           "takes a cough for speech); on by default under two-phase barge-in")
+    talk.add_argument("--barge-in", choices=["auto", "instant", "two-phase"], default="auto",
+                      help="instant: any sound over the reply cuts it; two-phase: duck it "
+                           "and judge (a cough or an uh-huh resumes it, 600 ms of speech "
+                           "cuts it; the server's interrupt_response is turned off); auto "
+                           "(default): two-phase on the speaker, instant to a WAV")
     talk.add_argument("--no-echo-cancel", action="store_true",
                       help="do not remove the speaker's echo from the microphone (a headset "
                            "needs none; by default it is removed when both are devices)")

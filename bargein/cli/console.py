@@ -109,18 +109,36 @@ def reconnected_line(obs: Reconnected) -> str:
     lost = ("the server's context was lost: it no longer knows what was said"
             if obs.context_lost else "the server kept its context")
     restored = "; session settings sent again" if obs.session_restored else ""
-    return f"RECONNECTED after {obs.down_s:.1f} s{why}; {lost}{restored}"
+    told = (f"; {obs.turns_restored} turns of the conversation told again as text"
+            if obs.turns_restored else "")
+    return f"RECONNECTED after {obs.down_s:.1f} s{why}; {lost}{restored}{told}"
 
 
-def mode_line(*, host: str, api: str, vad: str, client_cancel: bool, local_vad: bool,
-              input: str, output: str, echo_cancel: bool | None = None) -> str:
+def detector_name(detector: object | None) -> str | None:
+    """How the mode line names a local detector: ``silero``, ``energy``, or its class."""
+    if detector is None:
+        return None
+    name = type(detector).__name__
+    return {"SileroVad": "silero", "EnergyVad": "energy"}.get(name, name)
+
+
+def mode_line(*, host: str, api: str, vad: str, client_cancel: bool, local_vad: str | None,
+              input: str, output: str, echo_cancel: bool | None = None,
+              two_phase: bool = False) -> str:
     """What ``bargein talk`` is about to do, in one line: each option's effect is visible.
-    ``echo_cancel`` is None where it does not apply (not the microphone and the speaker)."""
+    ``local_vad`` names the local detector (None: none); ``echo_cancel`` is None where it
+    does not apply (not the microphone and the speaker)."""
     turn = "semantic VAD" if vad == "semantic" else "server VAD"
-    cancel = ("bargein cancels responses itself (response.cancel)" if client_cancel
-              else "the server cancels responses on speech")
-    trigger = ("barge-in on local voice detection, before the server's"
-               if local_vad else "barge-in on the server's speech_started")
+    onset = (f"local voice detection ({local_vad}), before the server's" if local_vad
+             else "the server's speech_started")
+    if two_phase:
+        trigger = (f"two-phase barge-in on {onset}: a sound over the reply ducks it; "
+                   "600 ms of it cuts the reply, shorter resumes it")
+        cancel = "bargein cancels when it cuts (the server's interrupt_response is off)"
+    else:
+        trigger = f"barge-in on {onset}"
+        cancel = ("bargein cancels responses itself (response.cancel)" if client_cancel
+                  else "the server cancels responses on speech")
     echo = ("" if echo_cancel is None
             else "; the speaker's echo is removed from the microphone" if echo_cancel
             else "; no echo cancellation (use a headset)")

@@ -114,7 +114,13 @@ async def test_ctrl_c_stops_bargein_sim_with_130() -> None:
     (("--client-cancel",), ["bargein cancels responses itself (response.cancel)"]),
     (("--vad", "semantic"), ["semantic VAD"]),
     (("--api", "beta"), ["(beta API)"]),
-    (("--local-vad",), ["barge-in on local voice detection"]),
+    (("--local-vad",), ["barge-in on local voice detection (silero)"]),
+    (("--local-vad", "energy"), ["barge-in on local voice detection (energy)"]),
+    (("--barge-in", "two-phase"), [
+        "two-phase barge-in on local voice detection (silero)", "a sound over the reply ducks",
+        "bargein cancels when it cuts (the server's interrupt_response is off)"]),
+    (("--barge-in", "two-phase", "--local-vad", "energy"), [
+        "two-phase barge-in on local voice detection (energy)"]),
 ])
 async def test_each_mode_says_what_it_does(flags: tuple[str, ...], said: list[str],
                                           tmp_path: Path) -> None:

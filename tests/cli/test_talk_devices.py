@@ -82,6 +82,7 @@ async def test_talk_on_microphone_and_speaker(tmp_path: Path) -> None:
         async with serving(script=SCRIPT, speed=4.0) as sim:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bargein", "talk", "--url", sim.url,
+                "--barge-in", "instant",  # the 500 ms barge-in cuts at once (two-phase: below)
                 "--log-format", "json", "--log-level", "info",
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env())
             # connected, the session ready, the microphone streaming: the user speaks
