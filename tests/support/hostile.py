@@ -3,7 +3,11 @@ server on loopback that plays a scripted session and can send anything at all.
 
 Each connection runs one script (``Script``: an async function of a ``Peer``), the first
 connection the first script, a reconnection the next; a connection beyond the scripts gets
-``ready``: ``session.created``, then nothing. A ``Peer`` sends events built from the recorded
+``ready``: ``session.created``, the end marker, then nothing. A script ends with
+``Peer.end()``: an input transcript of ``END_ITEM`` that the client publishes once it has
+handled everything sent before it, so a test knows when the script's effects are in; a
+handshake can be answered with a redirect or an error status instead. ``Bystander`` is a
+bare listener that must see nobody. A ``Peer`` sends events built from the recorded
 wire fixtures (``tests/fixtures/wire``, so the event shapes have one home), or any frame as
 given: a dict as JSON, a ``str`` as a text frame, ``bytes`` as a binary frame, ``Raw`` bytes
 as a text frame however invalid their UTF-8. It can close with any code, reset the TCP
