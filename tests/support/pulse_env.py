@@ -8,12 +8,14 @@ before any PyAudio is created. It skips only where no audio server can be starte
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +114,11 @@ class MonitorRecorder:
         """Return once the monitor delivers audio (so nothing played from now on is missed)."""
         wait_until(lambda: self._total > 0, timeout, "the monitor recorder never started")
 
+    def so_far(self) -> npt.NDArray[np.int16]:
+        """Every sample read until now, the recorder still running."""
+        raw = b"".join(self._chunks)
+        return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
+
     def stop(self) -> npt.NDArray[np.int16]:
         """Stop recording once everything played until now is in, and return every sample.
 
@@ -192,3 +199,36 @@ def sounding_ms(samples: npt.NDArray[np.int16], threshold: int = 64) -> float:
     usable = len(samples) // window * window
     peaks = np.abs(samples[:usable].astype(np.int32)).reshape(-1, window).max(axis=1)
     return float(np.count_nonzero(peaks > threshold)) / 2
+
+
+def pactl(*args: str) -> str:
+    return subprocess.run(["pactl", *args], check=True, capture_output=True, text=True,
+                          timeout=DEADLINE_S).stdout.strip()
+
+
+@contextlib.contextmanager
+def echo_room(tag: str, level_db: float = -20.0, delay_ms: int = 30) -> Iterator[tuple[str, str]]:
+    """(speaker sink, microphone sink) of the caller's own, on the private PulseAudio, with
+    the speaker's monitor looped into the microphone at ``level_db`` and ``delay_ms``: an
+    open speaker in a room. ``adjust_time=0``: the loopback's own rate corrections moved the
+    echo path by 10-40 ms under load (measured). Both are removed afterwards."""
+    speaker, mic = f"{tag}_speaker", f"{tag}_mic"
+    modules = []
+    try:
+        for sink in (speaker, mic):
+            modules.append(pactl("load-module", "module-null-sink", f"sink_name={sink}",
+                                 "format=s16le", "rate=24000", "channels=1"))
+        loop = pactl("load-module", "module-loopback", f"source={speaker}.monitor",
+                     f"sink={mic}", f"latency_msec={delay_ms}", "adjust_time=0",
+                     "source_dont_move=true", "sink_dont_move=true")
+        modules.append(loop)
+        inputs = pactl("list", "sink-inputs").split("Sink Input #")[1:]
+        index = next(i.split()[0] for i in inputs if re.search(rf"Owner Module: {loop}\b", i))
+        pactl("set-sink-input-volume", index, f"{level_db:g}dB")
+        for sink in (speaker, mic):  # out of a fresh null sink's first 2 s idle block
+            pactl("suspend-sink", sink, "1")
+            pactl("suspend-sink", sink, "0")
+        yield speaker, mic
+    finally:
+        for module in reversed(modules):
+            pactl("unload-module", module)

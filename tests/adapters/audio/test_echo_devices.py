@@ -11,7 +11,6 @@ the cleaned frames are both kept, so the echo removed is measured on the samples
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from bargein.adapters.audio.pyaudio_mic import PyAudioMicrophone
 from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
 from bargein.adapters.audio.wav import read_wav_24k_mono, write_wav
 from bargein.sim.voice import speak
-from tests.support.pulse_env import DEADLINE_S, MS
+from tests.support.pulse_env import DEADLINE_S, MS, echo_room
 
 pytestmark = [pytest.mark.device, pytest.mark.usefixtures("pulse")]
 FRAME = 20 * MS
@@ -39,36 +38,12 @@ ASSISTANT = (
 )
 
 
-def _pactl(*args: str) -> str:
-    return subprocess.run(["pactl", *args], check=True, capture_output=True, text=True,
-                          timeout=DEADLINE_S).stdout.strip()
-
-
 @pytest.fixture
 def room() -> Iterator[tuple[str, str]]:
     """(speaker sink, microphone sink) with the speaker's monitor looped into the microphone
     at -20 dB and 30 ms; both removed afterwards."""
-    tag = f"echo{os.getpid()}"
-    speaker, mic = f"{tag}_speaker", f"{tag}_mic"
-    modules = []
-    try:
-        for sink in (speaker, mic):
-            modules.append(_pactl("load-module", "module-null-sink", f"sink_name={sink}",
-                                  "format=s16le", "rate=24000", "channels=1"))
-        loop = _pactl("load-module", "module-loopback", f"source={speaker}.monitor",
-                      f"sink={mic}", "latency_msec=30", "adjust_time=0",
-                      "source_dont_move=true", "sink_dont_move=true")
-        modules.append(loop)
-        inputs = _pactl("list", "sink-inputs").split("Sink Input #")[1:]
-        index = next(i.split()[0] for i in inputs if re.search(rf"Owner Module: {loop}\b", i))
-        _pactl("set-sink-input-volume", index, "-20dB")
-        for sink in (speaker, mic):  # out of a fresh null sink's first 2 s idle block
-            _pactl("suspend-sink", sink, "1")
-            _pactl("suspend-sink", sink, "0")
-        yield speaker, mic
-    finally:
-        for module in reversed(modules):
-            _pactl("unload-module", module)
+    with echo_room(f"echo{os.getpid()}") as sinks:
+        yield sinks
 
 
 def _until(condition: Callable[[], object], what: str) -> None:
