@@ -550,6 +550,7 @@ def measure(mode: str, flags: list[str], room: Room, fx: dict[str, tuple[Path, P
             time.sleep(0.2)
             heard, mic = speaker.stop(), mic_rec.stop()
     if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
         name = f"{mode}_{room}".replace(" ", "_")
         write_wav(keep / f"{name}_speaker.wav", heard.tobytes())
         write_wav(keep / f"{name}_mic.wav", mic.tobytes())
