@@ -94,17 +94,15 @@ def offered_modes(help_text: str) -> dict[str, list[str]]:
     with no echo canceller, and, when the flags exist, the canceller on and two-phase
     barge-in (each with the canceller off and on)."""
     no_aec = ["--no-echo-cancel"] if "--no-echo-cancel" in help_text else []
-    two_phase = next(
-        ([flag] for flag in ("--two-phase",) if flag in help_text),
-        ["--barge-in", "two-phase"] if "--barge-in" in help_text and "two-phase" in help_text
-        else None)
-    modes = {"instant": no_aec}
+    choosing = "--barge-in" in help_text and "two-phase" in help_text
+    instant = ["--barge-in", "instant"] if choosing else []
+    modes = {"instant": instant + no_aec}
     if no_aec:
-        modes["instant+aec"] = []
-    if two_phase is not None:
-        modes["two-phase"] = two_phase + no_aec
+        modes["instant+aec"] = instant
+    if choosing:
+        modes["two-phase"] = ["--barge-in", "two-phase", *no_aec]
         if no_aec:
-            modes["two-phase+aec"] = two_phase
+            modes["two-phase+aec"] = ["--barge-in", "two-phase"]
     return modes
 
 
