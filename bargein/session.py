@@ -30,6 +30,7 @@ from bargein.core.pcm import BYTES_PER_MS
 from bargein.errors import BargeinError, NotConnected, SessionError
 from bargein.history import History
 from bargein.logs import get_logger
+from bargein.redaction import redact_known
 from bargein.states.names import DUCKED, INTERRUPTED
 
 log = get_logger(__name__)
@@ -657,7 +658,8 @@ class Session:
         for item_id, (rid, parts) in list(self._texts.items()):
             if response_id is None or rid == response_id:
                 del self._texts[item_id]
-                text = self._final_texts[item_id] = "".join(parts)
+                # masked again whole: a key the server echoed may straddle two deltas
+                text = self._final_texts[item_id] = redact_known("".join(parts))
                 self._publish(Transcript(self.now_ms(), "assistant", item_id, text,
                                          final=True, response_id=rid))
                 if said and self.history is not None:

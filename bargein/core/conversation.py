@@ -32,7 +32,9 @@ The stale-audio gate (``_gated``) holds the responses whose audio must never pla
 those cut off by a barge-in, a pause or a disconnect, those the server has finished (no
 audio is left to send; a repeated delta is a fault), replies refused during a pause. Their
 deltas are dropped and counted (``stats.dropped_deltas``) whenever they arrive, and a
-repeated ``response.created`` of one is ignored. This is the classic leak: the cancel
+repeated ``response.created`` of one is ignored, except from a new server session: after a
+reconnect, a response it announces under an id of the old session is its own (a server
+may number responses per connection), while a delta it does not announce stays stale. This is the classic leak: the cancel
 crosses deltas in flight, a server may send more after it, and a queue cleared once plays
 them.
 
@@ -167,11 +169,17 @@ class Conversation(MachineDriver):
         self.server_interrupts_response = True
         self._observers: list[Observer] = []
         self._gated: set[str] = set()
+        self._old_session: set[str] = set()
+        """The gate as the last reconnect found it: ids of the server session before."""
         self._generating: set[str] = set()
         """Responses between ``response.created`` and ``response.done``, not interrupted."""
         self._audio_response: str | None = None
         self._playing = False
         self._connected = False
+        self._session_ready = False
+        """``session.created`` (or ``session.updated``) came on the connection open now: what
+        the never-ready deadline waits for, after the first connection and after each
+        reconnection alike."""
         self._paused = False
         self._refused: set[str] = set()
         """Replies created during a pause: cancelled, their items deleted (see "Pauses")."""
@@ -313,15 +321,24 @@ class Conversation(MachineDriver):
 
     def _on_session_ready(self, ev: e.SessionReady) -> list[c.Command]:
         self.server_interrupts_response = ev.interrupt_response
-        self._connected = True
+        self._connected = self._session_ready = True
         return self._ready() + self._fire("session_ready", ev)
 
     def _on_reconnected(self, ev: e.Reconnected) -> list[c.Command]:
+        """A new connection, a new server session, not ready until it says so: the
+        never-ready deadline runs again. Its ids owe nothing to the old session's (a server
+        may number responses per connection): a response it *announces* under a gated id
+        is a new one (``_on_response_created``); a delta of a gated id it does not announce
+        stays stale."""
         self._connected = True
-        return self._ready() + self._fire("reconnected", ev)
+        self._old_session = set(self._gated)
+        return self._await_ready() + self._fire("reconnected", ev)
 
     def _on_response_created(self, ev: e.ResponseCreated) -> list[c.Command]:
         rid = ev.response_id
+        if rid in self._old_session:  # the new server session's own response, same id
+            self._old_session.discard(rid)
+            self._gated.discard(rid)
         if rid in self._gated:
             return []
         if self._paused and self._connected:
@@ -389,7 +406,7 @@ class Conversation(MachineDriver):
 
     def _on_disconnected(self, ev: e.Disconnected) -> list[c.Command]:
         """The server session is gone: whatever was in flight is abandoned for good."""
-        self._connected = False
+        self._connected = self._session_ready = False
         self._gated |= self.ledger.open_responses()
         self._gated |= self._generating
         self._gated |= {held.response_id for held in self._held}
@@ -540,7 +557,11 @@ class Conversation(MachineDriver):
         """Keep the deadlines of ``liveness`` from now on (the session calls this when it
         starts, the connection open); returns the commands that start them."""
         self.liveness = liveness or Liveness()
-        if self._connected or READY_TIMER in self._timers:
+        return self._await_ready()
+
+    def _await_ready(self) -> list[c.Command]:
+        """Start the never-ready deadline, unless it runs or the session is ready."""
+        if self.liveness is None or self._session_ready or READY_TIMER in self._timers:
             return []
         self._timers.add(READY_TIMER)
         return [c.StartTimer(READY_TIMER, self.liveness.ready_ms)]
@@ -571,7 +592,7 @@ class Conversation(MachineDriver):
         self._timers.discard(ev.name)
         liveness = self.liveness or Liveness()
         if ev.name == READY_TIMER:
-            if self._connected:
+            if self._session_ready:
                 return []
             error = SessionNeverReady(
                 f"the server never said the session was ready: no usable session.created "

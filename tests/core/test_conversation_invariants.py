@@ -44,6 +44,10 @@ class ConversationMachine(RuleBasedStateMachine):
         """Responses the core accepted (created, or audio played) and has not yet cut off."""
         self.stale: set[str] = set()
         """Responses whose audio must never play again: cut off by a flush, or done."""
+        self.old_session: set[str] = set()
+        """What was stale at the last reconnect: a new server session may announce a
+        response under one of those ids, and that one is new (a server that numbers
+        responses per connection); a delta it does not announce stays stale."""
         self.queued = False
         """Assistant audio given to the speaker and neither flushed nor played out."""
         self.barge_in_events: tuple[type, ...] = (e.SpeechStarted, e.LocalSpeechStarted,
@@ -51,6 +55,11 @@ class ConversationMachine(RuleBasedStateMachine):
         """Events that must flush queued audio (a two-phase table judges a local onset)."""
 
     def _feed(self, event: e.Event) -> None:
+        if isinstance(event, e.Reconnected):
+            self.old_session = set(self.stale)
+        elif isinstance(event, e.ResponseCreated) and event.response_id in self.old_session:
+            self.old_session.discard(event.response_id)
+            self.stale.discard(event.response_id)
         illegal = self.conv.stats.illegal_events
         before = self.conv.state
         queued = self.queued

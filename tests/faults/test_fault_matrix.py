@@ -316,11 +316,6 @@ def heard_again(outcome: Outcome) -> None:
         "the new connection's reply, with the old one's ids, is heard whole"
 
 
-REUSED_IDS = (
-    "core: a reconnect gates the old connection's responses by id (Conversation._gated, "
-    "filled on Disconnected, never cleared on Reconnected), so a new server session that "
-    "numbers responses per connection (resp_A again) is silenced whole: its "
-    "response.created does not leave listening and every delta is dropped")
 
 
 async def unknown_ids(peer: Peer) -> None:
@@ -546,15 +541,8 @@ async def freezes(peer: Peer) -> None:
 
 async def never_ready_again(peer: Peer) -> None:
     """A new connection that never says ``session.created``."""
-    peer.server.mark()
-    await peer.end()
+    await never_ready(peer)
 
-
-NOT_READY_AGAIN = (
-    "core: a reconnection counts as the session being ready (Conversation._on_reconnected "
-    "cancels READY_TIMER and fires reconnected -> listening before any session.created), "
-    "so a new connection that never sends session.created is never noticed: bargein sits "
-    "in listening, streaming the microphone to a server that never got ready, no line said")
 
 
 def frozen_noticed(outcome: Outcome) -> None:
@@ -615,10 +603,6 @@ async def echoes_key_split(peer: Peer) -> None:
     await peer.end()
 
 
-SPLIT_KEY = (
-    "session.py: the codec masks a known key within one transcript delta, but the session "
-    "joins the deltas into the final Transcript (Session._finalize_texts) without masking, "
-    "so a key split across deltas reaches observations (and the CLI's printed transcript)")
 
 
 # proxies and redirects --------------------------------------------------------------------
@@ -681,8 +665,7 @@ def build_cases() -> list[Case]:
         Case("ids", "event-ids-renumbered-after-reconnect", (dropped_mid_reply, after_reconnect),
              cut=(), check=reconnected),
         Case("ids", "all-ids-renumbered-after-reconnect", (dropped_mid_reply, ids_again),
-             cut=(), whole=(), check=heard_again,
-             xfail=REUSED_IDS),
+             cut=(), whole=(), check=heard_again),
         Case("ids", "unknown-ids", (conversation(mid_reply=unknown_ids),)),
         *(case for api in ("ga", "beta") for case in (
             Case("ordering", f"{api}-deltas-before-created", (deltas_before_created,), api=api),
@@ -700,8 +683,7 @@ def build_cases() -> list[Case]:
         Case("silent", "unreadable-session-created", (unreadable_ready,), SessionNeverReady,
              cut=(), whole=(), bound_s=LIVENESS.ready_ms / 1000),
         Case("silent", "never-ready-after-reconnect", (dropped_mid_reply, never_ready_again),
-             SessionNeverReady, cut=(), whole=(), bound_s=LIVENESS.ready_ms / 1000,
-             xfail=NOT_READY_AGAIN),
+             SessionNeverReady, cut=(), whole=(), bound_s=LIVENESS.ready_ms / 1000),
         Case("silent", "reply-stops-pings-answered", (stalls_mid_reply,),
              check=declared_dead("ReplyStalled", "ResponseDoneLost", kept=False)),
         Case("silent", "response-done-lost", (loses_response_done,), cut=(),
@@ -710,8 +692,7 @@ def build_cases() -> list[Case]:
         Case("secrets", "echoed-in-errors-and-close", (echoes_key,), ServerClosed, cut=(),
              whole=()),
         Case("secrets", "echoed-in-transcript", (echoes_key_in_transcript,), cut=()),
-        Case("secrets", "echoed-across-transcript-deltas", (echoes_key_split,), cut=(),
-             xfail=SPLIT_KEY),
+        Case("secrets", "echoed-across-transcript-deltas", (echoes_key_split,), cut=()),
         Case("proxies", "env-proxy-never-used", (conversation(),), check=nothing_elsewhere),
         Case("redirects", "302-to-another-host", (conversation(),), RedirectRefused, cut=(),
              whole=(), redirect="ELSEWHERE", check=nothing_elsewhere),
