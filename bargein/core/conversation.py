@@ -34,9 +34,9 @@ audio is left to send; a repeated delta is a fault), replies refused during a pa
 deltas are dropped and counted (``stats.dropped_deltas``) whenever they arrive, and a
 repeated ``response.created`` of one is ignored, except from a new server session: after a
 reconnect, a response it announces under an id of the old session is its own (a server
-may number responses per connection), while a delta it does not announce stays stale. This is the classic leak: the cancel
-crosses deltas in flight, a server may send more after it, and a queue cleared once plays
-them.
+may number responses per connection), while a delta it does not announce stays stale.
+This is the classic leak: the cancel crosses deltas in flight, a server may send more after
+it, and a queue cleared once plays them.
 
 Where audio plays (``audible_states``). Assistant audio plays only in a state where a
 barge-in can flush it (an interruptible one) or where the table says it may play (an
