@@ -84,6 +84,7 @@ SPEECH = "Wait, stop there, I have a question about the second train."
 STIMULI = ("speech", "cough", "uh-huh")
 QUIET_MS = 2500  # longer than a turn's end (the server's 500 ms) plus the reply's latency
 CUT_WINDOW_S = 1.5  # a cut this long after a stimulus ends is the stimulus's
+END_MARGIN_MS = 250  # a burst that ends this close to the reply's end is the reply played out
 PROMPT_CUT_MS = 300  # a prompt is spoken when all is quiet: only a reply it overlaps is its
 DEADLINE_S = 60.0
 Pcm = npt.NDArray[np.int16]
@@ -399,13 +400,15 @@ def bursts(samples: Pcm, gap: int) -> list[tuple[int, int]]:
 
 
 def position_in(reference: Pcm, piece: Pcm) -> int:
-    """Where ``piece`` sits in ``reference``: the offset of least squared difference."""
+    """Where ``piece`` sits in ``reference``: the offset of greatest normalised correlation,
+    so a piece played at another gain (ducked) is found as well (least squares is not: it
+    takes a ducked piece for a quiet stretch of the reply)."""
     ref = reference.astype(np.float64)
     rec = piece.astype(np.float64)
     n = len(rec)
     energy = np.concatenate(([0.0], np.cumsum(ref**2)))
     cross = np.correlate(ref, rec, mode="valid")
-    return int(np.argmin(energy[n:] - energy[:-n] - 2 * cross))
+    return int(np.argmax(cross / np.sqrt(energy[n:] - energy[:-n] + 1.0)))
 
 
 def onset_in(mic: Pcm, fixture: Pcm, around: int) -> int:
@@ -450,7 +453,7 @@ def analyse(played: list[Stimulus], speaker: Recorder, heard: Pcm, mic_rec: Reco
             return 0.0
         return (position_in(reply, piece) + 20 * MS) / MS
 
-    cut_ends = [end for _, end in spans if heard_to(end) < reply_end / MS - 100]
+    cut_ends = [end for _, end in spans if heard_to(end) < reply_end / MS - END_MARGIN_MS]
     onsets: list[tuple[Stimulus, int, int]] = []  # stimulus, onset on the speaker, its end
     for stim in played:
         fixture = fx[stim.kind][1]
@@ -477,7 +480,7 @@ def analyse(played: list[Stimulus], speaker: Recorder, heard: Pcm, mic_rec: Reco
                     records, used_records, speaker, at, mine[0], heard_to(mine[0]))
             else:
                 ending = [e for _, e in spans if e > at]
-                trial.resumed = bool(ending) and heard_to(ending[0]) >= reply_end / MS - 100
+                trial.resumed = bool(ending) and heard_to(ending[0]) >= reply_end / MS - END_MARGIN_MS
         result.trials.append(trial)
     result.self_cuts = len([e for e in cut_ends if e not in attributed])
     windows = [(speaker.origin + at / RATE - 0.1, speaker.origin + end / RATE
@@ -596,7 +599,7 @@ def row(room: Room, mode: str, result: Result) -> str:
 
 COLUMNS = ("self/min (said)", "spk s", "echo", "barge-in", "cough", "uh-huh", "duck ms",
            "silence ms", "trunc ms", "resumed")
-WIDTHS = (16, 7, 6, 9, 7, 8, 10, 11, 9, 9)
+WIDTHS = (16, 7, 6, 9, 7, 8, 11, 12, 10, 9)
 HEADER = f"{'room':<16}{'mode':<20}" + "".join(
     name.rjust(width) for name, width in zip(COLUMNS, WIDTHS, strict=True))
 
