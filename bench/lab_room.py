@@ -480,7 +480,8 @@ def analyse(played: list[Stimulus], speaker: Recorder, heard: Pcm, mic_rec: Reco
                     records, used_records, speaker, at, mine[0], heard_to(mine[0]))
             else:
                 ending = [e for _, e in spans if e > at]
-                trial.resumed = bool(ending) and heard_to(ending[0]) >= reply_end / MS - END_MARGIN_MS
+                played_out = reply_end / MS - END_MARGIN_MS
+                trial.resumed = bool(ending) and heard_to(ending[0]) >= played_out
         result.trials.append(trial)
     result.self_cuts = len([e for e in cut_ends if e not in attributed])
     windows = [(speaker.origin + at / RATE - 0.1, speaker.origin + end / RATE
