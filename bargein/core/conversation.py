@@ -170,7 +170,8 @@ class Conversation(MachineDriver):
         self._observers: list[Observer] = []
         self._gated: set[str] = set()
         self._old_session: set[str] = set()
-        """The gate as the last reconnect found it: ids of the server session before."""
+        """The gate as the last reconnect found it, less the ids seen since: the old server
+        session's ids the new one has not used yet."""
         self._generating: set[str] = set()
         """Responses between ``response.created`` and ``response.done``, not interrupted."""
         self._audio_response: str | None = None
@@ -262,6 +263,8 @@ class Conversation(MachineDriver):
             if policy == "hold":
                 self._mic.hold(event.audio)  # type: ignore[union-attr]
             return []
+        if self._old_session and kind is not e.ResponseCreated:
+            self._old_session.discard(getattr(event, "response_id", ""))
         handler = self._dispatch.get(kind)
         if handler is None:
             if not isinstance(event, e.UserEvent):
@@ -285,6 +288,8 @@ class Conversation(MachineDriver):
     # --- audio, the hot path ---------------------------------------------------------
 
     def _on_audio(self, ev: e.AudioDelta) -> list[c.Command]:
+        if self._old_session:
+            self._old_session.discard(ev.response_id)  # seen unannounced: stays as it is
         if ev.response_id in self._gated:
             self.stats.dropped_deltas += 1
             self.stats.dropped_audio_ms += len(ev.audio) / BYTES_PER_MS
@@ -327,9 +332,9 @@ class Conversation(MachineDriver):
     def _on_reconnected(self, ev: e.Reconnected) -> list[c.Command]:
         """A new connection, a new server session, not ready until it says so: the
         never-ready deadline runs again. Its ids owe nothing to the old session's (a server
-        may number responses per connection): a response it *announces* under a gated id
-        is a new one (``_on_response_created``); a delta of a gated id it does not announce
-        stays stale."""
+        may number responses per connection): a response it *announces* under a gated id,
+        before any other event of that id, is a new one (``_on_response_created``); an id
+        it uses first in anything else (a delta it does not announce) stays as it was."""
         self._connected = True
         self._old_session = set(self._gated)
         return self._await_ready() + self._fire("reconnected", ev)

@@ -45,9 +45,10 @@ class ConversationMachine(RuleBasedStateMachine):
         self.stale: set[str] = set()
         """Responses whose audio must never play again: cut off by a flush, or done."""
         self.old_session: set[str] = set()
-        """What was stale at the last reconnect: a new server session may announce a
-        response under one of those ids, and that one is new (a server that numbers
-        responses per connection); a delta it does not announce stays stale."""
+        """What was stale at the last reconnect, less the ids seen since: a new server
+        session may announce a response under one of those ids before anything else of it,
+        and that one is new (a server that numbers responses per connection); an id it uses
+        first in anything else (a delta it does not announce) stays stale."""
         self.queued = False
         """Assistant audio given to the speaker and neither flushed nor played out."""
         self.barge_in_events: tuple[type, ...] = (e.SpeechStarted, e.LocalSpeechStarted,
@@ -58,8 +59,13 @@ class ConversationMachine(RuleBasedStateMachine):
         if isinstance(event, e.Reconnected):
             self.old_session = set(self.stale)
         elif isinstance(event, e.ResponseCreated) and event.response_id in self.old_session:
-            self.old_session.discard(event.response_id)
+            # announced first: the new session's own response, and its items new items
             self.stale.discard(event.response_id)
+            for item in [i for i in self.settled if i.startswith(f"{event.response_id}-")]:
+                del self.settled[item]
+                self.played_bytes.pop(item, None)
+        if self.old_session:
+            self.old_session.discard(getattr(event, "response_id", ""))
         illegal = self.conv.stats.illegal_events
         before = self.conv.state
         queued = self.queued
