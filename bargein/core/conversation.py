@@ -335,9 +335,12 @@ class Conversation(MachineDriver):
         may number responses per connection): a response it *announces* under a gated id,
         before any other event of that id, is a new one (``_on_response_created``); an id
         it uses first in anything else (a delta it does not announce) stays as it was."""
+        # the old server session is gone even if no Disconnected said so (a transport
+        # always says it; an embedder's might not): abandon what was in flight first
+        gone = self._abandon() if self._connected else []
         self._connected = True
         self._old_session = set(self._gated)
-        return self._await_ready() + self._fire("reconnected", ev)
+        return gone + self._await_ready() + self._fire("reconnected", ev)
 
     def _on_response_created(self, ev: e.ResponseCreated) -> list[c.Command]:
         rid = ev.response_id
@@ -411,6 +414,9 @@ class Conversation(MachineDriver):
 
     def _on_disconnected(self, ev: e.Disconnected) -> list[c.Command]:
         """The server session is gone: whatever was in flight is abandoned for good."""
+        return [*self._abandon(), *self._fire("disconnected", ev)]
+
+    def _abandon(self) -> list[c.Command]:
         self._connected = self._session_ready = False
         self._gated |= self.ledger.open_responses()
         self._gated |= self._generating
@@ -422,7 +428,7 @@ class Conversation(MachineDriver):
         self.ledger = PlaybackLedger()
         self._sent.clear()
         self._playing = False
-        return [c.FlushPlayback("disconnected"), *self._fire("disconnected", ev)]
+        return [c.FlushPlayback("disconnected")]
 
     # --- local events ----------------------------------------------------------------
 

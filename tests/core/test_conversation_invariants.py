@@ -44,11 +44,13 @@ class ConversationMachine(RuleBasedStateMachine):
         """Responses the core accepted (created, or audio played) and has not yet cut off."""
         self.stale: set[str] = set()
         """Responses whose audio must never play again: cut off by a flush, or done."""
+        self.known: set[str] = set()
+        """Every response id an event has named."""
         self.old_session: set[str] = set()
-        """What was stale at the last reconnect, less the ids seen since: a new server
-        session may announce a response under one of those ids before anything else of it,
-        and that one is new (a server that numbers responses per connection); an id it uses
-        first in anything else (a delta it does not announce) stays stale."""
+        """The ids known at the last reconnect, less those seen since: a new server session
+        may announce a response under one of them before anything else of it, and that one
+        is new, its items new items (a server that numbers responses per connection); an id
+        it uses first in anything else (a delta it does not announce) stays as it was."""
         self.queued = False
         """Assistant audio given to the speaker and neither flushed nor played out."""
         self.barge_in_events: tuple[type, ...] = (e.SpeechStarted, e.LocalSpeechStarted,
@@ -57,15 +59,17 @@ class ConversationMachine(RuleBasedStateMachine):
 
     def _feed(self, event: e.Event) -> None:
         if isinstance(event, e.Reconnected):
-            self.old_session = set(self.stale)
+            self.old_session = set(self.known)
         elif isinstance(event, e.ResponseCreated) and event.response_id in self.old_session:
             # announced first: the new session's own response, and its items new items
             self.stale.discard(event.response_id)
             for item in [i for i in self.settled if i.startswith(f"{event.response_id}-")]:
                 del self.settled[item]
                 self.played_bytes.pop(item, None)
-        if self.old_session:
-            self.old_session.discard(getattr(event, "response_id", ""))
+        rid = getattr(event, "response_id", "")
+        if rid:
+            self.known.add(rid)
+            self.old_session.discard(rid)
         illegal = self.conv.stats.illegal_events
         before = self.conv.state
         queued = self.queued
