@@ -234,17 +234,26 @@ def open_audio(
     return source, sink, time.monotonic
 
 
+STOP_AFTER_MS = 200
+"""How much silence ends a sound for the local detectors ``talk()`` builds. Under two-phase
+barge-in the sound's end must *arrive* inside the confirm window (600 ms from its onset) to
+resume the reply: with the server VAD's usual 500 ms, a 150 ms cough's end arrived after the
+window had committed the cut (measured in the room lab). Under instant barge-in only the
+onset counts."""
+
+
 def local_detector(choice: LocalVad) -> VoiceDetector | None:
     """The detector ``choice`` names (see ``LocalVad``)."""
     if choice is False or choice is None:
         return None
     if choice == "energy":
-        return EnergyVad(RATE, threshold=0.5, prefix_padding_ms=0, silence_duration_ms=500)
+        return EnergyVad(RATE, threshold=0.5, prefix_padding_ms=0,
+                         silence_duration_ms=STOP_AFTER_MS)
     if choice is True or choice == "silero":
         from bargein.adapters.audio.silero import SileroVad
 
         try:
-            return SileroVad()
+            return SileroVad(silence_duration_ms=STOP_AFTER_MS)
         except VadUnavailable as exc:
             log.warning("silero_unavailable_energy_detector_used", reason=str(exc))
             return local_detector("energy")

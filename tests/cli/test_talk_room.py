@@ -2,8 +2,8 @@
 microphone at -20 dB, 30 ms later, on the real pyaudio microphone and PulseAudio speaker of
 the private PulseAudio, against the simulator. With its defaults on the speaker (two-phase
 barge-in, Silero VAD, echo cancellation): the reply's own echo never interrupts it, a cough
-over it does not cancel it, and the user talking over it commits one barge-in that cancels
-and truncates the reply.
+over it does not cancel it, a "yeah" ducks it and it resumes, and the user talking over it
+commits one barge-in that cancels and truncates the reply.
 
 The lab (``bench/lab_room.py``) measures the same scene at more levels and delays, with
 rates and latencies; this test holds the behaviour."""
@@ -47,19 +47,22 @@ def cough() -> bytes:
     return (12000 * envelope * rng.standard_normal(n)).clip(-32767, 32767).astype("<i2").tobytes()
 
 
-async def lines_until(proc: asyncio.subprocess.Process, seen: list[str], fragment: str) -> None:
-    """Read the live view until a line holds ``fragment``."""
+async def read_lines(proc: asyncio.subprocess.Process, seen: list[str]) -> None:
+    """Keep the live view's lines as they come, so that what was shown by any moment is
+    known then (a snapshot of ``seen``)."""
     assert proc.stdout is not None
+    while raw := await proc.stdout.readline():
+        seen.append(raw.decode())
 
-    async def read() -> None:
-        assert proc.stdout is not None
-        while not any(fragment in line for line in seen):
-            raw = await proc.stdout.readline()
-            if not raw:
-                raise AssertionError(f"{fragment!r} never came:\n" + "".join(seen))
-            seen.append(raw.decode())
 
-    await asyncio.wait_for(read(), DEADLINE_S)
+async def lines_until(seen: list[str], fragment: str) -> None:
+    """Wait until a line of the live view holds ``fragment``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_S
+    while not any(fragment in line for line in seen):
+        if loop.time() > deadline:
+            raise AssertionError(f"{fragment!r} never came:\n" + "".join(seen))
+        await asyncio.sleep(0.02)
 
 
 async def sound_recorded(monitor: MonitorRecorder, ms: float) -> None:
@@ -78,6 +81,7 @@ async def test_echo_never_interrupts_a_cough_cancels_nothing_and_speech_cuts_onc
     question = write_wav(tmp_path / "q.wav", speak(QUESTION, "espeak"))
     coughed = write_wav(tmp_path / "cough.wav", cough())
     talking = write_wav(tmp_path / "stop.wav", speak(INTERRUPTION, "espeak"))
+    backchannel = write_wav(tmp_path / "yeah.wav", speak("Yeah.", "espeak"))  # 340 ms
     seen: list[str] = []
     with echo_room(f"room{os.getpid()}") as (speaker, mic):
         monitor = MonitorRecorder(sink=speaker)
@@ -90,24 +94,31 @@ async def test_echo_never_interrupts_a_cough_cancels_nothing_and_speech_cuts_onc
                     "--log-format", "json", "--log-level", "info",
                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                     env=env(PULSE_SINK=speaker, PULSE_SOURCE=f"{mic}.monitor"))
+                reader = asyncio.create_task(read_lines(proc, seen))
                 try:
-                    await lines_until(proc, seen, "idle -> listening")
+                    await lines_until(seen, "idle -> listening")
                     mode = next(line for line in seen if line.startswith("talking to"))
                     await asyncio.to_thread(subprocess.run, ["paplay", "-d", mic, str(question)],
                                             check=True, timeout=DEADLINE_S)
-                    await lines_until(proc, seen, "-> speaking")
+                    await lines_until(seen, "-> speaking")
                     await sound_recorded(monitor, 4000)  # 4 s of the reply, and its echo
                     echo_only = "".join(seen)
                     await asyncio.to_thread(subprocess.run, ["paplay", "-d", mic, str(coughed)],
                                             check=True, timeout=DEADLINE_S)
                     await sound_recorded(monitor, 2000)  # the cough judged, the reply on
                     after_cough = "".join(seen)
+                    await asyncio.to_thread(subprocess.run,
+                                            ["paplay", "-d", mic, str(backchannel)],
+                                            check=True, timeout=DEADLINE_S)
+                    await sound_recorded(monitor, 2000)  # ducked, judged, resumed
+                    after_backchannel = "".join(seen)[len(after_cough):]
                     cancels_before = len(sim.records[0].client_events("response.cancel"))
                     await asyncio.to_thread(subprocess.run, ["paplay", "-d", mic, str(talking)],
                                             check=True, timeout=DEADLINE_S)
-                    await lines_until(proc, seen, "BARGE-IN")
+                    await lines_until(seen, "BARGE-IN")
                 finally:
                     proc.send_signal(signal.SIGINT)
+                    await asyncio.wait_for(reader, DEADLINE_S)
                     out, err = await asyncio.wait_for(proc.communicate(), DEADLINE_S)
                 record = sim.records[0]
         finally:
@@ -118,6 +129,9 @@ async def test_echo_never_interrupts_a_cough_cancels_nothing_and_speech_cuts_onc
     assert "-> ducked" not in echo_only, "the reply's own echo ducked it:\n" + echo_only
     assert "BARGE-IN" not in after_cough and cancels_before == 0, \
         "a cough cancelled the reply:\n" + after_cough
+    assert "BARGE-IN" not in after_backchannel and "-> ducked" in after_backchannel \
+        and "ducked -> speaking" in after_backchannel, \
+        "a backchannel ducks the reply and it resumes:\n" + after_backchannel
     logs = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
     (interrupted,) = [x for x in logs if x["event"] == "interrupted"]
     assert interrupted["trigger"] in ("after_600ms@ducked", "words_heard"), interrupted
