@@ -34,6 +34,8 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_echo import TEXT  # bench/ is on sys.path when run as a script
+
 from bargein.adapters.audio.echo import EchoCanceller
 from bargein.adapters.audio.protocols import AudioFrame
 from bargein.adapters.audio.silero import WINDOW, SileroVad, _load_model
@@ -45,12 +47,6 @@ PIECE = 768  # 32 ms at 24 kHz
 LEVELS_DB = (-20.0, -10.0, 0.0, 8.0)
 DELAYS_MS = (60, 150)
 WARMUP_S = 1.0
-TEXT = (
-    "Of course. The train leaves at half past nine from platform four, and it stops at every "
-    "station until the river. If you would rather not change, take the express at ten: it "
-    "is a little dearer, but you will be there before noon with time for lunch. Shall I book "
-    "a seat for you, or would you like to hear about the return journeys first?"
-)
 Pcm = npt.NDArray[np.int16]
 
 

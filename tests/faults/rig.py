@@ -14,7 +14,7 @@ import contextvars
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from bargein.core.liveness import Liveness
 from bargein.logs import ROOT
 from bargein.session import Interrupted, Observation, Session, StateChanged, Transcript
 from tests.support.hostile import END_ITEM, HostileServer, Script
-from tests.support.waiting import DEADLINE_S, eventually
+from tests.support.waiting import DEADLINE_S, eventually, realtime_clock
 
 KEY = "hostileFakeKey0123456789abcdefNEVERSHOWN"
 """The API key in the environment. Not shaped like an OpenAI key (``sk-...``): only
@@ -135,28 +135,6 @@ def logs_by_case() -> Iterator[dict[str, list[dict[str, Any]]]]:
         root.propagate = saved[1]
 
 
-@contextlib.asynccontextmanager
-async def wall_paced(clock: VirtualClock) -> AsyncIterator[None]:
-    """Advance ``clock`` in 10 ms steps at the pace of the wall clock (as in test_session)."""
-
-    async def tick() -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        while True:
-            target = (loop.time() - start) * 1000.0
-            while clock.ms + 10 <= target:
-                clock.advance_ms(10)
-            await asyncio.sleep(0.005)
-
-    task = asyncio.create_task(tick())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 def _cut(outcome: Outcome, server: HostileServer, at: int, rids: set[str] | None) -> None:
     """Replies ``rids`` (None: every reply so far) are cut off at clock sample ``at``."""
     for (_, rid), amplitude in server.amplitudes.items():
@@ -170,7 +148,7 @@ async def run_session(name: str, scripts: tuple[Script, ...], api: str,
     outcome = Outcome()
     clock = VirtualClock()
     async with HostileServer(*scripts, api=api, redirect=redirect, refuse=refuse,
-                             clock=lambda: clock.ms / 1000) as server, wall_paced(clock):
+                             clock=lambda: clock.ms / 1000) as server, realtime_clock(clock):
         outcome.server = server
         transport = RealtimeTransport(
             endpoints.custom(server.url, api=api),  # type: ignore[arg-type]
