@@ -8,25 +8,14 @@ waits for what the conversation reports (a state, a barge-in), or for the sessio
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-
 import pytest
 
-from bargein import Conversation
-from bargein.adapters import endpoints
-from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
 from bargein.adapters.session_config import ServerVad, SessionConfig
-from bargein.adapters.transport import RealtimeTransport
 from bargein.core import events as e
-from bargein.session import Interrupted, Observation, Session, StateChanged
-from bargein.sim import Simulator
-from bargein.states import StateTable
 from bargein.testing import capture_logs
 from examples.machines import CONFIRM, GREETING, THINKING, TOOLS
 from examples.machines.tools import ToolCall, ToolResult
+from tests.support.live import live
 from tests.support.sim_support import serving, silence, tone
 
 pytestmark = pytest.mark.e2e
@@ -34,67 +23,6 @@ pytestmark = pytest.mark.e2e
 LONG = ("This first answer is long enough that the user will surely cut in before it ends, "
         "which is the whole point of this test.")
 SHORT = "Short second answer."
-
-
-@dataclass
-class Live:
-    session: Session
-    seen: list[Observation]
-    clock: VirtualClock
-
-    def moves(self) -> list[tuple[str, str, str]]:
-        return [(o.source, o.dest, o.trigger) for o in self.seen
-                if isinstance(o, StateChanged) and o.source != o.dest]
-
-    def interrupted(self) -> list[Interrupted]:
-        return [o for o in self.seen if isinstance(o, Interrupted)]
-
-    async def until(self, what: Callable[[], bool], timeout: float = 30.0) -> None:
-        """Wait until ``what`` holds (checked every 10 ms), at most ``timeout`` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not what():
-            if loop.time() > deadline:
-                raise AssertionError(f"timed out; moves so far: {self.moves()}")
-            await asyncio.sleep(0.01)
-
-    async def reach(self, source: str, dest: str) -> None:
-        await self.until(lambda: any(m[:2] == (source, dest) for m in self.moves()))
-
-    async def clock_passes(self, ms: float) -> None:
-        target = self.clock.ms + ms
-        await self.until(lambda: self.clock.ms >= target)
-
-
-@contextlib.asynccontextmanager
-async def live(sim: Simulator, table: StateTable, user: bytes,
-               config: SessionConfig) -> AsyncIterator[Live]:
-    """A session with ``table`` against ``sim``; the audio clock keeps pace with real time."""
-    clock = VirtualClock()
-    transport = RealtimeTransport(endpoints.custom(sim.url, auth="none"), None)
-    await transport.connect()
-
-    async def tick() -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        while True:
-            while clock.ms + 10 <= (loop.time() - start) * 1000.0:
-                clock.advance_ms(10)
-            await asyncio.sleep(0.005)
-
-    ticker = asyncio.create_task(tick())
-    session = Session(transport, MemorySource(clock, user), MemorySink(clock),
-                      Conversation(table), clock=lambda: clock.ms / 1000, linger_s=None)
-    seen: list[Observation] = []
-    session.subscribe(seen.append)
-    try:
-        async with session:
-            session.handle(e.ConfigureSession(config))
-            yield Live(session, seen, clock)
-    finally:
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
 
 
 async def test_thinking_between_the_users_turn_and_the_answer() -> None:

@@ -7,21 +7,17 @@ keeps pace with real time; nothing waits a fixed time)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from bargein import Conversation
-from bargein.adapters import endpoints
 from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
 from bargein.adapters.audio.protocols import AudioSink, Duckable
 from bargein.adapters.audio.vad import EnergyVad
 from bargein.adapters.session_config import ServerVad, SessionConfig
-from bargein.adapters.transport import RealtimeTransport
 from bargein.core import commands as c
 from bargein.core import events as e
 from bargein.core.pcm import RATE
@@ -33,6 +29,7 @@ from bargein.states.two_phase import (
     TWO_PHASE_TABLE,
 )
 from bargein.testing import MemoryServer, VirtualTime, capture_logs, reply, tone
+from tests.support.live import live
 from tests.support.sim_support import serving, silence
 from tests.support.sim_support import tone as loud
 
@@ -204,65 +201,22 @@ LONG = ("This answer runs on for a good while, so that the user can cough over i
         "and the reply should stop, be cancelled and be truncated to what was heard.")
 
 
-@dataclass
-class Live:
-    session: Session
-    seen: list[Observation]
-    clock: VirtualClock
-
-    def moves(self) -> list[tuple[str, str, str]]:
-        return [(o.source, o.dest, o.trigger) for o in self.seen
-                if isinstance(o, StateChanged) and o.source != o.dest]
-
-    async def until(self, what: Callable[[], bool], timeout: float = 60.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not what():
-            if loop.time() > deadline:
-                raise AssertionError(f"timed out; moves so far: {self.moves()}")
-            await asyncio.sleep(0.01)
-
-
 @pytest.mark.e2e
 async def test_under_the_simulators_server_vad_a_cough_resumes_and_a_long_sound_commits() -> None:
     # the user coughs 1.5 s in and talks from 3.5 s; the server's VAD is the only detector
     # (a 100 ms cough and a 150 ms silence window: the server's speech_stopped comes 250 ms
     # after the onset, 350 ms before the window closes, a margin for a busy machine)
     user = silence(1500) + loud(100) + silence(1900) + loud(1500) + silence(8000)
-    clock = VirtualClock()
-    async with serving(script=(LONG, "Yes?"), speed=1.0) as sim:
-        transport = RealtimeTransport(endpoints.custom(sim.url, auth="none"), None)
-        await transport.connect()
-        sink = DuckingSink(clock)
-        session = Session(transport, MemorySource(clock, user), sink,
-                          Conversation(TWO_PHASE_SERVER_VAD_TABLE),
-                          clock=lambda: clock.ms / 1000, linger_s=None)
-        seen: list[Observation] = []
-        session.subscribe(seen.append)
-        run = Live(session, seen, clock)
-
-        async def tick() -> None:  # the audio clock keeps pace with real time
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            while True:
-                while clock.ms + 10 <= (loop.time() - start) * 1000.0:
-                    clock.advance_ms(10)
-                await asyncio.sleep(0.005)
-
-        ticker = asyncio.create_task(tick())
-        try:
-            async with session:
-                session.handle(e.ConfigureSession(SessionConfig(
-                    turn_detection=ServerVad(silence_duration_ms=150, prefix_padding_ms=0))))
-                await run.until(lambda: ("idle", "listening", "session_ready") in run.moves())
-                session.handle(e.RequestResponse())
-                await run.until(lambda: any(isinstance(o, Interrupted) for o in seen))
-                await run.until(lambda: len(session.figures) == 2)
-                record = sim.records[0]
-        finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+    config = SessionConfig(turn_detection=ServerVad(silence_duration_ms=150, prefix_padding_ms=0))
+    async with serving(script=(LONG, "Yes?"), speed=1.0) as sim, \
+            live(sim, TWO_PHASE_SERVER_VAD_TABLE, user, config, DuckingSink) as run:
+        session, seen, sink = run.session, run.seen, run.session.sink
+        assert isinstance(sink, DuckingSink)
+        await run.until(lambda: ("idle", "listening", "session_ready") in run.moves())
+        session.handle(e.RequestResponse())
+        await run.until(lambda: any(isinstance(o, Interrupted) for o in seen))
+        await run.until(lambda: len(session.figures) == 2)
+        record = sim.records[0]
     (update, *_) = record.client_events("session.update")
     assert update["session"]["audio"]["input"]["turn_detection"]["interrupt_response"] is False
     moves = run.moves()
