@@ -8,7 +8,9 @@
             inspector.attach(session)
             await session.wait()
 
-``bargein talk --inspect`` does the same for the command line.
+``bargein talk --inspect`` does the same for the command line. (Over 400 lines: one small
+HTTP and WebSocket server on loopback, its Host and Origin checks, and the records it keeps,
+which belong together; the page itself is ``bargein/data/inspector.html``.)
 
 The page shows the state diagram (``bargein.states.diagram``, drawn by Graphviz) with the
 current state and the last edge that moved highlighted, the recent events (each edge with its

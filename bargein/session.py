@@ -5,6 +5,11 @@ event goes to ``Conversation.handle()`` and every command that comes back is car
 in order — audio to the sink at once, server commands through one sender task so the
 wire sees them in the order the core emitted them. Events caused while carrying out
 commands (a flush report) are queued behind the current event, never handled re-entrantly.
+
+Why one long module (~850 lines): the loops, the carrying out of every command family and
+the per-response figures and observations all read the same moment of the same event; the
+observation types at the top could move to a module of their own, the runtime could not be
+split without passing its state between pieces.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
 """A whole conversation in one call: ``bargein.talk()``, and ``bargein.connect()`` to drive it.
+(Over 400 lines, most of them the documented arguments of the two calls and how each choice
+of audio, detector and machine is made.)
 
 ``await talk(url, input="question.wav", output="heard.wav")`` does what ``bargein talk``
 does: it opens the audio (a WAV file, the microphone, the speaker), connects, configures

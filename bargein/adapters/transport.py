@@ -1,7 +1,9 @@
 """The Realtime WebSocket connection: connect, send commands, iterate core events, reconnect.
 
 A thin asyncio layer over ``websockets`` and ``WireCodec``. Failures become typed errors
-with one-line messages that never contain the key.
+with one-line messages that never contain the key. It is long (~690 lines) because the
+security rules below, the reconnect policy and the keepalive each guard the same connect
+path, and are read best beside it.
 
 **The key stays home.** Every refusal below happens before a header is sent, with one line
 and a typed error:

@@ -3,6 +3,8 @@
 One time axis carries three lanes: the user's speech, the assistant audio as the user heard it
 (both as min/max envelopes, one pair per pixel column), and the conversation's states as
 coloured bands; vertical markers show instants such as the barge-in and the truncation.
+It is long (~550 lines) because it writes the SVG by hand, element by element (no drawing
+library is a dependency), and most of it is layout arithmetic and styling.
 
 Optional layers tell the story of a barge-in: ``ghost_pcm`` is audio that was received but
 never played, drawn faint in the heard lane where it would have played; ``spans`` are

@@ -110,6 +110,9 @@ nobody will hear it, so the model must not think it was said.
 A disconnect abandons what was in flight for good: open and generating responses gated,
 the ledger, the pending barge-in and the reconciliation map dropped, the speaker flushed.
 The new server session holds none of those items: nothing to truncate, nothing to play.
+A reconnect is not readiness: the never-ready deadline runs again until the new server
+session says ``session.created``; a ``Reconnected`` with no ``Disconnected`` before it
+abandons what was in flight all the same.
 
 Reconciling the server's complaints (``reconcile.py``). Each cancel, truncate and delete
 is kept by its event id until its fate is known. ``response_cancel_not_active``, or an
@@ -119,6 +122,10 @@ true one and there is nothing to redo, so it is logged at info and counted
 (``stats.benign_errors``), never fatal. Other errors are counted and logged; the
 conversation goes on. A flood of one error is summarised, not echoed (``ERROR_SUMMARY_S``):
 the first line, then one per 5 s with how many were held back; ``stats`` counts them all.
+
+(The module is long, ~680 lines, because this account of why is a third of it, and the
+handlers it explains share the facts above; the ledger, settlement, reconciliation,
+stepping and actions already live in modules of their own.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The conversation's states and transitions, as data.
+"""The conversation's states and transitions, as data (a little over 400 lines: the data
+classes, their validation messages and the default table itself, which is most of it).
 
 This table is the single source of truth: ``bargein.core.Conversation`` builds its machine
 from it (``bargein.states.machine``), extensions derive new tables from it, the checks
