@@ -4,7 +4,6 @@ speaker, off on request, and one typed line when livekit is missing."""
 from __future__ import annotations
 
 import sys
-import time
 
 import pytest
 
@@ -14,16 +13,7 @@ from bargein.cli.app import main
 from bargein.cli.console import mode_line
 from bargein.errors import EchoCancellerError
 from bargein.talking import open_audio
-from tests.support.pulse_env import DEADLINE_S
-
-
-def _until(condition: object, what: str) -> None:
-    assert callable(condition)
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+from tests.support.pulse_env import wait_until
 
 
 @pytest.mark.device
@@ -36,10 +26,12 @@ def test_the_microphone_with_the_speaker_is_cancelled_against_what_the_speaker_w
         assert isinstance(canceller, EchoCanceller)
         # the speaker writes ahead of playback (silence too): once it has, every piece of
         # capture finds its reference written, so none is fed as unwritten any more
-        _until(lambda: canceller.stats.processed_ms >= 1000, "1 s of capture processed")
+        wait_until(lambda: canceller.stats.processed_ms >= 1000,
+                   message="waiting for 1 s of capture processed")
         unwritten = canceller.stats.unwritten_ms
         processed = canceller.stats.processed_ms
-        _until(lambda: canceller.stats.processed_ms >= processed + 500, "500 ms more")
+        wait_until(lambda: canceller.stats.processed_ms >= processed + 500,
+                   message="waiting for 500 ms more")
         # a starved speaker thread may fall behind for a moment on a busy machine (the
         # piece is then fed silence as its reference); the path itself must keep up
         assert canceller.stats.unwritten_ms - unwritten <= 100, (unwritten, canceller.stats)

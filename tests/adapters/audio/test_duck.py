@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -25,7 +24,7 @@ from bargein.adapters.audio.protocols import AudioSink, Duckable
 from bargein.adapters.audio.pulse_speaker import PulseSpeaker
 from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
 from bargein.errors import AudioError
-from tests.support.pulse_env import DEADLINE_S, MS, SPEAKER, sounding_ms
+from tests.support.pulse_env import DEADLINE_S, MS, SPEAKER, sounding_ms, wait_until
 
 BLOCK = 240  # 10 ms
 LATENCY = 480
@@ -164,14 +163,6 @@ class _Monitor:
         return samples(bytes(self.data[: len(self.data) // 2 * 2]))
 
 
-def _until(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.002)
-
-
 def _window_levels(x: npt.NDArray[np.int16]) -> npt.NDArray[np.float64]:
     n = len(x) // WINDOW * WINDOW
     squares = (x[:n].astype(np.float64) ** 2).reshape(-1, WINDOW)
@@ -188,19 +179,20 @@ def _duck_on_device(sink: AudioSink, duck: Callable[[float], None]) -> tuple[
     the item's stretch of the recording and the ms heard just before and just after each
     duck was asked (the call lies between: a busy machine may pause the test in between)."""
     monitor = _Monitor()
-    _until(lambda: len(monitor.data) > 0, "the monitor to record")
+    wait_until(lambda: len(monitor.data) > 0, message="waiting for the monitor to record")
     sink.play("a", tone(1500))
-    _until(lambda: sink.heard_ms().get("a", 0) >= 400, "400 ms heard")
+    wait_until(lambda: sink.heard_ms().get("a", 0) >= 400, message="waiting for 400 ms heard")
     before = sink.heard_ms()["a"]
     duck(0.25)
     down_at = (before, sink.heard_ms()["a"])
-    _until(lambda: sink.heard_ms().get("a", 0) >= 900, "900 ms heard")
+    wait_until(lambda: sink.heard_ms().get("a", 0) >= 900, message="waiting for 900 ms heard")
     before = sink.heard_ms()["a"]
     duck(1.0)
     up_at = (before, sink.heard_ms()["a"])
-    _until(lambda: sink.idle, "the tone to end")
+    wait_until(lambda: sink.idle, message="waiting for the tone to end")
     assert sink.heard_ms() == {"a": 1500.0}  # unchanged by the duck
-    _until(lambda: monitor.levels_after_sound(100), "the tone's end on the monitor")
+    wait_until(lambda: monitor.levels_after_sound(100),
+               message="waiting for the tone's end on the monitor")
     rec = monitor.stop()
     # nothing skipped, nothing repeated: counted in sound, so that an underrun's silence
     # (a starved machine) lengthens the span but adds nothing; the item is judged on its

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from bargein.adapters.audio.pyaudio_mic import PyAudioMicrophone
 from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
 from bargein.adapters.audio.wav import read_wav_24k_mono, write_wav
 from bargein.sim.voice import speak
-from tests.support.pulse_env import DEADLINE_S, MS, echo_room
+from tests.support.pulse_env import DEADLINE_S, MS, echo_room, wait_until
 
 pytestmark = [pytest.mark.device, pytest.mark.usefixtures("pulse")]
 FRAME = 20 * MS
@@ -44,14 +44,6 @@ def room() -> Iterator[tuple[str, str]]:
     at -20 dB and 30 ms; both removed afterwards."""
     with echo_room(f"echo{os.getpid()}") as sinks:
         yield sinks
-
-
-def _until(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def _energies(frames: list[AudioFrame]) -> npt.NDArray[np.float64]:
@@ -98,14 +90,15 @@ def test_echo_at_minus_20_db_is_removed_and_the_users_voice_kept(
     path = Path(__file__).resolve().parents[3] / "bargein" / "data" / "demo_user.wav"
     write_wav(user_wav, read_wav_24k_mono(path)[: 4 * 48000])  # "Hi! Can you tell me ..."
     try:
-        _until(lambda: len(raw) >= 10, "the microphone's first frames")
+        wait_until(lambda: len(raw) >= 10, message="waiting for the microphone's first frames")
         speaker.play("reply", speak(ASSISTANT, "espeak"))
-        _until(lambda: speaker.heard_ms().get("reply", 0) >= 6000, "6 s of the reply heard")
+        wait_until(lambda: speaker.heard_ms().get("reply", 0) >= 6000,
+                   message="waiting for 6 s of the reply heard")
         user_from_ms = time.monotonic() * 1000  # no user sound can be captured before this
         own_erle = canceller.erle_db  # the canceller's own figure, on echo alone
         subprocess.run(["paplay", "-d", mic_sink, str(user_wav)], check=True,
                        timeout=DEADLINE_S)
-        _until(lambda: speaker.idle, "the reply to end")
+        wait_until(lambda: speaker.idle, message="waiting for the reply to end")
     finally:
         speaker.close()
         mic.close()
@@ -147,7 +140,8 @@ def test_the_pyaudio_speaker_hands_each_block_ahead_of_its_dac_time() -> None:
         (dac_ms, time.monotonic() * 1000, len(written))))
     try:
         speaker.play("a", speak("One two three.", "espeak"))
-        _until(lambda: speaker.idle and len(taps) >= 100, "the item to play out")
+        wait_until(lambda: speaker.idle and len(taps) >= 100,
+                   message="waiting for the item to play out")
     finally:
         speaker.tap_reference(None)
         speaker.close()
