@@ -7,7 +7,8 @@ in ms on ``time.monotonic()``'s clock (the session's, and the speakers' DAC time
 PortAudio's ``input_buffer_adc_time`` for the stream's first block, then the sample count
 since, because the device's samples are contiguous while that estimate jitters with the
 scheduling of the audio thread on a busy machine (``device.SampleClock``: taken afresh on an
-input overflow or a stamp 100 ms away, and following a drifting device clock).
+input overflow or a stamp 100 ms away, and following a drifting device clock 1 ms a second
+at most, never by a step, which the echo canceller could not follow).
 
 ``processor`` is a step each frame passes through on the audio thread before it is queued:
 an ``EchoCanceller``'s ``process`` (``bargein.adapters.audio.echo``), so what the microphone
