@@ -124,8 +124,11 @@ def test_flush_is_silent_within_one_block_without_a_click_and_counts_exactly(blo
     _, end = sounding_span(recorded)
     heard_on_monitor = (end - base) / MS
     heard = report.heard_ms["item_a"]
-    # Exact: what the speaker reports is what the monitor played, within 2 ms.
-    assert abs(heard - heard_on_monitor) <= 2.0
+    # Exact: what the speaker reports is what the monitor played, within 2 ms; unless the
+    # process stalled between choosing the cut and writing it, so that the server had read
+    # past the cut already (counted in late_cuts): its monitor then holds up to a block more.
+    slack = 2.0 if speaker.late_cuts == 0 else block / MS
+    assert abs(heard - heard_on_monitor) <= slack, (heard, heard_on_monitor, speaker.late_cuts)
     assert after["item_a"] == heard
     # Up to the cut the monitor holds the item sample for sample: nothing dropped, no gap
     # (from its first millisecond on: on a starved machine the sink's very first samples
