@@ -31,6 +31,8 @@ from bargein.adapters.session_config import (
 )
 from bargein.core.commands import (
     CancelResponse,
+    ClearInputAudio,
+    CommitInputAudio,
     CreateMessage,
     CreateResponse,
     DeleteItem,
@@ -292,6 +294,10 @@ class WireCodec:
             payload = {"type": "session.update", "session": config.to_wire(self.api)}
         elif isinstance(command, CreateResponse):
             payload = {"type": "response.create"}
+        elif isinstance(command, CommitInputAudio):
+            payload = {"type": "input_audio_buffer.commit"}
+        elif isinstance(command, ClearInputAudio):
+            payload = {"type": "input_audio_buffer.clear"}
         elif isinstance(command, CreateMessage):
             kind = ("input_text" if command.role == "user"
                     else "output_text" if self.api == "ga" else "text")

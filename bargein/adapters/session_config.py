@@ -119,6 +119,12 @@ class SessionConfig:
                 )
 
     @property
+    def manual_turns(self) -> bool:
+        """No turn detection: the program ends each user turn (the core commits the user's
+        audio before each ``response.create``)."""
+        return self.turn_detection is None
+
+    @property
     def interrupt_response(self) -> bool:
         """Whether the server cancels a response by itself when the user speaks."""
         if self.turn_detection is None:

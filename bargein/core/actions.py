@@ -70,7 +70,7 @@ HOLD_LIMIT_MS = 30_000
 MicPolicy = Literal["send", "drop", "hold"]
 
 _WITH_EVENT_ID = (c.CancelResponse, c.TruncateItem, c.DeleteItem, c.UpdateSession,
-                  c.CreateResponse)
+                  c.CreateResponse, c.CreateMessage, c.CommitInputAudio, c.ClearInputAudio)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +118,16 @@ def run_actions(
     return out
 
 
-class MicGate:
-    """What becomes of microphone audio in the current state: sent, dropped or held."""
+MIN_COMMIT_BYTES = 100 * BYTES_PER_MS
+"""The least audio a commit takes: the server refuses a shorter one
+(``input_audio_buffer_commit_empty``)."""
 
-    __slots__ = ("_held", "_held_bytes", "_policies", "policy")
+
+class MicGate:
+    """What becomes of microphone audio in the current state: sent, dropped or held; and how
+    much was sent since the last commit (``uncommitted``, what a commit would take)."""
+
+    __slots__ = ("_held", "_held_bytes", "_policies", "policy", "uncommitted")
 
     def __init__(self, table: StateTable) -> None:
         table_policy: dict[str, MicPolicy] = {"send": "send", "ignore": "drop", "hold": "hold"}
@@ -132,13 +138,25 @@ class MicGate:
         self.policy: MicPolicy = self._policies[table.entry(table.initial)]
         self._held: deque[bytes] = deque()
         self._held_bytes = 0
+        self.uncommitted = 0
+        """Bytes sent since the last commit or clear (the conversation adds what it sends)."""
 
     def __deepcopy__(self, memo: dict[int, object]) -> MicGate:
         """A copy for ``Conversation.snapshot()``: the policies are the table's, shared."""
         twin = MicGate.__new__(MicGate)
         twin._policies, twin.policy = self._policies, self.policy
         twin._held, twin._held_bytes = deque(self._held), self._held_bytes
+        twin.uncommitted = self.uncommitted
         return twin
+
+    def take_turn(self) -> bool:
+        """A commit is due: whether enough audio was sent since the last one to make a user
+        turn (``MIN_COMMIT_BYTES``); if so, the count starts again. Too little stays counted,
+        as it stays in the server's buffer for the next commit."""
+        if self.uncommitted < MIN_COMMIT_BYTES:
+            return False
+        self.uncommitted = 0
+        return True
 
     def hold(self, audio: bytes) -> None:
         self._held.append(audio)
@@ -161,4 +179,5 @@ class MicGate:
                      state=state)
             return []
         log.info("held_audio_sent", ms=round(sum(map(len, held)) / BYTES_PER_MS, 1), state=state)
+        self.uncommitted += sum(map(len, held))
         return [c.SendAudio(audio) for audio in held]

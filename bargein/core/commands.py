@@ -95,6 +95,21 @@ class CreateResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class CommitInputAudio:
+    """``input_audio_buffer.commit``: the audio appended since the last commit becomes a
+    user message."""
+
+    event_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ClearInputAudio:
+    """``input_audio_buffer.clear``: the audio appended since the last commit is dropped."""
+
+    event_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class CreateMessage:
     """``conversation.item.create`` of a text message, appended to the conversation: how a
     session tells a new server session, after a reconnect, what was said before."""
@@ -141,7 +156,7 @@ class Report:
 
 ServerCommand = (
     CancelResponse | TruncateItem | DeleteItem | SendAudio | UpdateSession | CreateResponse
-    | CreateMessage
+    | CreateMessage | CommitInputAudio | ClearInputAudio
 )
 SpeakerCommand = PlayAudio | FlushPlayback | DuckPlayback | RestorePlayback
 TimerCommand = StartTimer | CancelTimer
@@ -149,8 +164,8 @@ LivenessCommand = GiveUp | Report
 Command = ServerCommand | SpeakerCommand | TimerCommand | LivenessCommand
 COMMAND_TYPES: tuple[type, ...] = (
     PlayAudio, FlushPlayback, DuckPlayback, RestorePlayback, CancelResponse, TruncateItem,
-    DeleteItem, SendAudio, UpdateSession, CreateResponse, CreateMessage, StartTimer, CancelTimer,
-    GiveUp, Report,
+    DeleteItem, SendAudio, UpdateSession, CreateResponse, CreateMessage, CommitInputAudio,
+    ClearInputAudio, StartTimer, CancelTimer, GiveUp, Report,
 )
 """Every command class, for ``isinstance`` (an action's commands are checked with it)."""
 Reconcilable = CancelResponse | TruncateItem | DeleteItem

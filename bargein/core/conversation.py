@@ -174,6 +174,9 @@ class Conversation(MachineDriver):
         self.ledger = PlaybackLedger()
         self.interruptions: list[Interruption] = []
         self.server_interrupts_response = True
+        self.manual_turns = False
+        """The configuration sent last has no turn detection: the program ends each user
+        turn, and a ``RequestResponse`` commits the user's audio first."""
         self._observers: list[Observer] = []
         self._gated: set[str] = set()
         self._old_session: set[str] = set()
@@ -243,6 +246,8 @@ class Conversation(MachineDriver):
             e.UserStop: self._on_stop,
             e.ConfigureSession: self._on_configure,
             e.RequestResponse: self._on_request_response,
+            e.CommitInput: lambda ev: self._commit_turn(),
+            e.ClearInput: self._on_clear_input,
             e.TimerFired: self._on_timer_fired,
             e.LocalSpeechStopped: lambda ev: self._fire_if_legal("local_speech_stopped", ev),
             e.TranscriptDelta: _nothing,
@@ -266,6 +271,7 @@ class Conversation(MachineDriver):
             policy = self._mic.policy
             if policy == "send":
                 log.debug("command", kind="SendAudio", audio_bytes=len(event.audio))  # type: ignore[union-attr]
+                self._mic.uncommitted += len(event.audio)  # type: ignore[union-attr]
                 return [c.SendAudio(event.audio)]  # type: ignore[union-attr]
             if policy == "hold":
                 self._mic.hold(event.audio)  # type: ignore[union-attr]
@@ -347,6 +353,7 @@ class Conversation(MachineDriver):
         gone = self._abandon() if self._connected else []
         self._connected = True
         self._old_session = set(self._gated)
+        self._mic.uncommitted = 0  # the new server session's input buffer is empty
         return gone + self._await_ready() + self._fire("reconnected", ev)
 
     def _on_response_created(self, ev: e.ResponseCreated) -> list[c.Command]:
@@ -459,7 +466,21 @@ class Conversation(MachineDriver):
             self.stats.illegal_events += 1
             log.warning("illegal_event", state=self.state, trigger="request_response")
             return []
-        return [c.CreateResponse(self._event_id())]
+        commit = self._commit_turn() if self.manual_turns else []
+        return [*commit, c.CreateResponse(self._event_id())]
+
+    def _commit_turn(self) -> list[c.Command]:
+        """``input_audio_buffer.commit`` when the audio sent since the last one makes a turn
+        (the server refuses less than 100 ms)."""
+        if self.state == IDLE or not self._mic.take_turn():
+            return []
+        return [c.CommitInputAudio(self._event_id())]
+
+    def _on_clear_input(self, ev: e.ClearInput) -> list[c.Command]:
+        if self.state == IDLE:
+            return []
+        self._mic.uncommitted = 0
+        return [c.ClearInputAudio(self._event_id())]
 
     def _on_start(self, ev: e.UserStart) -> list[c.Command]:
         self._paused = False
@@ -508,6 +529,7 @@ class Conversation(MachineDriver):
         false) sends it with ``interrupt_response: false``, so the server cannot cut the
         reply before the client has judged (see "The barge-in")."""
         config = ev.config
+        self.manual_turns = getattr(config, "manual_turns", False) is True
         judge = getattr(config, "with_interrupt_response", None)
         if not self.table.server_interrupts and callable(judge):
             config = judge(False)

@@ -219,7 +219,22 @@ class ConfigureSession:
 
 @dataclass(frozen=True, slots=True)
 class RequestResponse:
-    """The embedding program asks for a response now (manual turns, a greeting)."""
+    """The embedding program asks for a response now (manual turns, a greeting). Under
+    manual turns (the configuration's ``turn_detection=None``) the user's audio sent since
+    the last commit is committed first (see ``CommitInput``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInput:
+    """The embedding program ends the user's turn: the audio sent since the last commit
+    becomes a user message (``input_audio_buffer.commit``). Nothing is sent when that is
+    less than the server's minimum, 100 ms (the server would refuse it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClearInput:
+    """The embedding program discards the audio sent since the last commit
+    (``input_audio_buffer.clear``): a push-to-talk key pressed again, a false start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +295,8 @@ Event = (
     | UserInterrupt
     | ConfigureSession
     | RequestResponse
+    | CommitInput
+    | ClearInput
     | TimerFired
     | UserEvent
 )

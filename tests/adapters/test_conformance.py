@@ -19,6 +19,9 @@ from bargein.adapters.schema import CONSUMED_TYPES, IGNORED_TYPES
 from bargein.adapters.session_config import SemanticVad, ServerVad, SessionConfig
 from bargein.core.commands import (
     CancelResponse,
+    ClearInputAudio,
+    CommitInputAudio,
+    CreateMessage,
     CreateResponse,
     DeleteItem,
     SendAudio,
@@ -61,6 +64,10 @@ COMMANDS: dict[str, ServerCommand] = {
     "conversation.item.delete": DeleteItem("item_1", event_id="evt_3"),
     "input_audio_buffer.append": SendAudio(b"\x00\x01" * 480, event_id="evt_4"),
     "response.create": CreateResponse(event_id="evt_5"),
+    "input_audio_buffer.commit": CommitInputAudio(event_id="evt_7"),
+    "input_audio_buffer.clear": ClearInputAudio(event_id="evt_8"),
+    "conversation.item.create (user text)": CreateMessage("user", "Hello.", event_id="evt_9"),
+    "conversation.item.create (assistant text)": CreateMessage("assistant", "Hi."),
     **{
         f"session.update ({name})": UpdateSession(config, event_id="evt_6")
         for name, config in SESSION_CONFIGS.items()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bargein.adapters.session_config import SessionConfig
 from bargein.core import Conversation, TransitionRecord
 from bargein.core import commands as c
 from bargein.core import events as e
@@ -262,6 +263,40 @@ def test_configure_and_request_response() -> None:
     (create,) = conv.handle(e.RequestResponse())
     assert isinstance(update, c.UpdateSession) and update.config == {"voice": "x"}
     assert isinstance(create, c.CreateResponse) and create.event_id != update.event_id
+
+
+def test_manual_turns_commit_the_users_audio_before_each_response() -> None:
+    """With turn detection off nothing else commits: a response asked for without a commit
+    would not hear the user. Less than the server's minimum (100 ms) is not sent."""
+    conv = Conversation()
+    conv.handle(e.SessionReady(interrupt_response=False))
+    conv.handle(e.ConfigureSession(SessionConfig(turn_detection=None)))
+    assert conv.manual_turns
+    assert kinds(feed(conv, *[e.MicAudio(ms(20)) for _ in range(4)])) == ["SendAudio"] * 4
+    assert kinds(conv.handle(e.RequestResponse())) == ["CreateResponse"]  # 80 ms: too short
+    conv.handle(e.MicAudio(ms(20)))
+    commit, create = conv.handle(e.RequestResponse())  # 100 ms in the server's buffer
+    assert isinstance(commit, c.CommitInputAudio) and isinstance(create, c.CreateResponse)
+    assert commit.event_id and commit.event_id != create.event_id
+    assert kinds(conv.handle(e.RequestResponse())) == ["CreateResponse"]  # nothing new: a greeting
+
+
+def test_commit_and_clear_the_input_as_the_program_asks() -> None:
+    conv = Conversation()
+    assert conv.handle(e.CommitInput()) == [] and conv.handle(e.ClearInput()) == []  # idle
+    conv.handle(e.SessionReady())
+    assert not conv.manual_turns  # server VAD: the server commits, RequestResponse does not
+    conv.handle(e.MicAudio(ms(300)))
+    assert kinds(conv.handle(e.RequestResponse())) == ["CreateResponse"]
+    assert kinds(conv.handle(e.ClearInput())) == ["ClearInputAudio"]
+    assert conv.handle(e.CommitInput()) == []  # cleared: nothing to commit
+    conv.handle(e.MicAudio(ms(300)))
+    assert kinds(conv.handle(e.CommitInput())) == ["CommitInputAudio"]
+    assert conv.handle(e.CommitInput()) == []
+    conv.handle(e.MicAudio(ms(300)))
+    conv.handle(e.Reconnected())  # a new server session: its buffer is empty
+    conv.handle(e.SessionReady())
+    assert conv.handle(e.CommitInput()) == []
 
 
 def test_observers_see_every_transition_with_reason() -> None:
