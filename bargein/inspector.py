@@ -468,7 +468,8 @@ _KINDS = {StateChanged: "state", Transcript: "transcript", Interrupted: "interru
 def _observation_record(obs: object) -> Record:
     kind = _KINDS.get(type(obs)) or re.sub(r"(?<!^)(?=[A-Z])", "_", type(obs).__name__).lower()
     fields = _jsonable(obs)
-    record: Record = {"type": kind, **(fields if isinstance(fields, dict) else {})}
+    # the kind last: a ServerEvent's own ``type`` stays in its ``event``
+    record: Record = {**(fields if isinstance(fields, dict) else {}), "type": kind}
     record.pop("at_ms", None)
     if isinstance(obs, StateChanged):
         record["internal"] = obs.source == obs.dest

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -160,6 +160,20 @@ class Reconnected:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerEvent:
+    """A server event bargein does not model, passed on whole: the hook for what the engine
+    leaves to the program (``rate_limits.updated``, ``conversation.item.added``, a text
+    reply's ``response.output_text.delta``, a type newer than bargein). ``event`` is its
+    JSON object, the API key masked as in transcripts; ``known`` says whether the API
+    documents the type (bargein has no use for it) or bargein does not know it."""
+
+    at_ms: float
+    type: str
+    event: Mapping[str, Any] = field(repr=False)
+    known: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
     """The session ended; ``reason`` is what ``Session.wait()`` returned (or ``error: ...``)."""
 
@@ -167,7 +181,9 @@ class Closed:
     reason: str
 
 
-Observation = StateChanged | Transcript | Interrupted | Heard | Reconnected | Closed
+Observation = (
+    StateChanged | Transcript | Interrupted | Heard | Reconnected | ServerEvent | Closed
+)
 Observer = Callable[[Observation], None]
 
 
@@ -626,6 +642,8 @@ class Session:
             self._publish(Transcript(now, "user", event.item_id, event.transcript, final=True))
             if self.history is not None:
                 self.history.said("user", event.item_id, event.transcript)
+        elif isinstance(event, e.UnknownServerEvent):
+            self._publish(ServerEvent(now, event.type, event.event, event.known))
         elif isinstance(event, e.ResponseCreated):
             self.figures.setdefault(event.response_id, ResponseFigures(event.response_id))
         elif isinstance(event, e.ResponseDone):

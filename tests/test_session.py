@@ -21,7 +21,14 @@ from bargein.adapters.session_config import ServerVad, SessionConfig
 from bargein.adapters.transport import RealtimeTransport, ReconnectPolicy
 from bargein.core import events as e
 from bargein.errors import ConnectionLost
-from bargein.session import Closed, Interrupted, Observation, Session, StateChanged
+from bargein.session import (
+    Closed,
+    Interrupted,
+    Observation,
+    ServerEvent,
+    Session,
+    StateChanged,
+)
 from bargein.sim import Simulator
 from bargein.sim.voice import speak
 from bargein.states import DEFAULT_TABLE
@@ -115,7 +122,8 @@ async def test_barge_in_end_to_end(api: str, interrupt_response: bool) -> None:
 async def test_manual_turns_commit_what_the_user_said_before_asking_for_the_reply() -> None:
     """Turn detection off: the program ends the user's turn with ``RequestResponse``; the
     audio sent is committed first, so the reply answers it (without the commit a real server
-    answers a conversation that never heard the user)."""
+    answers a conversation that never heard the user). The server's events about it, which
+    bargein does not model, reach the program as ``ServerEvent``."""
     async with serving(script=("Yes.",), speed=4.0) as sim, \
             live(sim, DEFAULT_TABLE, tone(600) + silence(20000),
                  SessionConfig(turn_detection=None)) as run:
@@ -133,6 +141,12 @@ async def test_manual_turns_commit_what_the_user_said_before_asking_for_the_repl
     assert user_item["id"] == committed["item_id"]
     assert not record.server_events("error")
     check_client_events(sim, "ga")
+    # what bargein does not model reaches the program whole, as the server sent it
+    passed_on = [o for o in run.seen if isinstance(o, ServerEvent)]
+    (commit_seen,) = [o for o in passed_on if o.type == "input_audio_buffer.committed"]
+    assert commit_seen.known and commit_seen.event == committed
+    assert user_item in [o.event["item"] for o in passed_on
+                         if o.type == "conversation.item.added"]
 
 
 def _played_as_is(out: np.ndarray, item: np.ndarray) -> tuple[int, int]:

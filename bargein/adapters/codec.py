@@ -243,13 +243,14 @@ class WireCodec:
             event_type = self._type_decoder.decode(frame).type
         except (msgspec.DecodeError, UnicodeDecodeError):
             return self._violation(f"unreadable frame: {exc}")
-        if event_type in self._ignored:
-            log.debug("server_event_ignored", type=event_type)
-            return None
         if event_type in self._consumed:
             return self._violation(f"{event_type}: {exc}")
-        log.debug("server_event_unknown", type=event_type)
-        return UnknownServerEvent(event_type)
+        known = event_type in self._ignored
+        log.debug("server_event_ignored" if known else "server_event_unknown", type=event_type)
+        # the program may see it: masked like every text bargein passes on
+        text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+        event = msgspec.json.decode(redact_known(text))
+        return UnknownServerEvent(event_type, event if isinstance(event, dict) else {}, known)
 
     @staticmethod
     def _violation(reason: str) -> ProtocolViolation:

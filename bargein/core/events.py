@@ -131,9 +131,14 @@ class ProtocolViolation:
 
 @dataclass(frozen=True, slots=True)
 class UnknownServerEvent:
-    """A well-formed server event of a type the codec does not know."""
+    """A well-formed server event that bargein does not model, as its JSON object: a type
+    the API documents and bargein has no use for (``known``: ``rate_limits.updated``,
+    ``conversation.item.added``, ...) or one it does not know. The core passes it by; the
+    session hands it to the program (``bargein.session.ServerEvent``)."""
 
     type: str
+    event: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    known: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,9 +131,22 @@ def test_unknown_types_become_a_generic_event_logged_at_debug() -> None:
     with capture_logs() as logs:
         event = WireCodec("ga").decode('{"type": "response.hologram.delta", "x": 1}')
     assert event == ev.UnknownServerEvent("response.hologram.delta")
+    assert isinstance(event, ev.UnknownServerEvent) and not event.known
+    assert event.event == {"type": "response.hologram.delta", "x": 1}
     assert [(entry["event"], entry["log_level"]) for entry in logs] == [
         ("server_event_unknown", "debug")
     ]
+
+
+def test_a_passed_on_event_has_the_key_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "sk-proj-" + "k" * 40
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    frame = json.dumps({"type": "conversation.item.added",
+                        "item": {"content": [{"type": "input_text", "text": f"my key {key}"}]}})
+    event = WireCodec("ga").decode(frame)
+    assert isinstance(event, ev.UnknownServerEvent) and event.known
+    assert key not in json.dumps(event.event)
+    assert event.event["item"]["content"][0]["text"] == "my key ***"
 
 
 def test_each_flavour_only_knows_its_own_event_names() -> None:
@@ -142,10 +155,15 @@ def test_each_flavour_only_knows_its_own_event_names() -> None:
     assert isinstance(WireCodec("beta").decode(beta_delta), ev.AudioDelta)
 
 
-def test_ignored_types_decode_to_none_at_debug() -> None:
+def test_types_bargein_has_no_use_for_are_passed_on_whole_at_debug() -> None:
     with capture_logs() as logs:
-        assert WireCodec("beta").decode('{"type": "response.text.done"}') is None
-    assert logs[0]["log_level"] == "debug"
+        event = WireCodec("beta").decode('{"type": "response.text.done", "text": "Hi."}')
+    assert event == ev.UnknownServerEvent("response.text.done", known=True)
+    assert isinstance(event, ev.UnknownServerEvent)
+    assert event.event == {"type": "response.text.done", "text": "Hi."}
+    assert [(entry["event"], entry["log_level"]) for entry in logs] == [
+        ("server_event_ignored", "debug")
+    ]
 
 
 @pytest.mark.parametrize(

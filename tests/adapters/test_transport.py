@@ -80,7 +80,11 @@ def transport_for(
 
 
 async def next_event(events: AsyncIterator[ev.Event], timeout: float = 10.0) -> ev.Event:
-    return await asyncio.wait_for(anext(events), timeout)
+    """The next event the core models (the server events passed on whole are skipped)."""
+    while True:
+        event = await asyncio.wait_for(anext(events), timeout)
+        if not isinstance(event, ev.UnknownServerEvent):
+            return event
 
 
 async def collect(events: AsyncIterator[ev.Event], count: int) -> list[ev.Event]:
