@@ -149,6 +149,30 @@ async def test_manual_turns_commit_what_the_user_said_before_asking_for_the_repl
                          if o.type == "conversation.item.added"]
 
 
+async def test_a_typed_message_cuts_the_reply_and_is_answered() -> None:
+    """The user types over a reply: it is cut as by speech (cancel, truncate to what was
+    heard), then the message and a new response follow, and the server takes them all."""
+    async with serving(script=SCRIPT, speed=1.0) as sim, \
+            live(sim, DEFAULT_TABLE, silence(30000), SessionConfig(turn_detection=None)) as run:
+        await run.reach("idle", "listening")
+        run.session.handle(e.RequestResponse())
+        await run.reach("listening", "responding")
+        await run.until(lambda: max(run.session.sink.heard_ms().values(), default=0) >= 500)
+        run.session.handle(e.UserMessage("Actually, make it short."))
+        await run.until(lambda: [f.status for f in run.session.figures.values()]
+                        == ["cancelled", "completed"])
+        record = sim.records[0]
+    (barge,) = run.interrupted()
+    assert barge.trigger == "interrupt" and barge.settlements[0].action == "truncate"
+    sent = [ev.type for ev in record if ev.type != "input_audio_buffer.append"]
+    assert sent[-4:] == ["response.cancel", "conversation.item.truncate",
+                         "conversation.item.create", "response.create"], sent
+    (typed,) = record.client_events("conversation.item.create")
+    assert typed["item"]["content"] == [{"type": "input_text", "text": "Actually, make it short."}]
+    assert not record.server_events("error")
+    check_client_events(sim, "ga")
+
+
 def _played_as_is(out: np.ndarray, item: np.ndarray) -> tuple[int, int]:
     """(samples of ``item`` that ``out`` played unchanged from its start, where in ``out``
     the first changed one is), both comparing only the non-zero samples."""

@@ -196,6 +196,8 @@ class Conversation(MachineDriver):
         """Replies created during a pause: cancelled, their items deleted (see "Pauses")."""
         self._refused_items: set[str] = set()
         self._pending: PendingBargeIn | None = None
+        self._typed: list[str] = []
+        """Typed messages that wait for the barge-in they caused to settle."""
         self._sent = SentCommands()
         """Event id -> the cancel, truncate or delete sent with it (see "Reconciling")."""
         self._next_event = 0
@@ -246,6 +248,7 @@ class Conversation(MachineDriver):
             e.UserStop: self._on_stop,
             e.ConfigureSession: self._on_configure,
             e.RequestResponse: self._on_request_response,
+            e.UserMessage: self._on_user_message,
             e.CommitInput: lambda ev: self._commit_turn(),
             e.ClearInput: self._on_clear_input,
             e.TimerFired: self._on_timer_fired,
@@ -439,6 +442,10 @@ class Conversation(MachineDriver):
         self._generating = set()
         self._audio_response = None
         self._pending = None
+        if self._typed:  # they waited for a truncate that the lost session will never take
+            log.warning("typed_messages_lost", count=len(self._typed),
+                        reason="the connection dropped before they were sent")
+            self._typed = []
         self.ledger = PlaybackLedger()
         self._sent.clear()
         self._playing = False
@@ -468,6 +475,22 @@ class Conversation(MachineDriver):
             return []
         commit = self._commit_turn() if self.manual_turns else []
         return [*commit, c.CreateResponse(self._event_id())]
+
+    def _on_user_message(self, ev: e.UserMessage) -> list[c.Command]:
+        """Interrupt where the table lets the program interrupt, then the message and a
+        response; while a barge-in waits for the speaker's count, after its settlement."""
+        if self.state == IDLE:
+            self.stats.illegal_events += 1
+            log.warning("illegal_event", state=self.state, trigger="user_message")
+            return []
+        commands = self._fire("interrupt", ev) if self._machine.legal("interrupt") else []
+        if self._pending is not None:
+            self._typed.append(ev.text)
+            return commands
+        return commands + self._typed_message(ev.text)
+
+    def _typed_message(self, text: str) -> list[c.Command]:
+        return [c.CreateMessage("user", text, self._event_id()), c.CreateResponse(self._event_id())]
 
     def _commit_turn(self) -> list[c.Command]:
         """``input_audio_buffer.commit`` when the audio sent since the last one makes a turn
@@ -566,6 +589,9 @@ class Conversation(MachineDriver):
             commands += [self._sent.keep(command) for command in settled]
             self.interruptions.append(interruption)
             self.ledger.forget_finished()
+            typed, self._typed = self._typed, []
+            for text in typed:
+                commands += self._typed_message(text)
         commands += self._fire("playback_flushed", ev)
         if self._held:
             held, self._held = self._held, []

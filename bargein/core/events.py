@@ -230,6 +230,16 @@ class RequestResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class UserMessage:
+    """The user typed ``text``: it interrupts the assistant as speech does (the same flush,
+    cancel and truncate, fired as ``interrupt``), then goes to the server as a user message
+    with a response asked for; after the barge-in's truncate, so the model answers a
+    conversation that holds only what the user heard."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class CommitInput:
     """The embedding program ends the user's turn: the audio sent since the last commit
     becomes a user message (``input_audio_buffer.commit``). Nothing is sent when that is
@@ -300,6 +310,7 @@ Event = (
     | UserInterrupt
     | ConfigureSession
     | RequestResponse
+    | UserMessage
     | CommitInput
     | ClearInput
     | TimerFired

@@ -299,6 +299,40 @@ def test_commit_and_clear_the_input_as_the_program_asks() -> None:
     assert conv.handle(e.CommitInput()) == []
 
 
+def test_a_typed_message_interrupts_and_follows_the_truncate() -> None:
+    conv = Conversation()
+    responding(conv, interrupt_response=False)
+    flush, cancel = conv.handle(e.UserMessage("Stop, what about Tuesday?"))
+    assert isinstance(flush, c.FlushPlayback) and isinstance(cancel, c.CancelResponse)
+    assert conv.state == "interrupted"
+    truncate, message, create = conv.handle(e.PlaybackFlushed({"i1": 500.0}))
+    assert isinstance(truncate, c.TruncateItem) and truncate.audio_end_ms == 500
+    assert isinstance(message, c.CreateMessage) and isinstance(create, c.CreateResponse)
+    assert (message.role, message.text) == ("user", "Stop, what about Tuesday?")
+    assert len({cancel.event_id, truncate.event_id, message.event_id, create.event_id}) == 4
+    assert conv.interruptions[-1].trigger == "interrupt"
+
+
+def test_a_typed_message_while_listening_is_sent_at_once() -> None:
+    conv = Conversation()
+    assert conv.handle(e.UserMessage("hello")) == [] and conv.stats.illegal_events == 1  # idle
+    conv.handle(e.SessionReady())
+    assert kinds(conv.handle(e.UserMessage("hello"))) == ["CreateMessage", "CreateResponse"]
+    assert conv.state == "listening" and not conv.interruptions
+
+
+def test_a_typed_message_waiting_on_a_barge_in_is_dropped_loudly_with_the_connection() -> None:
+    conv = Conversation()
+    responding(conv, interrupt_response=False)
+    conv.handle(e.UserMessage("are you there?"))
+    with capture_logs() as logs:
+        conv.handle(e.Disconnected("gone"))
+    assert ("typed_messages_lost", "warning") in [(x["event"], x["log_level"]) for x in logs]
+    conv.handle(e.Reconnected())
+    conv.handle(e.SessionReady())
+    assert not [x for x in conv.handle(e.PlaybackFlushed({})) if isinstance(x, c.CreateMessage)]
+
+
 def test_observers_see_every_transition_with_reason() -> None:
     conv = Conversation()
     seen: list[TransitionRecord] = []
