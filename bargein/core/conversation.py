@@ -115,9 +115,11 @@ session says ``session.created``; a ``Reconnected`` with no ``Disconnected`` bef
 abandons what was in flight all the same.
 
 Reconciling the server's complaints (``reconcile.py``). Each cancel, truncate and delete
-is kept by its event id until its fate is known. ``response_cancel_not_active``, or an
-error naming a kept truncate or delete, means the server got there first (it finished the
-response; it holds less audio than we counted, or no longer the item): its view is the
+is kept by its event id until its fate is known. ``response_cancel_not_active``, an error
+naming a kept truncate or delete, or one that names no event but refuses ``audio_end_ms``
+while a truncate is kept (a real server's answer to a truncate past the audio it holds,
+followed by the truncate applied at its end), means the server got there first (it finished
+the response; it holds less audio than we counted, or no longer the item): its view is the
 true one and there is nothing to redo, so it is logged at info and counted
 (``stats.benign_errors``), never fatal. Other errors are counted and logged; the
 conversation goes on. A flood of one error is summarised, not echoed (``ERROR_SUMMARY_S``):
@@ -405,7 +407,7 @@ class Conversation(MachineDriver):
         return []
 
     def _on_error(self, ev: e.ServerError) -> list[c.Command]:
-        benign, sent = self._sent.refused(ev.event_id, ev.code)
+        benign, sent = self._sent.refused(ev.event_id, ev.code, ev.param)
         if benign:
             # The server had already finished (cancel) or holds less audio than we counted
             # (truncate): either way its view is the true one and there is nothing to redo.

@@ -333,6 +333,24 @@ def test_a_typed_message_waiting_on_a_barge_in_is_dropped_loudly_with_the_connec
     assert not [x for x in conv.handle(e.PlaybackFlushed({})) if isinstance(x, c.CreateMessage)]
 
 
+def test_a_clamped_truncate_errors_without_an_event_id_and_is_reconciled() -> None:
+    """A real server refuses a truncate past the audio it holds with an error naming no
+    event, only the parameter, then applies it clamped (``truncated`` at the end)."""
+    conv = Conversation()
+    responding(conv, interrupt_response=False)
+    conv.handle(e.UserInterrupt())
+    (truncate,) = conv.handle(e.PlaybackFlushed({"i1": 900.0}))
+    assert isinstance(truncate, c.TruncateItem)
+    feed(conv, e.ServerError("invalid_request_error", "invalid_value", "too long", None,
+                             "audio_end_ms"),
+         e.ItemTruncated("i1", 850))
+    assert conv.stats.benign_errors == 1 and conv.stats.server_errors == 0
+    # with nothing kept (the truncate settled), the same error is a real one
+    conv.handle(e.ServerError("invalid_request_error", "invalid_value", "too long", None,
+                              "audio_end_ms"))
+    assert conv.stats.server_errors == 1
+
+
 def test_observers_see_every_transition_with_reason() -> None:
     conv = Conversation()
     seen: list[TransitionRecord] = []
