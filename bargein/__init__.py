@@ -59,6 +59,7 @@ _EXPORTS: dict[str, str] = {
     "SessionConfig": "bargein.adapters.session_config",
     "ServerVad": "bargein.adapters.session_config",
     "SemanticVad": "bargein.adapters.session_config",
+    "ClientVad": "bargein.adapters.session_config",
     # audio
     "PyAudioMicrophone": "bargein.adapters.audio.pyaudio_mic",
     "PyAudioSpeaker": "bargein.adapters.audio.pyaudio_speaker",
@@ -85,6 +86,7 @@ __all__ = [
     "AudioDevice",
     "BargeinError",
     "CancelTimer",
+    "ClientVad",
     "Closed",
     "Connecting",
     "Conversation",
@@ -162,7 +164,7 @@ if TYPE_CHECKING:
     from bargein.adapters.audio.wav import WavSink, WavSource
     from bargein.adapters.endpoints import Endpoint
     from bargein.adapters.secrets import ApiKey
-    from bargein.adapters.session_config import SemanticVad, ServerVad, SessionConfig
+    from bargein.adapters.session_config import ClientVad, SemanticVad, ServerVad, SessionConfig
     from bargein.adapters.transport import RealtimeTransport, ReconnectPolicy
     from bargein.core import Conversation, ConversationStats, TransitionRecord
     from bargein.core.actions import ActionContext

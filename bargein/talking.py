@@ -359,15 +359,21 @@ def connect(
     endpoint = endpoint_for(url, model=model, api=api)
     transport = RealtimeTransport(endpoint, key if key is not None else key_for(endpoint),
                                   allow_plaintext=allow_plaintext)
+    config = config if config is not None else SessionConfig()
+    two_phase = barge_in == "two-phase" or (
+        barge_in == "auto" and conversation is None and _names(output, "speaker"))
+    client_turns = config.client_turn_end_ms is not None
+    vad = local_detector(True if local_vad is None and (two_phase or client_turns)
+                         else local_vad)
+    if client_turns and vad is None:
+        raise SessionConfigError("ClientVad turns need a local voice detector: leave "
+                                 "local_vad unset (Silero) or pass one")
+    conversation = conversation_for(barge_in, output, local_detector=vad is not None,
+                                    conversation=conversation)
     source, sink, clock = open_audio(input, output, input_device=input_device,
                                      output_device=output_device,
                                      speaker_block_frames=speaker_block_frames,
                                      echo_cancel=echo_cancel)
-    two_phase = barge_in == "two-phase" or (
-        barge_in == "auto" and conversation is None and _names(output, "speaker"))
-    vad = local_detector(True if local_vad is None and two_phase else local_vad)
-    conversation = conversation_for(barge_in, output, local_detector=vad is not None,
-                                    conversation=conversation)
     live = asyncio.Event()
     if isinstance(source, WavSource) and not isinstance(input, AudioSource):
         source = _SpeaksOnceLive(source, live)  # a WAV path: spoken once the session is ready
@@ -376,7 +382,7 @@ def connect(
     session.subscribe(lambda obs: live.set() if _leaves_idle(obs) else None)
     if observer is not None:
         session.subscribe(observer)
-    return Connecting(session, transport, config if config is not None else SessionConfig())
+    return Connecting(session, transport, config)
 
 
 async def talk(
@@ -414,8 +420,8 @@ async def talk(
       ``Interrupted``, ``StateChanged``, ``Reconnected``, ``Closed``), in order.
     - ``linger_s``: with a finite input, the quiet time after it before the end.
     - ``local_vad``: detect the user on the microphone, a network round trip before the
-      server does (``LocalVad``; by default Silero VAD under two-phase barge-in, none under
-      instant).
+      server does (``LocalVad``; by default Silero VAD under two-phase barge-in or client
+      turns, ``ClientVad``, none otherwise).
     - ``barge_in``: ``"instant"`` cuts the reply on any onset; ``"two-phase"`` ducks it and
       judges (a cough resumes it, speech that lasts 600 ms commits the cut, and the server
       is told ``interrupt_response: false`` so it cannot cut first); ``"auto"`` (default):

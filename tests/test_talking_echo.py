@@ -70,7 +70,7 @@ def test_without_livekit_bargein_talk_says_so_in_one_line(
 
 
 def test_the_mode_line_says_whether_echo_is_removed() -> None:
-    common = dict(host="h", api="ga", vad="server", client_cancel=False, local_vad=None,
+    common = dict(host="h", api="ga", turns="server", client_cancel=False, local_vad=None,
                   input="mic", output="speaker")
     assert "echo is removed" in mode_line(**common, echo_cancel=True)  # type: ignore[arg-type]
     assert "no echo cancellation" in mode_line(**common, echo_cancel=False)  # type: ignore[arg-type]

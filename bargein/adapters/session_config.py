@@ -96,12 +96,34 @@ class SemanticVad:
         )
 
 
-TurnDetection: TypeAlias = ServerVad | SemanticVad
+@dataclass(frozen=True, slots=True)
+class ClientVad:
+    """Turn detection on this machine: the server's is off (``turn_detection`` null on the
+    wire) and bargein's local voice detector ends each user turn; the core then commits the
+    user's audio and asks for the reply. For a server whose VAD is off or unwanted, and it
+    works with a WAV input. The session needs a local detector (``talk()`` picks Silero).
+
+    ``end_after_ms``: how long the user must stay quiet after the detector says the sound
+    ended (itself 200 ms of quiet under ``talk()``) for the turn to end; a new onset within
+    it continues the turn. 400 ms: about the server VAD's own 500 ms of silence in all."""
+
+    end_after_ms: int = 400
+
+    def __post_init__(self) -> None:
+        _non_negative("end_after_ms", self.end_after_ms)
+
+    def to_wire(self) -> None:
+        """Nothing: the server's turn detection is off."""
+        return None
+
+
+TurnDetection: TypeAlias = ServerVad | SemanticVad | ClientVad
 
 
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
-    """What ``session.update`` sets. ``turn_detection=None`` means manual turns."""
+    """What ``session.update`` sets. ``turn_detection=None`` means manual turns (the
+    program ends each), ``ClientVad()`` turns that bargein's local detector ends."""
 
     input_format: AudioFormat = "pcm16"
     output_format: AudioFormat = "pcm16"
@@ -120,14 +142,22 @@ class SessionConfig:
 
     @property
     def manual_turns(self) -> bool:
-        """No turn detection: the program ends each user turn (the core commits the user's
-        audio before each ``response.create``)."""
-        return self.turn_detection is None
+        """No turn detection on the server: the program (``None``) or bargein's local
+        detector (``ClientVad``) ends each user turn, and the core commits the user's audio
+        before each ``response.create``."""
+        return self.turn_detection is None or isinstance(self.turn_detection, ClientVad)
+
+    @property
+    def client_turn_end_ms(self) -> int | None:
+        """Under ``ClientVad``, the quiet after the local detector's stop that ends a user
+        turn; ``None`` when the local detector does not end turns."""
+        turn = self.turn_detection
+        return turn.end_after_ms if isinstance(turn, ClientVad) else None
 
     @property
     def interrupt_response(self) -> bool:
         """Whether the server cancels a response by itself when the user speaks."""
-        if self.turn_detection is None:
+        if self.turn_detection is None or isinstance(self.turn_detection, ClientVad):
             return False
         return self.turn_detection.interrupt_response is not False
 
@@ -136,7 +166,7 @@ class SessionConfig:
         under manual turns. A two-phase barge-in table has the core send
         ``with_interrupt_response(False)``: the server must not cancel a reply before the
         client has judged the sound (``bargein.states.two_phase``)."""
-        if self.turn_detection is None:
+        if self.turn_detection is None or isinstance(self.turn_detection, ClientVad):
             return self
         return replace(self, turn_detection=replace(self.turn_detection,
                                                     interrupt_response=interrupt))

@@ -155,7 +155,7 @@ def endpoint_from(args: argparse.Namespace) -> tuple[Endpoint, ApiKey | None]:
 
 
 def cmd_talk(args: argparse.Namespace) -> int:
-    from bargein.adapters.session_config import SemanticVad, ServerVad, SessionConfig
+    from bargein.adapters.session_config import ClientVad, SemanticVad, ServerVad, SessionConfig
     from bargein.cli.console import LivePrinter, detector_name, figures_table, mode_line
     from bargein.cli.inspecting import inspecting
     from bargein.cli.runner import exit_code, hold
@@ -164,8 +164,9 @@ def cmd_talk(args: argparse.Namespace) -> int:
     _show_logs(args)
     endpoint, key = endpoint_from(args)
     turn = (
-        SemanticVad(interrupt_response=not args.client_cancel)
-        if args.vad == "semantic"
+        ClientVad() if args.turns == "client"
+        else SemanticVad(interrupt_response=not args.client_cancel)
+        if args.turns == "semantic"
         else ServerVad(interrupt_response=not args.client_cancel)
     )
     config = SessionConfig(turn_detection=turn, voice=args.voice, instructions=args.instructions,
@@ -180,7 +181,7 @@ def cmd_talk(args: argparse.Namespace) -> int:
             barge_in=args.barge_in)
         devices = args.input == "mic" and args.output == "speaker"
         two_phase = not connecting.session.conversation.table.server_interrupts
-        mode = mode_line(host=endpoint.host, api=endpoint.api, vad=args.vad,
+        mode = mode_line(host=endpoint.host, api=endpoint.api, turns=args.turns,
                          client_cancel=args.client_cancel,
                          local_vad=detector_name(connecting.session.local_vad),
                          two_phase=two_phase,
@@ -264,8 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     talk.add_argument("--instructions", help="system instructions for the session")
     talk.add_argument("--transcription-model", metavar="MODEL",
                       help="also transcribe what the user says")
-    talk.add_argument("--vad", choices=["server", "semantic"], default="server",
-                      help="the server's turn detection (default: server)")
+    talk.add_argument("--turns", "--vad", dest="turns", choices=["server", "semantic", "client"],
+                      default="server",
+                      help="who ends the user's turn: the server's VAD (default), its semantic "
+                           "VAD, or this machine's voice detector (client: the server's is "
+                           "turned off; bargein commits the audio and asks for the reply)")
     talk.add_argument("--client-cancel", action="store_true",
                       help="the server does not cancel on speech; bargein sends response.cancel")
     talk.add_argument("--local-vad", nargs="?", const="silero", choices=["silero", "energy"],

@@ -122,13 +122,14 @@ def detector_name(detector: object | None) -> str | None:
     return {"SileroVad": "silero", "EnergyVad": "energy"}.get(name, name)
 
 
-def mode_line(*, host: str, api: str, vad: str, client_cancel: bool, local_vad: str | None,
+def mode_line(*, host: str, api: str, turns: str, client_cancel: bool, local_vad: str | None,
               input: str, output: str, echo_cancel: bool | None = None,
               two_phase: bool = False) -> str:
     """What ``bargein talk`` is about to do, in one line: each option's effect is visible.
     ``local_vad`` names the local detector (None: none); ``echo_cancel`` is None where it
     does not apply (not the microphone and the speaker)."""
-    turn = "semantic VAD" if vad == "semantic" else "server VAD"
+    turn = {"semantic": "semantic VAD", "client": f"this machine's ({local_vad}), the "
+            "server's off"}.get(turns, "server VAD")
     onset = (f"local voice detection ({local_vad}), before the server's" if local_vad
              else "the server's speech_started")
     if two_phase:
@@ -137,7 +138,8 @@ def mode_line(*, host: str, api: str, vad: str, client_cancel: bool, local_vad: 
         cancel = "bargein cancels when it cuts (the server's interrupt_response is off)"
     else:
         trigger = f"barge-in on {onset}"
-        cancel = ("bargein cancels responses itself (response.cancel)" if client_cancel
+        cancel = ("bargein cancels responses itself (response.cancel)"
+                  if client_cancel or turns == "client"
                   else "the server cancels responses on speech")
     echo = ("" if echo_cancel is None
             else "; the speaker's echo is removed from the microphone" if echo_cancel

@@ -163,6 +163,9 @@ line, then one line per this many seconds with ``repeated=K``: how many were hel
 OVERHEARD_LIMIT = 64
 """The most server speech items kept for classifying their transcripts (oldest forgotten)."""
 
+TURN_TIMER = "bargein:turn_end"
+"""The quiet that ends a user turn under client turn detection (``client_turn_end_ms``)."""
+
 
 class Conversation(MachineDriver):
     """The conversation state machine, with interruption done right.
@@ -177,8 +180,12 @@ class Conversation(MachineDriver):
         self.interruptions: list[Interruption] = []
         self.server_interrupts_response = True
         self.manual_turns = False
-        """The configuration sent last has no turn detection: the program ends each user
-        turn, and a ``RequestResponse`` commits the user's audio first."""
+        """The configuration sent last has no turn detection on the server: the program
+        ends each user turn, and a ``RequestResponse`` commits the user's audio first."""
+        self.client_turn_end_ms: int | None = None
+        """...and the local detector ends each turn (``ClientVad``): its
+        ``LocalSpeechStopped`` in the user's turn starts ``TURN_TIMER``, a new onset stops
+        it, and when it fires the user's audio is committed and the reply asked for."""
         self._observers: list[Observer] = []
         self._gated: set[str] = set()
         self._old_session: set[str] = set()
@@ -254,7 +261,7 @@ class Conversation(MachineDriver):
             e.CommitInput: lambda ev: self._commit_turn(),
             e.ClearInput: self._on_clear_input,
             e.TimerFired: self._on_timer_fired,
-            e.LocalSpeechStopped: lambda ev: self._fire_if_legal("local_speech_stopped", ev),
+            e.LocalSpeechStopped: self._on_local_speech_stopped,
             e.TranscriptDelta: _nothing,
             e.InputTranscript: self._on_input_transcript,
             e.UnknownServerEvent: _nothing,
@@ -478,6 +485,28 @@ class Conversation(MachineDriver):
         commit = self._commit_turn() if self.manual_turns else []
         return [*commit, c.CreateResponse(self._event_id())]
 
+    def _on_local_speech_stopped(self, ev: e.LocalSpeechStopped) -> list[c.Command]:
+        """Where the table judges a sound, its end; under client turns, in the user's turn,
+        the start of the quiet that ends the turn (``TURN_TIMER``)."""
+        commands = self._fire_if_legal("local_speech_stopped", ev)
+        if self.client_turn_end_ms is not None and self._users_turn():
+            self._timers.add(TURN_TIMER)
+            commands.append(c.StartTimer(TURN_TIMER, self.client_turn_end_ms))
+        return commands
+
+    def _users_turn(self) -> bool:
+        """Connected, nothing generating, nothing audible: the user has the floor."""
+        return self.state != IDLE and not self._generating \
+            and self._machine.state not in self._audible
+
+    def _on_turn_end(self) -> list[c.Command]:
+        """The user stayed quiet: commit what they said and ask for the reply."""
+        self._timers.discard(TURN_TIMER)
+        if not self._users_turn():
+            return []
+        commit = self._commit_turn()
+        return [*commit, c.CreateResponse(self._event_id())] if commit else []
+
     def _on_user_message(self, ev: e.UserMessage) -> list[c.Command]:
         """Interrupt where the table lets the program interrupt, then the message and a
         response; while a barge-in waits for the speaker's count, after its settlement."""
@@ -521,8 +550,12 @@ class Conversation(MachineDriver):
     # --- barge-in --------------------------------------------------------------------
 
     def _on_barge_in_event(self, ev: e.Event) -> list[c.Command]:
-        """Interrupts when its edge enters ``interrupted`` (see ``_effects``)."""
+        """Interrupts when its edge enters ``interrupted`` (see ``_effects``); a local onset
+        while a client turn's end is awaited continues the turn."""
         commands = self._fire(e.BARGE_IN_EVENTS[type(ev)], ev)
+        if TURN_TIMER in self._timers and isinstance(ev, e.LocalSpeechStarted):
+            self._timers.discard(TURN_TIMER)
+            commands.append(c.CancelTimer(TURN_TIMER))
         if isinstance(ev, e.SpeechStarted) and self._playing \
                 and self._machine.state in self._audible:
             self._overheard[ev.item_id] = None  # the reply plays on over it
@@ -555,6 +588,8 @@ class Conversation(MachineDriver):
         reply before the client has judged (see "The barge-in")."""
         config = ev.config
         self.manual_turns = getattr(config, "manual_turns", False) is True
+        end_ms = getattr(config, "client_turn_end_ms", None)
+        self.client_turn_end_ms = end_ms if isinstance(end_ms, int) else None
         judge = getattr(config, "with_interrupt_response", None)
         if not self.table.server_interrupts and callable(judge):
             config = judge(False)
@@ -655,6 +690,8 @@ class Conversation(MachineDriver):
         return commands
 
     def _on_timer_fired(self, ev: e.TimerFired) -> list[c.Command]:
+        if ev.name == TURN_TIMER and TURN_TIMER in self._timers:
+            return self._on_turn_end()
         if ev.name not in LIVENESS_TIMERS or ev.name not in self._timers:
             return self._on_timer(ev)
         self._timers.discard(ev.name)

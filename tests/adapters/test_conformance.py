@@ -16,7 +16,7 @@ from openai.types.realtime import realtime_server_event as ga_server
 
 from bargein.adapters.codec import WireCodec
 from bargein.adapters.schema import CONSUMED_TYPES, IGNORED_TYPES
-from bargein.adapters.session_config import SemanticVad, ServerVad, SessionConfig
+from bargein.adapters.session_config import ClientVad, SemanticVad, ServerVad, SessionConfig
 from bargein.core.commands import (
     CancelResponse,
     ClearInputAudio,
@@ -53,6 +53,7 @@ SESSION_CONFIGS = {
         turn_detection=SemanticVad(eagerness="high", interrupt_response=True, create_response=False)
     ),
     "manual turns": SessionConfig(turn_detection=None),
+    "client turns": SessionConfig(turn_detection=ClientVad()),
     "g711 u-law in, a-law out": SessionConfig(input_format="g711_ulaw", output_format="g711_alaw"),
     "g711 a-law": SessionConfig(input_format="g711_alaw", output_format="g711_alaw"),
 }

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from bargein.adapters.session_config import SemanticVad, ServerVad, SessionConfig
+from bargein.adapters.session_config import Api, ClientVad, SemanticVad, ServerVad, SessionConfig
 from bargein.errors import BargeinError, SessionConfigError
 
 
@@ -115,3 +115,18 @@ def test_bad_settings_raise_a_typed_error(build: object, message: str) -> None:
 def test_configs_are_immutable() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         SessionConfig().voice = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("api", ["ga", "beta"])
+def test_client_turns_turn_the_servers_detection_off(api: Api) -> None:
+    config = SessionConfig(turn_detection=ClientVad(end_after_ms=300))
+    wire = config.to_wire(api)
+    turn = wire["turn_detection"] if api == "beta" else wire["audio"]["input"]["turn_detection"]
+    assert turn is None
+    assert config.manual_turns and config.client_turn_end_ms == 300
+    assert not config.interrupt_response
+    assert config.with_interrupt_response(True) is config
+    assert SessionConfig().client_turn_end_ms is None
+    assert SessionConfig(turn_detection=None).client_turn_end_ms is None
+    with pytest.raises(SessionConfigError, match="end_after_ms"):
+        ClientVad(end_after_ms=-1)

@@ -112,7 +112,11 @@ async def test_ctrl_c_stops_bargein_sim_with_130() -> None:
     ((), ["(ga API)", "server VAD", "the server's speech_started",
           "the server cancels responses on speech"]),
     (("--client-cancel",), ["bargein cancels responses itself (response.cancel)"]),
-    (("--vad", "semantic"), ["semantic VAD"]),
+    (("--turns", "semantic"), ["semantic VAD"]),
+    (("--vad", "semantic"), ["semantic VAD"]),  # the older name of --turns
+    (("--turns", "client"), ["turn detection: this machine's (silero), the server's off",
+                             "barge-in on local voice detection (silero)",
+                             "bargein cancels responses itself (response.cancel)"]),
     (("--api", "beta"), ["(beta API)"]),
     (("--local-vad",), ["barge-in on local voice detection (silero)"]),
     (("--local-vad", "energy"), ["barge-in on local voice detection (energy)"]),

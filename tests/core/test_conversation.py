@@ -281,6 +281,26 @@ def test_manual_turns_commit_the_users_audio_before_each_response() -> None:
     assert kinds(conv.handle(e.RequestResponse())) == ["CreateResponse"]  # nothing new: a greeting
 
 
+def test_client_turns_end_when_the_local_detector_hears_quiet_long_enough() -> None:
+    from bargein.adapters.session_config import ClientVad
+    from bargein.core.conversation import TURN_TIMER
+
+    conv = Conversation()
+    conv.handle(e.SessionReady(interrupt_response=False))
+    conv.handle(e.ConfigureSession(SessionConfig(turn_detection=ClientVad(end_after_ms=400))))
+    conv.handle(e.LocalSpeechStarted(0.0))
+    conv.handle(e.MicAudio(ms(600)))
+    assert conv.handle(e.LocalSpeechStopped()) == [c.StartTimer(TURN_TIMER, 400)]
+    assert conv.handle(e.LocalSpeechStarted(900.0)) == [c.CancelTimer(TURN_TIMER)]  # goes on
+    assert conv.handle(e.TimerFired(TURN_TIMER)) == []  # stale: the turn went on
+    assert conv.handle(e.LocalSpeechStopped()) == [c.StartTimer(TURN_TIMER, 400)]
+    assert kinds(conv.handle(e.TimerFired(TURN_TIMER))) == ["CommitInputAudio", "CreateResponse"]
+    # the reply plays: a sound's end over it is no turn's end
+    feed(conv, e.ResponseCreated("r1"), e.OutputItemAdded("r1", "i1"),
+         e.AudioDelta("r1", "i1", ms(500)))
+    assert conv.handle(e.LocalSpeechStopped()) == []
+
+
 def test_commit_and_clear_the_input_as_the_program_asks() -> None:
     conv = Conversation()
     assert conv.handle(e.CommitInput()) == [] and conv.handle(e.ClearInput()) == []  # idle
