@@ -28,6 +28,7 @@ from bargein.session import (
     ServerEvent,
     Session,
     StateChanged,
+    Transcript,
 )
 from bargein.sim import Simulator
 from bargein.sim.voice import speak
@@ -171,6 +172,26 @@ async def test_a_typed_message_cuts_the_reply_and_is_answered() -> None:
     assert typed["item"]["content"] == [{"type": "input_text", "text": "Actually, make it short."}]
     assert not record.server_events("error")
     check_client_events(sim, "ga")
+
+
+async def test_a_text_reply_comes_as_its_transcript_with_nothing_played() -> None:
+    async with serving(script=("At six, from platform four.",), speed=4.0) as sim, \
+            live(sim, DEFAULT_TABLE, silence(20000),
+                 SessionConfig(turn_detection=None, reply="text")) as run:
+        await run.reach("idle", "listening")
+        run.session.handle(e.RequestResponse())
+        await run.until(lambda: any(f.status == "completed"
+                                    for f in run.session.figures.values())
+                        and run.session.conversation.in_state("listening"))
+        output = run.session.sink.output()  # type: ignore[attr-defined]
+        record = sim.records[0]
+    (update,) = record.client_events("session.update")
+    assert update["session"]["output_modalities"] == ["text"]
+    assert not record.server_events("response.output_audio.delta")
+    (final,) = [o for o in run.seen if isinstance(o, Transcript) and o.final]
+    assert (final.role, final.text) == ("assistant", "At six, from platform four.")
+    assert not any(output), "a text reply plays nothing"
+    assert not record.server_events("error")
 
 
 def _played_as_is(out: np.ndarray, item: np.ndarray) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 One tagged union on ``type`` per API flavour (GA, beta): decoding checks every field the
 core relies on in one pass over the JSON; unknown keys are skipped, missing or mistyped
 ones are errors. ``IGNORED_TYPES`` lists what each flavour sends that the core has no use
-for (decoded to nothing), ``CONSUMED_TYPES`` what becomes a core event. The codec
+for (passed on to the program whole), ``CONSUMED_TYPES`` what becomes a core event. The codec
 (``bargein.adapters.codec``) turns these structs into core events.
 """
 
@@ -107,6 +107,14 @@ class TranscriptDeltaBeta(TranscriptDelta, tag="response.audio_transcript.delta"
     pass
 
 
+class TextDeltaGa(TranscriptDelta, tag="response.output_text.delta"):
+    """A text reply's words (``output_modalities: ["text"]``): read as its transcript."""
+
+
+class TextDeltaBeta(TranscriptDelta, tag="response.text.delta"):
+    pass
+
+
 class InputTranscript(Wire, tag="conversation.item.input_audio_transcription.completed"):
     item_id: str
     transcript: str
@@ -170,8 +178,8 @@ SHARED: Final = (
     Error,
 )
 FLAVOURED: Final = {
-    "ga": (AudioDeltaGa, AudioDoneGa, TranscriptDeltaGa),
-    "beta": (AudioDeltaBeta, AudioDoneBeta, TranscriptDeltaBeta),
+    "ga": (AudioDeltaGa, AudioDoneGa, TranscriptDeltaGa, TextDeltaGa),
+    "beta": (AudioDeltaBeta, AudioDoneBeta, TranscriptDeltaBeta, TextDeltaBeta),
 }
 
 IGNORED_SHARED: Final = frozenset(
@@ -211,18 +219,17 @@ IGNORED_TYPES: Final[dict[Api, frozenset[str]]] = {
         "response.mcp_call_arguments.delta",
         "response.mcp_call_arguments.done",
         "response.output_audio_transcript.done",
-        "response.output_text.delta",
         "response.output_text.done",
     },
     "beta": IGNORED_SHARED
     | {
         "response.audio_transcript.done",
-        "response.text.delta",
         "response.text.done",
         "transcription_session.updated",
     },
 }
-"""Server event types each flavour knows that the core does not consume: decoded to None."""
+"""Server event types each flavour knows that the core does not consume: passed on whole
+(``UnknownServerEvent`` with ``known=True``)."""
 
 
 def _consumed_types(api: Api) -> frozenset[str]:

@@ -131,6 +131,9 @@ class SessionConfig:
     voice: str | None = None
     instructions: str | None = None
     input_transcription_model: str | None = None
+    reply: Literal["audio", "text"] = "audio"
+    """How the assistant answers: spoken (its transcript comes as text beside), or written
+    only (``output_modalities: ["text"]``; the text comes as the transcript does)."""
 
     def __post_init__(self) -> None:
         for name in ("input_format", "output_format"):
@@ -139,6 +142,8 @@ class SessionConfig:
                 raise SessionConfigError(
                     f"{name} must be one of {', '.join(AUDIO_FORMATS)}, got {value!r}"
                 )
+        if self.reply not in ("audio", "text"):
+            raise SessionConfigError(f"reply must be 'audio' or 'text', got {self.reply!r}")
 
     @property
     def manual_turns(self) -> bool:
@@ -183,7 +188,7 @@ class SessionConfig:
         if api == "beta":
             session = _drop_none(
                 {
-                    "modalities": ["audio", "text"],
+                    "modalities": ["audio", "text"] if self.reply == "audio" else ["text"],
                     "input_audio_format": self.input_format,
                     "output_audio_format": self.output_format,
                     "voice": self.voice,
@@ -203,7 +208,7 @@ class SessionConfig:
         return _drop_none(
             {
                 "type": "realtime",
-                "output_modalities": ["audio"],
+                "output_modalities": [self.reply],
                 "instructions": self.instructions,
                 "audio": {"input": audio_input, "output": audio_output},
             }

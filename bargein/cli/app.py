@@ -170,7 +170,8 @@ def cmd_talk(args: argparse.Namespace) -> int:
         else ServerVad(interrupt_response=not args.client_cancel)
     )
     config = SessionConfig(turn_detection=turn, voice=args.voice, instructions=args.instructions,
-                           input_transcription_model=args.transcription_model)
+                           input_transcription_model=args.transcription_model,
+                           reply=args.reply)
 
     async def conversation() -> int:
         connecting = connect(
@@ -270,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="who ends the user's turn: the server's VAD (default), its semantic "
                            "VAD, or this machine's voice detector (client: the server's is "
                            "turned off; bargein commits the audio and asks for the reply)")
+    talk.add_argument("--reply", choices=["audio", "text"], default="audio",
+                      help="how the assistant answers: spoken (default) or written only "
+                           "(shown as its transcript is)")
     talk.add_argument("--client-cancel", action="store_true",
                       help="the server does not cancel on speech; bargein sends response.cancel")
     talk.add_argument("--local-vad", nargs="?", const="silero", choices=["silero", "energy"],

@@ -54,6 +54,7 @@ SESSION_CONFIGS = {
     ),
     "manual turns": SessionConfig(turn_detection=None),
     "client turns": SessionConfig(turn_detection=ClientVad()),
+    "text replies": SessionConfig(reply="text"),
     "g711 u-law in, a-law out": SessionConfig(input_format="g711_ulaw", output_format="g711_alaw"),
     "g711 a-law": SessionConfig(input_format="g711_alaw", output_format="g711_alaw"),
 }

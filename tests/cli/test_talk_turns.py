@@ -1,6 +1,7 @@
 """``bargein talk --turns client``: the server's turn detection off, this machine's voice
 detector (Silero) ends the user's turn; bargein commits the audio and asks for the reply.
-Against the simulator, with a spoken WAV as the user (it works without a microphone)."""
+``--reply text``: written replies. Against the simulator, with a spoken WAV as the user (it
+works without a microphone)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,18 @@ async def test_the_local_detector_ends_the_turn_and_bargein_commits_it(tmp_path:
     assert not record.server_events("error")
     assert "turn detection: this machine's (silero), the server's off" in out
     assert committed["item_id"]
+
+
+async def test_a_written_reply_is_shown_and_nothing_plays(tmp_path: Path) -> None:
+    question = speak("What time does the train leave tomorrow?", "espeak")
+    wav = write_wav(tmp_path / "q.wav", silence(500) + question + silence(1500))
+    async with serving(script=("At six.",), speed=4.0) as sim:
+        code, out, err = await bargein(
+            "talk", "--url", sim.url, "--reply", "text", "--input", str(wav),
+            "--output", str(tmp_path / "o.wav"), "--linger", "1.5")
+        record = sim.records[0]
+    assert code == 0, err
+    (update,) = record.client_events("session.update")
+    assert update["session"]["output_modalities"] == ["text"]
+    assert '"At six."' in out, out
+    assert not record.server_events("response.output_audio.delta")
