@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bargein.adapters.audio.wav import write_wav
+from bargein.sim.record import ConnectionRecord
 from bargein.sim.voice import speak
 from tests.cli.test_cli import bargein
 from tests.support.sim_support import serving, silence
@@ -17,15 +18,22 @@ from tests.support.sim_support import serving, silence
 pytestmark = pytest.mark.e2e
 
 
-async def test_the_local_detector_ends_the_turn_and_bargein_commits_it(tmp_path: Path) -> None:
+async def _talk(tmp_path: Path, *flags: str) -> tuple[str, ConnectionRecord]:
+    """``bargein talk`` with ``flags``, a spoken question as the input, against the
+    simulator (one reply: "At six."); its output, and the simulator's record."""
     question = speak("What time does the train leave tomorrow?", "espeak")
     wav = write_wav(tmp_path / "q.wav", silence(500) + question + silence(1500))
     async with serving(script=("At six.",), speed=4.0) as sim:
         code, out, err = await bargein(
-            "talk", "--url", sim.url, "--turns", "client", "--input", str(wav),
+            "talk", "--url", sim.url, *flags, "--input", str(wav),
             "--output", str(tmp_path / "o.wav"), "--linger", "1.5")
         record = sim.records[0]
     assert code == 0, err
+    return out, record
+
+
+async def test_the_local_detector_ends_the_turn_and_bargein_commits_it(tmp_path: Path) -> None:
+    out, record = await _talk(tmp_path, "--turns", "client")
     (update,) = record.client_events("session.update")
     assert update["session"]["audio"]["input"]["turn_detection"] is None
     sent = [ev.type for ev in record if ev.type != "input_audio_buffer.append"]
@@ -41,14 +49,7 @@ async def test_the_local_detector_ends_the_turn_and_bargein_commits_it(tmp_path:
 
 
 async def test_a_written_reply_is_shown_and_nothing_plays(tmp_path: Path) -> None:
-    question = speak("What time does the train leave tomorrow?", "espeak")
-    wav = write_wav(tmp_path / "q.wav", silence(500) + question + silence(1500))
-    async with serving(script=("At six.",), speed=4.0) as sim:
-        code, out, err = await bargein(
-            "talk", "--url", sim.url, "--reply", "text", "--input", str(wav),
-            "--output", str(tmp_path / "o.wav"), "--linger", "1.5")
-        record = sim.records[0]
-    assert code == 0, err
+    out, record = await _talk(tmp_path, "--reply", "text")
     (update,) = record.client_events("session.update")
     assert update["session"]["output_modalities"] == ["text"]
     assert '"At six."' in out, out
