@@ -60,6 +60,8 @@ _EXPORTS: dict[str, str] = {
     "ServerVad": "bargein.adapters.session_config",
     "SemanticVad": "bargein.adapters.session_config",
     "ClientVad": "bargein.adapters.session_config",
+    "Tool": "bargein.tools",
+    "tool": "bargein.tools",
     # audio
     "PyAudioMicrophone": "bargein.adapters.audio.pyaudio_mic",
     "PyAudioSpeaker": "bargein.adapters.audio.pyaudio_speaker",
@@ -117,6 +119,7 @@ __all__ = [
     "StateChanged",
     "StateTable",
     "TimerFired",
+    "Tool",
     "Transcript",
     "Transition",
     "TransitionRecord",
@@ -134,6 +137,7 @@ __all__ = [
     "open_speaker",
     "split_heard",
     "talk",
+    "tool",
 ]
 
 
@@ -190,3 +194,4 @@ if TYPE_CHECKING:
     from bargein.states import DEFAULT_TABLE, State, StateTable, Transition, after
     from bargein.states.check import check_table
     from bargein.talking import Connecting, connect, talk
+    from bargein.tools import Tool, tool

@@ -34,6 +34,7 @@ it likes. Each message is one line fit for a person; the cause, if any, is chain
     │       ├── ReplyStalled          ... a reply stopped arriving: dropped, talk goes on
     │       │   └── ResponseDoneLost  ... its audio played out, its response.done never came
     │       └── StreamFrozen          ... no answer to keepalive pings: reconnecting
+    ├── ToolError                     a tool that cannot be declared as given
     ├── SimError                      a simulator option, fault or start failed
     ├── TimelineError                 the demo's timeline cannot be drawn
     └── InspectorError                the live inspector cannot serve as asked (not loopback)
@@ -197,6 +198,10 @@ class ResponseDoneLost(ReplyStalled):
 class StreamFrozen(LivenessError):
     """The connection stopped answering keepalive pings (a frozen stream): it is dropped
     and reconnected (reported, never raised)."""
+
+
+class ToolError(BargeinError):
+    """A tool that cannot be declared as given (no schema for a parameter, a bad name)."""
 
 
 class SimError(BargeinError):

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -37,6 +38,7 @@ from bargein.history import History
 from bargein.logs import get_logger
 from bargein.redaction import redact_known
 from bargein.states.names import DUCKED, INTERRUPTED
+from bargein.tools import Tool, tools_from
 
 log = get_logger(__name__)
 
@@ -341,8 +343,12 @@ class Session:
         linger_s: float | None = 2.0,
         liveness: Liveness | None = Liveness(),  # noqa: B008 (frozen, shared safely)
         restore_context: bool = True,
+        tools: Iterable[Tool | Callable[..., Any]] = (),
     ) -> None:
         self.transport = transport
+        self.tools = {t.name: t for t in tools_from(tools)}
+        """The functions the assistant may call, by name (``bargein.tools``)."""
+        self._tool_tasks: dict[str, asyncio.Task[None]] = {}
         self.source = source
         self.sink = sink
         self.conversation = conversation or Conversation()
@@ -490,6 +496,8 @@ class Session:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        for call in list(self._tool_tasks.values()):
+            call.cancel()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -759,12 +767,34 @@ class Session:
                 timer = self._timers.pop(command.name, None)
                 if timer is not None:
                     timer.cancel()
+            elif isinstance(command, c.RunTool):
+                self._run_tool(command)
+            elif isinstance(command, c.CancelTool):
+                call = self._tool_tasks.pop(command.call_id, None)
+                if call is not None:
+                    call.cancel()
             else:
                 if isinstance(command, c.CancelResponse):
                     figures = self.figures.setdefault(command.response_id,
                                                       ResponseFigures(command.response_id))
                     figures.client_cancelled = True
                 self._outbox.put_nowait(command)
+
+    def _run_tool(self, command: c.RunTool) -> None:
+        """Run the call in a task of its own; its output goes back to the core."""
+        found = self.tools.get(command.name)
+
+        async def run() -> None:
+            if found is None:
+                log.warning("tool_unknown", tool=command.name, call_id=command.call_id)
+                output = json.dumps({"error": f"there is no tool named {command.name}"})
+            else:
+                output = await found.run(command.arguments)
+            self._tool_tasks.pop(command.call_id, None)
+            if not self._closed:
+                self.handle(e.ToolResult(command.call_id, output))
+
+        self._tool_tasks[command.call_id] = asyncio.get_running_loop().create_task(run())
 
     def _duck(self, gain: float) -> None:
         """Lower the reply to judge a sound over it; figures go to the reply ducked."""

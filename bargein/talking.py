@@ -43,7 +43,8 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Literal
 
@@ -65,6 +66,7 @@ from bargein.errors import SessionConfigError, StateTableError, VadUnavailable
 from bargein.logs import get_logger
 from bargein.session import Observation, Observer, Session, StateChanged
 from bargein.states import DEFAULT_TABLE, two_phase_table
+from bargein.tools import Tool, tools_from
 
 log = get_logger(__name__)
 
@@ -352,6 +354,7 @@ def connect(
     allow_plaintext: bool = False,
     echo_cancel: bool = True,
     barge_in: BargeIn = "auto",
+    tools: Iterable[Tool | Callable[..., Any]] = (),
 ) -> Connecting:
     """A conversation ready to start: ``async with connect(...) as session:``. The
     arguments are ``talk()``'s. The endpoint and key are checked and the audio is opened
@@ -360,6 +363,9 @@ def connect(
     transport = RealtimeTransport(endpoint, key if key is not None else key_for(endpoint),
                                   allow_plaintext=allow_plaintext)
     config = config if config is not None else SessionConfig()
+    made = tools_from(tools)
+    if made:  # declared to the server with their barge-in policies, run by the session
+        config = replace(config, tools=config.tools + tuple(t.spec for t in made))
     two_phase = barge_in == "two-phase" or (
         barge_in == "auto" and conversation is None and _names(output, "speaker"))
     client_turns = config.client_turn_end_ms is not None
@@ -378,7 +384,7 @@ def connect(
     if isinstance(source, WavSource) and not isinstance(input, AudioSource):
         source = _SpeaksOnceLive(source, live)  # a WAV path: spoken once the session is ready
     session = Session(transport, source, sink, conversation, clock=clock, local_vad=vad,
-                      linger_s=linger_s)
+                      linger_s=linger_s, tools=made)
     session.subscribe(lambda obs: live.set() if _leaves_idle(obs) else None)
     if observer is not None:
         session.subscribe(observer)
@@ -404,6 +410,7 @@ async def talk(
     allow_plaintext: bool = False,
     echo_cancel: bool = True,
     barge_in: BargeIn = "auto",
+    tools: Iterable[Tool | Callable[..., Any]] = (),
 ) -> Session:
     """Hold one conversation to its natural end and return the closed session.
 
@@ -428,6 +435,9 @@ async def talk(
       two-phase on the speaker, instant to a file (``BargeIn``).
     - ``echo_cancel``: with the microphone and the speaker, remove the speaker's echo from
       the microphone (WebRTC's AEC3); ``False`` for a headset.
+    - ``tools``: functions the assistant may call, plain or made with
+      ``bargein.tools.tool()`` (a barge-in policy, a timeout): declared in the session, run
+      when called, their output sent and the follow-up reply asked for (``bargein.tools``).
 
     ``session.wait()``'s answer says why it ended; ``session.figures`` holds the figures.
     """
@@ -436,7 +446,7 @@ async def talk(
         conversation=conversation, observer=observer, linger_s=linger_s,
         local_vad=local_vad, input_device=input_device, output_device=output_device,
         speaker_block_frames=speaker_block_frames, allow_plaintext=allow_plaintext,
-        echo_cancel=echo_cancel, barge_in=barge_in,
+        echo_cancel=echo_cancel, barge_in=barge_in, tools=tools,
     ) as session:
         reason = await session.wait()
         log.info("talk_finished", reason=reason)

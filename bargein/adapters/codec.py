@@ -37,6 +37,7 @@ from bargein.core.commands import (
     CreateResponse,
     DeleteItem,
     SendAudio,
+    SendToolOutput,
     ServerCommand,
     TruncateItem,
     UpdateSession,
@@ -55,6 +56,7 @@ from bargein.core.events import (
     SessionReady,
     SpeechStarted,
     SpeechStopped,
+    ToolCall,
     TranscriptDelta,
     UnknownServerEvent,
 )
@@ -96,6 +98,21 @@ def _session_ready(session: dict[str, Any], api: Api) -> SessionReady:
     if not isinstance(session_id, str):
         raise msgspec.ValidationError("session id is not a string")
     return SessionReady(session_id=session_id, interrupt_response=interrupt)
+
+
+def _item_done(wire: w.OutputItemDone) -> ToolCall | UnknownServerEvent:
+    """A function call, whole; any other item passed on to the program."""
+    item = wire.item
+    if item.get("type") != "function_call":
+        passed = msgspec.json.decode(redact_known(msgspec.json.encode(wire).decode()))
+        return UnknownServerEvent("response.output_item.done", passed, known=True)
+    fields = [item.get(key) for key in ("id", "call_id", "name", "arguments")]
+    if not all(isinstance(value, str) for value in fields):
+        raise msgspec.ValidationError("a function_call item lacks its id, call_id, name or "
+                                      "arguments")
+    item_id, call_id, name, arguments = (str(value) for value in fields)
+    return ToolCall(wire.response_id, item_id, call_id, name, arguments,
+                    complete=item.get("status") == "completed")
 
 
 def _check_format(name: str, value: str) -> AudioFormat:
@@ -196,6 +213,8 @@ class WireCodec:
             if wire.item.type != "message":
                 return None
             return OutputItemAdded(wire.response_id, wire.item.id)
+        if isinstance(wire, w.OutputItemDone):
+            return _item_done(wire)
         if isinstance(wire, w.ResponseDone):
             self._speaker = {
                 item: entry for item, entry in self._speaker.items() if entry[0] != wire.response.id
@@ -299,6 +318,10 @@ class WireCodec:
             payload = {"type": "input_audio_buffer.commit"}
         elif isinstance(command, ClearInputAudio):
             payload = {"type": "input_audio_buffer.clear"}
+        elif isinstance(command, SendToolOutput):
+            payload = {"type": "conversation.item.create", "item": {
+                "type": "function_call_output", "call_id": command.call_id,
+                "output": command.output}}
         elif isinstance(command, CreateMessage):
             kind = ("input_text" if command.role == "user"
                     else "output_text" if self.api == "ga" else "text")

@@ -64,6 +64,13 @@ class OutputItemAdded(Wire, tag="response.output_item.added"):
     item: ItemRef
 
 
+class OutputItemDone(Wire, tag="response.output_item.done"):
+    """An output item ended; a ``function_call`` item holds the whole call."""
+
+    response_id: str
+    item: dict[str, Any]
+
+
 class AudioDelta(Wire):
     response_id: str
     item_id: str
@@ -171,6 +178,7 @@ SHARED: Final = (
     SpeechStopped,
     ResponseCreated,
     OutputItemAdded,
+    OutputItemDone,
     InputTranscript,
     ResponseDone,
     ItemTruncated,
@@ -199,7 +207,6 @@ IGNORED_SHARED: Final = frozenset(
         "response.content_part.done",
         "response.function_call_arguments.delta",
         "response.function_call_arguments.done",
-        "response.output_item.done",
     }
 )
 IGNORED_TYPES: Final[dict[Api, frozenset[str]]] = {

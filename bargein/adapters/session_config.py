@@ -121,6 +121,21 @@ TurnDetection: TypeAlias = ServerVad | SemanticVad | ClientVad
 
 
 @dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A function the session declares (``bargein.tools.Tool.spec``): its name, description
+    and parameters' JSON schema go to the server; ``on_barge_in`` stays with the core."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    on_barge_in: Literal["cancel", "finish"] = "cancel"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": "function", "name": self.name, "description": self.description,
+                "parameters": self.parameters}
+
+
+@dataclass(frozen=True, slots=True)
 class SessionConfig:
     """What ``session.update`` sets. ``turn_detection=None`` means manual turns (the
     program ends each), ``ClientVad()`` turns that bargein's local detector ends."""
@@ -134,6 +149,8 @@ class SessionConfig:
     reply: Literal["audio", "text"] = "audio"
     """How the assistant answers: spoken (its transcript comes as text beside), or written
     only (``output_modalities: ["text"]``; the text comes as the transcript does)."""
+    tools: tuple[ToolSpec, ...] = ()
+    """Functions the assistant may call (``tool_choice: auto``); none declared when empty."""
 
     def __post_init__(self) -> None:
         for name in ("input_format", "output_format"):
@@ -151,6 +168,11 @@ class SessionConfig:
         detector (``ClientVad``) ends each user turn, and the core commits the user's audio
         before each ``response.create``."""
         return self.turn_detection is None or isinstance(self.turn_detection, ClientVad)
+
+    @property
+    def tool_policies(self) -> dict[str, str]:
+        """Each declared tool's ``on_barge_in``, by name (for the core)."""
+        return {spec.name: spec.on_barge_in for spec in self.tools}
 
     @property
     def client_turn_end_ms(self) -> int | None:
@@ -197,6 +219,7 @@ class SessionConfig:
                 }
             )
             session["turn_detection"] = turn
+            session.update(self._tools_wire())
             return session
         audio_input: dict[str, Any] = {"format": dict(_GA_FORMATS[self.input_format])}
         if transcription is not None:
@@ -211,5 +234,11 @@ class SessionConfig:
                 "output_modalities": [self.reply],
                 "instructions": self.instructions,
                 "audio": {"input": audio_input, "output": audio_output},
+                **self._tools_wire(),
             }
         )
+
+    def _tools_wire(self) -> dict[str, Any]:
+        if not self.tools:
+            return {}
+        return {"tools": [spec.to_wire() for spec in self.tools], "tool_choice": "auto"}

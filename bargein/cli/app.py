@@ -7,8 +7,9 @@ import asyncio
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bargein import __version__, logs
 from bargein.adapters.endpoints import Endpoint
@@ -18,6 +19,9 @@ from bargein.errors import BargeinError, UsageError
 from bargein.redaction import redact
 from bargein.states import DEFAULT_TABLE, StateTable
 from bargein.states.diagram import render
+
+if TYPE_CHECKING:
+    from bargein.tools import Tool
 
 DEFAULT_MODEL = "gpt-realtime"
 SIM_SPEED = 1.5
@@ -42,24 +46,47 @@ class _SimHelp(argparse.HelpFormatter):
                 .replace("{sim:latency}", f"{DEFAULT_REPLY_LATENCY_MS:g}"))
 
 
-def load_table(spec: str | None) -> StateTable:
-    """``MODULE:NAME`` naming a ``StateTable`` (or anything with a ``table`` attribute)."""
-    if spec is None:
-        return DEFAULT_TABLE
+def load_named(spec: str, option: str) -> object:
+    """What ``MODULE:NAME`` names, the module found from the current directory as
+    ``python -m`` finds it; a ``UsageError`` naming ``option`` when it cannot be."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise UsageError(f"--machine takes MODULE:NAME, got {spec!r}")
+        raise UsageError(f"{option} takes MODULE:NAME, got {spec!r}")
     if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # a module beside the user, as `python -m` finds it
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise UsageError(f"cannot import {module_name!r}: {exc}") from None
-    value = getattr(module, attr, None)
+    if not hasattr(module, attr):
+        raise UsageError(f"{module_name} has no {attr!r}")
+    return getattr(module, attr)
+
+
+def load_table(spec: str | None) -> StateTable:
+    """``MODULE:NAME`` naming a ``StateTable`` (or anything with a ``table`` attribute)."""
+    if spec is None:
+        return DEFAULT_TABLE
+    value = load_named(spec, "--machine")
     table = value if isinstance(value, StateTable) else getattr(value, "table", None)
     if not isinstance(table, StateTable):
         raise UsageError(f"{spec} is not a bargein StateTable")
     return table
+
+
+def load_tools(spec: str | None) -> list[Tool | Callable[..., Any]]:
+    """``MODULE:NAME`` naming a list of functions (or tools), or one of them."""
+    from bargein.tools import Tool
+
+    if spec is None:
+        return []
+    value = load_named(spec, "--tools")
+    found: list[object] = list(value) if isinstance(value, (list, tuple)) else [value]
+    tools: list[Tool | Callable[..., Any]] = [
+        item for item in found if isinstance(item, Tool) or callable(item)]
+    if not tools or len(tools) != len(found):
+        raise UsageError(f"{spec} is not a function or a list of functions")
+    return tools
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
@@ -163,6 +190,7 @@ def cmd_talk(args: argparse.Namespace) -> int:
 
     _show_logs(args)
     endpoint, key = endpoint_from(args)
+    tools = load_tools(args.tools)
     turn = (
         ClientVad() if args.turns == "client"
         else SemanticVad(interrupt_response=not args.client_cancel)
@@ -179,7 +207,7 @@ def cmd_talk(args: argparse.Namespace) -> int:
             observer=LivePrinter(), linger_s=args.linger, local_vad=args.local_vad,
             input_device=args.input_device, output_device=args.output_device,
             allow_plaintext=args.allow_plaintext, echo_cancel=not args.no_echo_cancel,
-            barge_in=args.barge_in)
+            barge_in=args.barge_in, tools=tools)
         devices = args.input == "mic" and args.output == "speaker"
         two_phase = not connecting.session.conversation.table.server_interrupts
         mode = mode_line(host=endpoint.host, api=endpoint.api, turns=args.turns,
@@ -271,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="who ends the user's turn: the server's VAD (default), its semantic "
                            "VAD, or this machine's voice detector (client: the server's is "
                            "turned off; bargein commits the audio and asks for the reply)")
+    talk.add_argument("--tools", metavar="MODULE:NAME",
+                      help="functions the assistant may call: a list of them (or one) in a "
+                           "module found from the current directory")
     talk.add_argument("--reply", choices=["audio", "text"], default="audio",
                       help="how the assistant answers: spoken (default) or written only "
                            "(shown as its transcript is)")

@@ -110,6 +110,31 @@ class ClearInputAudio:
 
 
 @dataclass(frozen=True, slots=True)
+class SendToolOutput:
+    """``conversation.item.create`` of a ``function_call_output`` item for an open call."""
+
+    call_id: str
+    output: str = field(repr=False)
+    event_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunTool:
+    """Run the program's tool ``name`` with ``arguments``; hand back ``ToolResult``."""
+
+    call_id: str
+    name: str
+    arguments: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTool:
+    """The call's output will not be sent: stop it if it still runs."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class CreateMessage:
     """``conversation.item.create`` of a text message, appended to the conversation: how a
     session tells a new server session, after a reconnect, what was said before."""
@@ -156,16 +181,18 @@ class Report:
 
 ServerCommand = (
     CancelResponse | TruncateItem | DeleteItem | SendAudio | UpdateSession | CreateResponse
-    | CreateMessage | CommitInputAudio | ClearInputAudio
+    | CreateMessage | CommitInputAudio | ClearInputAudio | SendToolOutput
 )
 SpeakerCommand = PlayAudio | FlushPlayback | DuckPlayback | RestorePlayback
 TimerCommand = StartTimer | CancelTimer
+ToolCommand = RunTool | CancelTool
 LivenessCommand = GiveUp | Report
-Command = ServerCommand | SpeakerCommand | TimerCommand | LivenessCommand
+Command = ServerCommand | SpeakerCommand | TimerCommand | ToolCommand | LivenessCommand
 COMMAND_TYPES: tuple[type, ...] = (
     PlayAudio, FlushPlayback, DuckPlayback, RestorePlayback, CancelResponse, TruncateItem,
     DeleteItem, SendAudio, UpdateSession, CreateResponse, CreateMessage, CommitInputAudio,
-    ClearInputAudio, StartTimer, CancelTimer, GiveUp, Report,
+    ClearInputAudio, SendToolOutput, RunTool, CancelTool, StartTimer, CancelTimer, GiveUp,
+    Report,
 )
 """Every command class, for ``isinstance`` (an action's commands are checked with it)."""
 Reconcilable = CancelResponse | TruncateItem | DeleteItem

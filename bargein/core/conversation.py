@@ -146,6 +146,7 @@ from bargein.core.reconcile import SentCommands
 from bargein.core.records import ConversationStats, Interruption, Observer
 from bargein.core.settlement import PendingBargeIn, pend, settle_pending
 from bargein.core.stepping import MachineDriver
+from bargein.core.tool_calls import ToolCalls
 from bargein.errors import ReplyStalled, ResponseDoneLost, SessionNeverReady
 from bargein.logs import Repeats, get_logger
 from bargein.states.machine import TableMachine
@@ -207,6 +208,10 @@ class Conversation(MachineDriver):
         self._pending: PendingBargeIn | None = None
         self._typed: list[str] = []
         """Typed messages that wait for the barge-in they caused to settle."""
+        self._tools = ToolCalls()
+        self.tool_policies: dict[str, str] = {}
+        """Each declared tool's ``on_barge_in`` (``cancel`` or ``finish``), from the
+        configuration sent last (``SessionConfig.tools``); an undeclared tool's is cancel."""
         self._sent = SentCommands()
         """Event id -> the cancel, truncate or delete sent with it (see "Reconciling")."""
         self._next_event = 0
@@ -258,6 +263,8 @@ class Conversation(MachineDriver):
             e.ConfigureSession: self._on_configure,
             e.RequestResponse: self._on_request_response,
             e.UserMessage: self._on_user_message,
+            e.ToolCall: self._on_tool_call,
+            e.ToolResult: self._on_tool_result,
             e.CommitInput: lambda ev: self._commit_turn(),
             e.ClearInput: self._on_clear_input,
             e.TimerFired: self._on_timer_fired,
@@ -407,7 +414,16 @@ class Conversation(MachineDriver):
         if self._held:
             self._drop_held(ev.response_id)
         self._generating.discard(ev.response_id)
-        return self._fire("response_done", ev)
+        return self._fire("response_done", ev) + self._tools.response_done(
+            ev.response_id, self._event_id)
+
+    def _on_tool_call(self, ev: e.ToolCall) -> list[c.Command]:
+        """Run the call, unless its reply was cut off (see ``bargein.core.tool_calls``)."""
+        cut = ev.response_id in self._gated or self._paused
+        return self._tools.call(ev, cut=cut, policies=self.tool_policies)
+
+    def _on_tool_result(self, ev: e.ToolResult) -> list[c.Command]:
+        return self._tools.result(ev, self._event_id, self._generating)
 
     def _on_item_settled(self, ev: e.ItemTruncated | e.ItemDeleted) -> list[c.Command]:
         self._sent.item_settled(ev.item_id)
@@ -451,6 +467,7 @@ class Conversation(MachineDriver):
         self._generating = set()
         self._audio_response = None
         self._pending = None
+        calls = self._tools.abandon()
         if self._typed:  # they waited for a truncate that the lost session will never take
             log.warning("typed_messages_lost", count=len(self._typed),
                         reason="the connection dropped before they were sent")
@@ -458,7 +475,7 @@ class Conversation(MachineDriver):
         self.ledger = PlaybackLedger()
         self._sent.clear()
         self._playing = False
-        return [c.FlushPlayback("disconnected")]
+        return [c.FlushPlayback("disconnected"), *calls]
 
     # --- local events ----------------------------------------------------------------
 
@@ -553,6 +570,9 @@ class Conversation(MachineDriver):
         """Interrupts when its edge enters ``interrupted`` (see ``_effects``); a local onset
         while a client turn's end is awaited continues the turn."""
         commands = self._fire(e.BARGE_IN_EVENTS[type(ev)], ev)
+        if isinstance(ev, e.SpeechStarted | e.UserInterrupt):  # a new turn: calls end too
+            commands += self._tools.interrupted(
+                self._tools.open_responses() - self._generating, "the user spoke while it ran")
         if TURN_TIMER in self._timers and isinstance(ev, e.LocalSpeechStarted):
             self._timers.discard(TURN_TIMER)
             commands.append(c.CancelTimer(TURN_TIMER))
@@ -588,6 +608,9 @@ class Conversation(MachineDriver):
         reply before the client has judged (see "The barge-in")."""
         config = ev.config
         self.manual_turns = getattr(config, "manual_turns", False) is True
+        policies = getattr(config, "tool_policies", None)
+        if isinstance(policies, dict):
+            self.tool_policies = policies
         end_ms = getattr(config, "client_turn_end_ms", None)
         self.client_turn_end_ms = end_ms if isinstance(end_ms, int) else None
         judge = getattr(config, "with_interrupt_response", None)
@@ -613,7 +636,8 @@ class Conversation(MachineDriver):
         ordered = tuple(sorted(responses))
         self._pending = pend(self._pending, trigger, ordered, cancelled, self.ledger)
         log.info("barge_in", trigger=trigger, responses=ordered, cancel=cancelled)
-        return commands
+        return commands + self._tools.interrupted(responses | set(cancelled),
+                                                  f"the reply was interrupted ({trigger})")
 
     def _on_flushed(self, ev: e.PlaybackFlushed) -> list[c.Command]:
         """The speaker says what was heard: truncate or delete each interrupted item."""
@@ -745,7 +769,7 @@ class Conversation(MachineDriver):
 
 
 _SIGNS_OF_LIFE: frozenset[type] = frozenset({
-    e.ResponseCreated, e.OutputItemAdded, e.TranscriptDelta, e.ResponseDone,
+    e.ResponseCreated, e.OutputItemAdded, e.TranscriptDelta, e.ToolCall, e.ResponseDone,
     e.PlaybackProgress,
 })
 """Events that show a reply is alive (besides its audio, counted on the hot path)."""

@@ -88,6 +88,20 @@ class InputTranscript:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """``response.output_item.done`` of a ``function_call`` item: the model calls ``name``
+    with ``arguments`` (JSON text). ``complete`` is False when the item ended before its
+    arguments did (its response was cancelled): such a call never runs."""
+
+    response_id: str
+    item_id: str
+    call_id: str
+    name: str
+    arguments: str
+    complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class ResponseDone:
     """``response.done``; ``status`` is ``completed``, ``cancelled``, ``failed``, ..."""
 
@@ -240,6 +254,15 @@ class UserMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A tool call the core asked to run (``RunTool``) has its output (JSON text, or
+    ``{"error": ...}``): the session hands it back."""
+
+    call_id: str
+    output: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class CommitInput:
     """The embedding program ends the user's turn: the audio sent since the last commit
     becomes a user message (``input_audio_buffer.commit``). Nothing is sent when that is
@@ -291,6 +314,7 @@ Event = (
     | AudioDelta
     | TranscriptDelta
     | InputTranscript
+    | ToolCall
     | ResponseDone
     | ItemTruncated
     | ItemDeleted
@@ -311,6 +335,7 @@ Event = (
     | ConfigureSession
     | RequestResponse
     | UserMessage
+    | ToolResult
     | CommitInput
     | ClearInput
     | TimerFired

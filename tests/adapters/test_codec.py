@@ -397,3 +397,28 @@ def test_output_items_that_are_not_messages_are_not_the_speakers_business() -> N
                         "response_id": "r", "output_index": 0,
                         "item": {"id": "fc1", "type": "function_call"}})
     assert WireCodec("ga").decode(frame) is None
+
+
+def _item_done(item: dict[str, Any]) -> str:
+    return json.dumps({"type": "response.output_item.done", "event_id": "e9",
+                       "response_id": "r1", "output_index": 0, "item": item})
+
+
+@pytest.mark.parametrize("api", ["ga", "beta"])
+def test_a_finished_function_call_item_is_a_tool_call(api: str) -> None:
+    call = {"id": "fc1", "type": "function_call", "call_id": "c1", "name": "departure",
+            "arguments": '{"city": "York"}', "status": "completed"}
+    codec = WireCodec(api)  # type: ignore[arg-type]
+    assert codec.decode(_item_done(call)) == ev.ToolCall(
+        "r1", "fc1", "c1", "departure", '{"city": "York"}', complete=True)
+    cut = WireCodec(api).decode(_item_done({**call, "status": "incomplete"}))  # type: ignore[arg-type]
+    assert isinstance(cut, ev.ToolCall) and not cut.complete
+    broken = WireCodec(api).decode(_item_done({**call, "call_id": None}))  # type: ignore[arg-type]
+    assert isinstance(broken, ev.ProtocolViolation) and "call_id" in broken.reason
+
+
+def test_a_finished_message_item_is_passed_on_whole() -> None:
+    item = {"id": "i1", "type": "message", "role": "assistant", "content": []}
+    event = WireCodec("ga").decode(_item_done(item))
+    assert isinstance(event, ev.UnknownServerEvent) and event.known
+    assert event.event["item"] == item and event.event["response_id"] == "r1"

@@ -16,7 +16,13 @@ from openai.types.realtime import realtime_server_event as ga_server
 
 from bargein.adapters.codec import WireCodec
 from bargein.adapters.schema import CONSUMED_TYPES, IGNORED_TYPES
-from bargein.adapters.session_config import ClientVad, SemanticVad, ServerVad, SessionConfig
+from bargein.adapters.session_config import (
+    ClientVad,
+    SemanticVad,
+    ServerVad,
+    SessionConfig,
+    ToolSpec,
+)
 from bargein.core.commands import (
     CancelResponse,
     ClearInputAudio,
@@ -25,6 +31,7 @@ from bargein.core.commands import (
     CreateResponse,
     DeleteItem,
     SendAudio,
+    SendToolOutput,
     ServerCommand,
     TruncateItem,
     UpdateSession,
@@ -55,6 +62,8 @@ SESSION_CONFIGS = {
     "manual turns": SessionConfig(turn_detection=None),
     "client turns": SessionConfig(turn_detection=ClientVad()),
     "text replies": SessionConfig(reply="text"),
+    "tools": SessionConfig(tools=(ToolSpec("departure", "When the next train leaves.", {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),)),
     "g711 u-law in, a-law out": SessionConfig(input_format="g711_ulaw", output_format="g711_alaw"),
     "g711 a-law": SessionConfig(input_format="g711_alaw", output_format="g711_alaw"),
 }
@@ -68,6 +77,8 @@ COMMANDS: dict[str, ServerCommand] = {
     "response.create": CreateResponse(event_id="evt_5"),
     "input_audio_buffer.commit": CommitInputAudio(event_id="evt_7"),
     "input_audio_buffer.clear": ClearInputAudio(event_id="evt_8"),
+    "conversation.item.create (function_call_output)": SendToolOutput("call_1", '{"a": 1}',
+                                                                       event_id="evt_10"),
     "conversation.item.create (user text)": CreateMessage("user", "Hello.", event_id="evt_9"),
     "conversation.item.create (assistant text)": CreateMessage("assistant", "Hi."),
     **{

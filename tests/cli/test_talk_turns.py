@@ -1,7 +1,8 @@
-"""``bargein talk --turns client``: the server's turn detection off, this machine's voice
-detector (Silero) ends the user's turn; bargein commits the audio and asks for the reply.
-``--reply text``: written replies. Against the simulator, with a spoken WAV as the user (it
-works without a microphone)."""
+"""``bargein talk`` beyond the default turn: ``--turns client`` (the server's turn detection
+off, this machine's voice detector, Silero, ends the user's turn; bargein commits the audio and
+asks for the reply), ``--reply text`` (written replies), ``--tools MODULE:NAME`` (functions
+the assistant calls). Against the simulator, with a spoken WAV as the user (no microphone
+needed)."""
 
 from __future__ import annotations
 
@@ -10,23 +11,35 @@ from pathlib import Path
 import pytest
 
 from bargein.adapters.audio.wav import write_wav
+from bargein.sim import ToolCall
 from bargein.sim.record import ConnectionRecord
 from bargein.sim.voice import speak
-from tests.cli.test_cli import bargein
+from tests.cli.test_cli import bargein, env, one_clear_line
 from tests.support.sim_support import serving, silence
 
 pytestmark = pytest.mark.e2e
 
+TRAINS = """
+def departure(city: str) -> str:
+    "When the next train to a city leaves."
+    return "6:30 from platform four"
 
-async def _talk(tmp_path: Path, *flags: str) -> tuple[str, ConnectionRecord]:
-    """``bargein talk`` with ``flags``, a spoken question as the input, against the
-    simulator (one reply: "At six."); its output, and the simulator's record."""
+TOOLS = [departure]
+"""
+
+
+async def _talk(tmp_path: Path, *flags: str, script: tuple[str | ToolCall, ...] = ("At six.",)
+                ) -> tuple[str, ConnectionRecord]:
+    """``bargein talk`` with ``flags``, a spoken question as the input, modules in
+    ``tmp_path`` importable, against the simulator saying ``script``; its output, and the
+    simulator's record."""
     question = speak("What time does the train leave tomorrow?", "espeak")
     wav = write_wav(tmp_path / "q.wav", silence(500) + question + silence(1500))
-    async with serving(script=("At six.",), speed=4.0) as sim:
+    async with serving(script=script, speed=4.0) as sim:
         code, out, err = await bargein(
             "talk", "--url", sim.url, *flags, "--input", str(wav),
-            "--output", str(tmp_path / "o.wav"), "--linger", "1.5")
+            "--output", str(tmp_path / "o.wav"), "--linger", "1.5",
+            environ=env(PYTHONPATH=str(tmp_path)))
         record = sim.records[0]
     assert code == 0, err
     return out, record
@@ -54,3 +67,27 @@ async def test_a_written_reply_is_shown_and_nothing_plays(tmp_path: Path) -> Non
     assert update["session"]["output_modalities"] == ["text"]
     assert '"At six."' in out, out
     assert not record.server_events("response.output_audio.delta")
+
+
+async def test_tools_from_a_module_are_declared_run_and_answered(tmp_path: Path) -> None:
+    (tmp_path / "trains.py").write_text(TRAINS)
+    out, record = await _talk(
+        tmp_path, "--tools", "trains:TOOLS",
+        script=(ToolCall("departure", {"city": "York"}, "It leaves at {output}."),))
+    (update,) = record.client_events("session.update")
+    assert [t["name"] for t in update["session"]["tools"]] == ["departure"]
+    (output,) = record.client_events("conversation.item.create")
+    assert output["item"]["output"] == "6:30 from platform four"
+    assert '"It leaves at 6:30 from platform four."' in out, out
+
+
+async def test_tools_that_cannot_be_loaded_are_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "broken_tools.py").write_text("TOOLS = [1, 2]\n")
+    for spec, said in (("nowhere:TOOLS", "cannot import 'nowhere'"),
+                       ("broken_tools:TOOLS", "is not a function or a list of functions"),
+                       ("broken_tools:MISSING", "broken_tools has no 'MISSING'"),
+                       ("broken_tools", "--tools takes MODULE:NAME")):
+        code, _, err = await bargein("talk", "--url", "ws://127.0.0.1:9/v1", "--tools", spec,
+                                     "--input", str(tmp_path / "none.wav"),
+                                     environ=env(PYTHONPATH=str(tmp_path)))
+        one_clear_line(code, err, said)

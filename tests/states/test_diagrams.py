@@ -93,6 +93,9 @@ def test_cli_writes_an_extended_machine(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["diagram", "--machine", "my_machine:TABLE", "-o", str(out)]) == 0
     assert "thinking" in out.read_text()
     assert main(["diagram", "--machine", "my_machine:NOPE"]) == 1
+    assert "my_machine has no 'NOPE'" in capsys.readouterr().err
+    (tmp_path / "not_a_machine.py").write_text("NUMBER = 7\n")
+    assert main(["diagram", "--machine", "not_a_machine:NUMBER"]) == 1
     assert "is not a bargein StateTable" in capsys.readouterr().err
 
 

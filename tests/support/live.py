@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
 
 from bargein import Conversation
 from bargein.adapters import endpoints
@@ -18,6 +18,7 @@ from bargein.core import events as e
 from bargein.session import Interrupted, Observation, Session, StateChanged
 from bargein.sim import Simulator
 from bargein.states import StateTable
+from bargein.tools import Tool
 from tests.support.waiting import DEADLINE_S, realtime_clock
 
 
@@ -53,14 +54,17 @@ class Live:
 
 @contextlib.asynccontextmanager
 async def live(sim: Simulator, table: StateTable, user: bytes, config: SessionConfig,
-               sink: Callable[[VirtualClock], AudioSink] = MemorySink) -> AsyncIterator[Live]:
+               sink: Callable[[VirtualClock], AudioSink] = MemorySink,
+               tools: Sequence[Tool] = ()) -> AsyncIterator[Live]:
     """A session with ``table`` against ``sim``, ``config`` sent, the user's audio ``user``;
-    ``sink`` makes the speaker on the session's clock."""
+    ``sink`` makes the speaker on the session's clock; ``tools`` are declared and run."""
     clock = VirtualClock()
     transport = RealtimeTransport(endpoints.custom(sim.url, auth="none"), None)
     await transport.connect()
+    if tools:
+        config = replace(config, tools=tuple(t.spec for t in tools))
     session = Session(transport, MemorySource(clock, user), sink(clock), Conversation(table),
-                      clock=lambda: clock.ms / 1000, linger_s=None)
+                      clock=lambda: clock.ms / 1000, linger_s=None, tools=tools)
     seen: list[Observation] = []
     session.subscribe(seen.append)
     async with realtime_clock(clock), session:

@@ -1,0 +1,116 @@
+"""Tool calls in the core: which call runs, which output is sent, when the follow-up reply is
+asked for, and what a barge-in does to a call (the program's side: ``bargein.tools``).
+
+The rules, each kept here:
+
+- A call runs only when it is whole (its item ``completed``) and its reply was not cut off,
+  refused during a pause, or lost with its connection: a call whose reply was interrupted
+  before its arguments were done never runs.
+- An output is sent only for an open call: one that runs and was not cancelled.
+- Every call ends: its output is sent, or it is cancelled (a barge-in under the ``cancel``
+  policy, a pause, the connection lost), and each cancellation is logged with its reason;
+  an output that comes for a cancelled call is dropped, and logged.
+- The follow-up reply is asked for once per reply that called tools, when that reply is
+  done and every call it made has its output; not for calls a barge-in let finish
+  (``finish`` policy): the user is speaking, and the reply to them will see the outputs.
+- The user speaking while a call runs (the server's ``speech_started``, the program's
+  ``UserInterrupt``) is a barge-in for the call, even with nothing playing: a new turn has
+  begun, and a follow-up then would talk over it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+
+from bargein.core import commands as c
+from bargein.core import events as e
+from bargein.logs import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(slots=True)
+class _OpenCall:
+    response_id: str
+    name: str
+    policy: str
+    follow_up: bool = True
+
+
+class ToolCalls:
+    """The open calls and the replies owed a follow-up (see the module's note)."""
+
+    __slots__ = ("_answered", "_open")
+
+    def __init__(self) -> None:
+        self._open: dict[str, _OpenCall] = {}
+        self._answered: set[str] = set()
+        """Replies with an output sent for one of their calls: a follow-up is due once they
+        are done and none of their calls is open."""
+
+    def call(self, ev: e.ToolCall, *, cut: bool, policies: Mapping[str, str]) -> list[c.Command]:
+        """The model called a tool: run it, unless the call or its reply is not whole."""
+        if not ev.complete or cut:
+            log.info("tool_call_not_run", tool=ev.name, call_id=ev.call_id,
+                     reason="its reply was cut off" if cut else "its arguments never ended")
+            return []
+        if ev.call_id in self._open:
+            return []  # the same call announced twice: it runs once
+        self._open[ev.call_id] = _OpenCall(ev.response_id, ev.name,
+                                           policies.get(ev.name, "cancel"))
+        log.info("tool_call", tool=ev.name, call_id=ev.call_id)
+        return [c.RunTool(ev.call_id, ev.name, ev.arguments)]
+
+    def result(self, ev: e.ToolResult, event_id: Callable[[], str],
+               generating: Collection[str]) -> list[c.Command]:
+        """A call's output: sent if the call is open; the follow-up if it is now due."""
+        call = self._open.pop(ev.call_id, None)
+        if call is None:
+            log.info("tool_result_dropped", call_id=ev.call_id,
+                     reason="the call was cancelled")
+            return []
+        commands: list[c.Command] = [c.SendToolOutput(ev.call_id, ev.output, event_id())]
+        if call.follow_up:
+            self._answered.add(call.response_id)
+        if call.response_id not in generating:
+            commands += self.response_done(call.response_id, event_id)
+        return commands
+
+    def response_done(self, response_id: str, event_id: Callable[[], str]) -> list[c.Command]:
+        """The reply ended: its follow-up, if every call it made has its output."""
+        if response_id not in self._answered or any(
+                call.response_id == response_id for call in self._open.values()):
+            return []
+        self._answered.discard(response_id)
+        return [c.CreateResponse(event_id())]
+
+    def interrupted(self, responses: Collection[str], reason: str) -> list[c.Command]:
+        """Replies were cut off: their calls are cancelled, or finish without a follow-up."""
+        commands: list[c.Command] = []
+        for call_id, call in list(self._open.items()):
+            if call.response_id not in responses:
+                continue
+            if call.policy == "finish":
+                call.follow_up = False
+                continue
+            del self._open[call_id]
+            log.info("tool_call_cancelled", tool=call.name, call_id=call_id, reason=reason)
+            commands.append(c.CancelTool(call_id))
+        self._answered -= set(responses)
+        return commands
+
+    def open_responses(self) -> set[str]:
+        """The replies whose calls still run."""
+        return {call.response_id for call in self._open.values()}
+
+    def abandon(self) -> list[c.Command]:
+        """The server session is gone, and with it every call id: all calls end."""
+        commands: list[c.Command] = []
+        for call_id, call in self._open.items():
+            log.warning("tool_call_cancelled", tool=call.name, call_id=call_id,
+                        reason="the connection was lost")
+            commands.append(c.CancelTool(call_id))
+        self._open.clear()
+        self._answered.clear()
+        return commands

@@ -1,0 +1,103 @@
+"""Tool calls in the core (``bargein.core.tool_calls``): event sequences in, commands out.
+Each of the rules: what runs, what is sent, when the follow-up is asked for, and what a
+barge-in, a new turn or a lost connection does to a call."""
+
+from __future__ import annotations
+
+from bargein.adapters.session_config import SessionConfig, ToolSpec
+from bargein.core import Conversation
+from bargein.core import commands as c
+from bargein.core import events as e
+from bargein.testing import capture_logs, feed
+
+SPECS = (ToolSpec("lookup", "", {"type": "object"}),
+         ToolSpec("book", "", {"type": "object"}, on_barge_in="finish"))
+
+
+def ms(n: float) -> bytes:
+    return b"\x01\x00" * int(n * 24)
+
+
+def kinds(commands: list[c.Command]) -> list[str]:
+    return [type(x).__name__ for x in commands]
+
+
+def calling(name: str = "lookup", *, complete: bool = True, audio_ms: int = 0) -> Conversation:
+    """A reply (r1) that says something and calls ``name`` (call c1); not done yet."""
+    conv = Conversation()
+    feed(conv, e.SessionReady(interrupt_response=False),
+         e.ConfigureSession(SessionConfig(tools=SPECS)), e.ResponseCreated("r1"),
+         e.OutputItemAdded("r1", "i1"), *[e.AudioDelta("r1", "i1", ms(100))
+                                            for _ in range(audio_ms // 100)])
+    assert conv.tool_policies == {"lookup": "cancel", "book": "finish"}
+    out = conv.handle(e.ToolCall("r1", "fc1", "c1", name, '{"q": 1}', complete=complete))
+    if complete:
+        assert out == [c.RunTool("c1", name, '{"q": 1}')]
+    return conv
+
+
+def test_a_call_runs_its_output_is_sent_and_the_follow_up_asked_when_the_reply_is_done() -> None:
+    conv = calling()
+    assert conv.handle(e.ResponseDone("r1", "completed")) == []  # the output is not in yet
+    output, follow_up = conv.handle(e.ToolResult("c1", '{"a": 2}'))
+    assert isinstance(output, c.SendToolOutput) and (output.call_id, output.output) == (
+        "c1", '{"a": 2}')
+    assert isinstance(follow_up, c.CreateResponse) and follow_up.event_id != output.event_id
+
+
+def test_an_output_before_the_reply_is_done_waits_for_it() -> None:
+    conv = calling()
+    assert kinds(conv.handle(e.ToolResult("c1", "ok"))) == ["SendToolOutput"]
+    assert kinds(conv.handle(e.ResponseDone("r1", "completed"))) == ["CreateResponse"]
+
+
+def test_two_calls_of_one_reply_have_one_follow_up_after_both() -> None:
+    conv = calling()
+    assert kinds(conv.handle(e.ToolCall("r1", "fc2", "c2", "lookup", "{}"))) == ["RunTool"]
+    conv.handle(e.ResponseDone("r1", "completed"))
+    assert kinds(conv.handle(e.ToolResult("c2", "two"))) == ["SendToolOutput"]
+    assert kinds(conv.handle(e.ToolResult("c1", "one"))) == ["SendToolOutput", "CreateResponse"]
+
+
+def test_a_call_whose_arguments_never_ended_or_whose_reply_was_cut_never_runs() -> None:
+    with capture_logs() as logs:
+        calling(complete=False)
+        conv = calling(audio_ms=500)
+        conv.handle(e.UserInterrupt())
+        assert conv.handle(e.ToolCall("r1", "fc2", "c2", "lookup", "{}")) == []
+    reasons = [x["reason"] for x in logs if x["event"] == "tool_call_not_run"]
+    assert reasons == ["its arguments never ended", "its reply was cut off"]
+
+
+def test_a_barge_in_cancels_a_call_and_its_late_output_is_dropped() -> None:
+    conv = calling(audio_ms=500)
+    with capture_logs() as logs:
+        out = conv.handle(e.UserInterrupt())
+        assert c.CancelTool("c1") in out
+        assert conv.handle(e.ToolResult("c1", "too late")) == []
+    assert [x["event"] for x in logs if x["event"].startswith("tool_")] == [
+        "tool_call_cancelled", "tool_result_dropped"]
+
+
+def test_a_finish_tool_sends_its_output_after_a_barge_in_but_asks_for_no_follow_up() -> None:
+    conv = calling("book", audio_ms=500)
+    assert not [x for x in conv.handle(e.UserInterrupt()) if isinstance(x, c.CancelTool)]
+    assert kinds(conv.handle(e.ToolResult("c1", "booked"))) == ["SendToolOutput"]
+    assert conv.handle(e.ResponseDone("r1", "cancelled")) == []
+
+
+def test_the_user_speaking_while_a_call_runs_ends_it_as_a_barge_in_would() -> None:
+    conv = calling()
+    conv.handle(e.ResponseDone("r1", "completed"))  # nothing plays: the call runs
+    assert c.CancelTool("c1") in conv.handle(e.SpeechStarted("u2", 5000))
+    assert conv.handle(e.ToolResult("c1", "late")) == []
+
+
+def test_a_lost_connection_cancels_every_open_call() -> None:
+    conv = calling()
+    with capture_logs() as logs:
+        out = conv.handle(e.Disconnected("gone"))
+    assert c.CancelTool("c1") in out
+    assert [x["log_level"] for x in logs if x["event"] == "tool_call_cancelled"] == ["warning"]
+    conv.handle(e.Reconnected())
+    assert conv.handle(e.ToolResult("c1", "late")) == []
