@@ -496,8 +496,10 @@ class Session:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        for call in list(self._tool_tasks.values()):
+        calls = list(self._tool_tasks.values())
+        for call in calls:
             call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -11,7 +11,8 @@ What happens to a call when the user barges in over the reply that made it is th
 
 - ``"cancel"`` (the default): the call is cancelled; its output is never sent, and a result
   that comes later is dropped (and logged). An async function is cancelled; a sync one runs
-  on in its thread, its result dropped (Python cannot stop a thread).
+  on in its daemon thread, its result dropped (Python cannot stop a thread; a daemon thread
+  never holds the program's exit).
 - ``"finish"``: the call runs to its end and its output is sent, but no follow-up reply is
   asked for: the user is speaking, and the reply to them will see the output.
 
@@ -25,8 +26,10 @@ call that is open; every call ends (output, cancelled, or the connection lost).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
+import threading
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -73,11 +76,8 @@ class Tool:
         except ValueError as exc:
             return self._failed("bad_arguments", f"arguments are not valid JSON: {exc}")
         try:
-            if self._is_async:
-                result = await asyncio.wait_for(self.fn(**kwargs), self.timeout_s)
-            else:
-                result = await asyncio.wait_for(asyncio.to_thread(self.fn, **kwargs),
-                                                self.timeout_s)
+            call = self.fn(**kwargs) if self._is_async else _in_daemon_thread(self.fn, kwargs)
+            result = await asyncio.wait_for(call, self.timeout_s)
         except TimeoutError:
             return self._failed("timed_out", f"no result within {self.timeout_s:g} s")
         except TypeError as exc:  # arguments the function does not take
@@ -95,6 +95,36 @@ class Tool:
         detail = redact(detail)
         log.warning("tool_failed", tool=self.name, why=why, detail=detail)
         return json.dumps({"error": f"{self.name} failed: {detail}"})
+
+
+def _in_daemon_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> asyncio.Future[Any]:
+    """``fn(**kwargs)`` on a daemon thread of its own: a function that hangs is abandoned at
+    its timeout and never holds the program's exit (the default executor's threads would:
+    ``asyncio.run`` waits for them)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        try:
+            result = fn(**kwargs)
+        except BaseException as exc:  # handed to the awaiting task, which reports it
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(settle, None, exc)
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, result, None)
+
+    name = getattr(fn, "__name__", "call")
+    threading.Thread(target=work, name=f"bargein-tool-{name}", daemon=True).start()
+    return future
 
 
 def tool(

@@ -93,3 +93,19 @@ async def test_a_function_that_raises_hangs_or_gets_bad_arguments_answers_an_err
     assert [(x["event"], x["why"]) for x in logs] == [
         ("tool_failed", "raised"), ("tool_failed", "timed_out"),
         ("tool_failed", "bad_arguments"), ("tool_failed", "bad_arguments")]
+
+
+async def test_a_sync_function_that_hangs_is_abandoned_on_a_daemon_thread() -> None:
+    import threading
+
+    release = threading.Event()
+
+    def stuck() -> str:
+        release.wait(30)
+        return "too late"
+
+    output = json.loads(await tool(stuck, timeout_s=0.05).run("{}"))
+    assert output == {"error": "stuck failed: no result within 0.05 s"}
+    (thread,) = [t for t in threading.enumerate() if t.name == "bargein-tool-stuck"]
+    assert thread.daemon  # it can never hold the program's exit
+    release.set()
