@@ -119,6 +119,19 @@ class SendToolOutput:
 
 
 @dataclass(frozen=True, slots=True)
+class CreateMessage:
+    """``conversation.item.create`` of a text message, appended to the conversation: how a
+    session tells a new server session, after a reconnect, what was said before."""
+
+    role: Literal["user", "assistant"]
+    text: str
+    event_id: str = ""
+
+
+# --- to the session's tool runner (``bargein.tools``) --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
 class RunTool:
     """Run the program's tool ``name`` with ``arguments``; hand back ``ToolResult``."""
 
@@ -132,16 +145,6 @@ class CancelTool:
     """The call's output will not be sent: stop it if it still runs."""
 
     call_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class CreateMessage:
-    """``conversation.item.create`` of a text message, appended to the conversation: how a
-    session tells a new server session, after a reconnect, what was said before."""
-
-    role: Literal["user", "assistant"]
-    text: str
-    event_id: str = ""
 
 
 # --- to the session's clock --------------------------------------------------------------
