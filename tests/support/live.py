@@ -3,7 +3,6 @@ and waits on what it reports: the example machines' and the two-phase tests' rig
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -19,7 +18,7 @@ from bargein.session import Interrupted, Observation, Session, StateChanged
 from bargein.sim import Simulator
 from bargein.states import StateTable
 from bargein.tools import Tool
-from tests.support.waiting import DEADLINE_S, realtime_clock
+from tests.support.waiting import DEADLINE_S, eventually, realtime_clock
 
 
 @dataclass
@@ -36,13 +35,9 @@ class Live:
         return [o for o in self.seen if isinstance(o, Interrupted)]
 
     async def until(self, what: Callable[[], bool], timeout: float = DEADLINE_S) -> None:
-        """Wait until ``what`` holds (checked every 10 ms), at most ``timeout`` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not what():
-            if loop.time() > deadline:
-                raise AssertionError(f"timed out; moves so far: {self.moves()}")
-            await asyncio.sleep(0.01)
+        """Wait until ``what`` holds (checked every 10 ms), at most ``timeout`` seconds; the
+        failure names the moves so far."""
+        await eventually(what, self.moves, timeout)
 
     async def reach(self, source: str, dest: str) -> None:
         await self.until(lambda: any(m[:2] == (source, dest) for m in self.moves()))
