@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from bargein.adapters.audio.playout import Playout, to_ms
 from bargein.adapters.audio.protocols import AudioFrame, FlushReport
-from bargein.core.pcm import RATE, pcm16_samples
+from bargein.core.pcm import RATE, SAMPLE_BYTES, check_pcm16, pcm16_samples
 from bargein.errors import AudioError
 
 
@@ -171,8 +171,9 @@ class MemorySource:
     def __init__(self, clock: VirtualClock, pcm: bytes = b"", *, frame_ms: int = 20) -> None:
         if frame_ms <= 0:
             raise AudioError(f"frame_ms must be positive, got {frame_ms}")
+        check_pcm16(pcm)
         self._clock = clock
-        self._samples = pcm16_samples(pcm)
+        self._pcm = bytes(pcm)  # frames are slices of it: no numpy work per frame
         self._frame = frame_ms * RATE // 1000
         self._origin = clock.samples
         self._closed = False
@@ -186,19 +187,17 @@ class MemorySource:
 
         self._clock.subscribe(on_tick)
         try:
-            index = 0
+            index, pcm, size = 0, self._pcm, self._frame * SAMPLE_BYTES
             while not self._closed:
                 start = index * self._frame
                 if self._origin + start + self._frame > self._clock.samples:
                     wake.clear()
                     await wake.wait()
                     continue
-                chunk = self._samples[start : start + self._frame]
-                frame = np.zeros(self._frame, dtype=np.int16)
-                frame[: len(chunk)] = chunk
-                yield AudioFrame(
-                    frame.astype("<i2").tobytes(), (self._origin + start) * 1000.0 / RATE
-                )
+                chunk = pcm[start * SAMPLE_BYTES : start * SAMPLE_BYTES + size]
+                if len(chunk) < size:  # the pcm is over: silence from there on
+                    chunk += bytes(size - len(chunk))
+                yield AudioFrame(chunk, (self._origin + start) * 1000.0 / RATE)
                 index += 1
         finally:
             self._clock.unsubscribe(on_tick)

@@ -88,7 +88,23 @@ class Playout:
                 self._queue.append(_Segment(item_id, samples))
 
     def pull(self, frames: int, starts_at: float) -> npt.NDArray[np.int16]:
-        """Take the next block for the device; what the queue lacks is silence (underrun)."""
+        """Take the next block for the device; what the queue lacks is silence (underrun).
+
+        The block may be a read-only view of the pushed samples (no copy when one item's
+        audio fills it at full gain): callers read it, never write into it."""
+        with self._lock:
+            queue = self._queue
+            if queue and len(queue[0].samples) >= frames and self._gain == self._target == 1.0:
+                head = queue[0]  # the common case, a reply playing: one slice, no copy
+                out = head.samples[:frames]
+                if len(head.samples) == frames:
+                    queue.popleft()
+                else:
+                    head.samples = head.samples[frames:]
+                self._handed_end = starts_at + frames / self.rate
+                self._blocks.append(_Block(starts_at, self._handed_end,
+                                           ((head.item_id, 0, frames),), out))
+                return out
         out = np.zeros(frames, dtype=np.int16)
         parts: list[tuple[str, int, int]] = []
         filled = 0
