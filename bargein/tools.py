@@ -15,6 +15,10 @@ What happens to a call when the user barges in over the reply that made it is th
   never holds the program's exit).
 - ``"finish"``: the call runs to its end and its output is sent, but no follow-up reply is
   asked for: the user is speaking, and the reply to them will see the output.
+- ``"hold"``: the call runs to its end, but its output is held while the user has the
+  floor and the reply to them plays; once that reply is done and the conversation rests,
+  the output is sent and a follow-up reply asked for, so the model takes the result up
+  after it has answered the interruption (a booking confirmed after "wait, one more thing").
 
 A call runs at most ``timeout_s`` (30 s); a function that raises or runs out of time answers
 the model with ``{"error": "..."}``, and a warning says which and why: no call stays in
@@ -43,7 +47,7 @@ from bargein.redaction import redact
 
 log = get_logger(__name__)
 
-BargeInPolicy = Literal["cancel", "finish"]
+BargeInPolicy = Literal["cancel", "finish", "hold"]
 TIMEOUT_S = 30.0
 
 _SCALARS: Mapping[type, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
@@ -137,8 +141,9 @@ def tool(
     timeout_s: float = TIMEOUT_S,
 ) -> Tool:
     """``fn`` as a ``Tool``; a ``ToolError`` when its schema cannot be derived."""
-    if on_barge_in not in ("cancel", "finish"):
-        raise ToolError(f"on_barge_in must be 'cancel' or 'finish', got {on_barge_in!r}")
+    if on_barge_in not in typing.get_args(BargeInPolicy):
+        raise ToolError(
+            f"on_barge_in must be 'cancel', 'finish' or 'hold', got {on_barge_in!r}")
     if not timeout_s > 0:
         raise ToolError(f"timeout_s must be positive, got {timeout_s!r}")
     if not callable(fn):

@@ -68,7 +68,7 @@ def test_unsupported_types_bad_names_and_twins_are_refused() -> None:
     with pytest.raises(ToolError, match="name"):
         tool(weather, name="the weather")
     with pytest.raises(ToolError, match="on_barge_in"):
-        tool(weather, on_barge_in="hold")  # type: ignore[arg-type]
+        tool(weather, on_barge_in="later")  # type: ignore[arg-type]
     with pytest.raises(ToolError, match="two tools are named weather"):
         tools_from([weather, tool(weather)])
     explicit = tool(takes_a_set, parameters={"type": "object", "properties": {}})

@@ -128,7 +128,7 @@ class ToolSpec:
     name: str
     description: str
     parameters: dict[str, Any]
-    on_barge_in: Literal["cancel", "finish"] = "cancel"
+    on_barge_in: Literal["cancel", "finish", "hold"] = "cancel"
 
     def to_wire(self) -> dict[str, Any]:
         return {"type": "function", "name": self.name, "description": self.description,

@@ -151,7 +151,7 @@ from bargein.errors import ReplyStalled, ResponseDoneLost, SessionNeverReady
 from bargein.logs import Repeats, get_logger
 from bargein.states.machine import TableMachine
 from bargein.states.names import DUCKED
-from bargein.states.table import DEFAULT_TABLE, IDLE, INTERRUPTED, StateTable
+from bargein.states.table import DEFAULT_TABLE, IDLE, INTERRUPTED, LISTENING, StateTable
 
 log = get_logger(__name__)
 
@@ -210,7 +210,7 @@ class Conversation(MachineDriver):
         """Typed messages that wait for the barge-in they caused to settle."""
         self._tools = ToolCalls()
         self.tool_policies: dict[str, str] = {}
-        """Each declared tool's ``on_barge_in`` (``cancel`` or ``finish``), from the
+        """Each declared tool's ``on_barge_in`` (``cancel``, ``finish`` or ``hold``), from the
         configuration sent last (``SessionConfig.tools``); an undeclared tool's is cancel."""
         self._sent = SentCommands()
         """Event id -> the cancel, truncate or delete sent with it (see "Reconciling")."""
@@ -241,6 +241,7 @@ class Conversation(MachineDriver):
             "generating": lambda: bool(self._generating),
             "connected": lambda: self._connected,
             "paused": lambda: self._paused,
+            "tools_running": lambda: self._tools.running(),
         })
         self._dispatch: dict[type, Callable[[Any], list[c.Command]]] = {
             **dict.fromkeys(e.BARGE_IN_EVENTS, self._on_barge_in_event),
@@ -414,8 +415,9 @@ class Conversation(MachineDriver):
         if self._held:
             self._drop_held(ev.response_id)
         self._generating.discard(ev.response_id)
-        return self._fire("response_done", ev) + self._tools.response_done(
-            ev.response_id, self._event_id)
+        return [*self._fire("response_done", ev),
+                *self._tools.response_done(ev.response_id, self._event_id),
+                *self._release_held()]
 
     def _on_tool_call(self, ev: e.ToolCall) -> list[c.Command]:
         """Run the call, unless its reply was cut off (see ``bargein.core.tool_calls``)."""
@@ -423,7 +425,16 @@ class Conversation(MachineDriver):
         return self._tools.call(ev, cut=cut, policies=self.tool_policies)
 
     def _on_tool_result(self, ev: e.ToolResult) -> list[c.Command]:
-        return self._tools.result(ev, self._event_id, self._generating)
+        commands = self._tools.result(ev, self._event_id, self._generating)
+        if not self._tools.running():
+            commands += self._fire_if_legal("tools_done", ev)
+        return commands + self._release_held()
+
+    def _release_held(self) -> list[c.Command]:
+        """Held tool outputs go once the conversation rests (``bargein.core.tool_calls``)."""
+        if self._machine.state != LISTENING or self._generating or self._playing:
+            return []
+        return self._tools.release(self._event_id)
 
     def _on_item_settled(self, ev: e.ItemTruncated | e.ItemDeleted) -> list[c.Command]:
         self._sent.item_settled(ev.item_id)
@@ -492,7 +503,7 @@ class Conversation(MachineDriver):
         if not self._generating:
             self._audio_response = None
             self.ledger.forget_finished()
-        return self._fire("playback_finished", ev)
+        return self._fire("playback_finished", ev) + self._release_held()
 
     def _on_request_response(self, ev: e.RequestResponse) -> list[c.Command]:
         if self.state == IDLE:
@@ -636,8 +647,10 @@ class Conversation(MachineDriver):
         ordered = tuple(sorted(responses))
         self._pending = pend(self._pending, trigger, ordered, cancelled, self.ledger)
         log.info("barge_in", trigger=trigger, responses=ordered, cancel=cancelled)
-        return commands + self._tools.interrupted(responses | set(cancelled),
-                                                  f"the reply was interrupted ({trigger})")
+        # a barge-in is a new turn: the calls of every reply end too (running_tools' own)
+        return commands + self._tools.interrupted(
+            responses | set(cancelled) | self._tools.open_responses(),
+            f"the reply was interrupted ({trigger})")
 
     def _on_flushed(self, ev: e.PlaybackFlushed) -> list[c.Command]:
         """The speaker says what was heard: truncate or delete each interrupted item."""

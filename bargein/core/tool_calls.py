@@ -13,6 +13,15 @@ The rules, each kept here:
 - The follow-up reply is asked for once per reply that called tools, when that reply is
   done and every call it made has its output; not for calls a barge-in let finish
   (``finish`` policy): the user is speaking, and the reply to them will see the outputs.
+- A call a barge-in caught under the ``hold`` policy runs to its end, and its output is
+  held: not sent while the user has the floor, nor while the reply to them is generated or
+  plays, so that reply answers the user, not the tool. Once a later reply is done and the
+  conversation is at rest (``listening``), the held outputs are sent and one follow-up is
+  asked for, so the model takes up the call's result. The connection lost drops them
+  (logged): the new server session never knew the call.
+- ``running()``, a call running whose output the model awaits (a follow-up is owed), is the
+  table's ``tools_running`` condition: the default table rests in ``running_tools`` while it
+  holds after the reply was done and played, and leaves on ``tools_done``.
 - The user speaking while a call runs (the server's ``speech_started``, the program's
   ``UserInterrupt``) is a barge-in for the call, even with nothing playing: a new turn has
   begun, and a follow-up then would talk over it.
@@ -36,6 +45,11 @@ class _OpenCall:
     name: str
     policy: str
     follow_up: bool = True
+    held: bool = False
+    """A barge-in caught it under ``hold``: its output waits (see the module's note)."""
+    replied: bool = False
+    """...and a later reply is done since: the output may go once the conversation rests."""
+    output: str | None = None
 
 
 class ToolCalls:
@@ -65,11 +79,16 @@ class ToolCalls:
     def result(self, ev: e.ToolResult, event_id: Callable[[], str],
                generating: Collection[str]) -> list[c.Command]:
         """A call's output: sent if the call is open; the follow-up if it is now due."""
-        call = self._open.pop(ev.call_id, None)
-        if call is None:
+        call = self._open.get(ev.call_id)
+        if call is None or call.output is not None:
             log.info("tool_result_dropped", call_id=ev.call_id,
-                     reason="the call was cancelled")
+                     reason="the call was cancelled" if call is None else "a second result")
             return []
+        if call.held:
+            call.output = ev.output
+            log.info("tool_result_held", tool=call.name, call_id=ev.call_id)
+            return []
+        del self._open[ev.call_id]
         commands: list[c.Command] = [c.SendToolOutput(ev.call_id, ev.output, event_id())]
         if call.follow_up:
             self._answered.add(call.response_id)
@@ -78,7 +97,11 @@ class ToolCalls:
         return commands
 
     def response_done(self, response_id: str, event_id: Callable[[], str]) -> list[c.Command]:
-        """The reply ended: its follow-up, if every call it made has its output."""
+        """The reply ended: its follow-up, if every call it made has its output; a held
+        call of an earlier reply now has a reply to the user after it."""
+        for call in self._open.values():
+            if call.held and call.response_id != response_id:
+                call.replied = True
         if response_id not in self._answered or any(
                 call.response_id == response_id for call in self._open.values()):
             return []
@@ -86,13 +109,16 @@ class ToolCalls:
         return [c.CreateResponse(event_id())]
 
     def interrupted(self, responses: Collection[str], reason: str) -> list[c.Command]:
-        """Replies were cut off: their calls are cancelled, or finish without a follow-up."""
+        """Replies were cut off: their calls are cancelled, finish without a follow-up, or
+        have their output held (``hold``: held again by a second barge-in)."""
         commands: list[c.Command] = []
         for call_id, call in list(self._open.items()):
             if call.response_id not in responses:
                 continue
-            if call.policy == "finish":
+            if call.policy in ("finish", "hold"):
                 call.follow_up = False
+                call.held = call.policy == "hold"
+                call.replied = False
                 continue
             del self._open[call_id]
             log.info("tool_call_cancelled", tool=call.name, call_id=call_id, reason=reason)
@@ -101,13 +127,35 @@ class ToolCalls:
         return commands
 
     def open_responses(self) -> set[str]:
-        """The replies whose calls still run."""
+        """The replies whose calls still run, or hold an output."""
         return {call.response_id for call in self._open.values()}
+
+    def running(self) -> bool:
+        """A call runs whose output the model awaits (the ``tools_running`` condition)."""
+        return any(call.follow_up and call.output is None for call in self._open.values())
+
+    def release(self, event_id: Callable[[], str]) -> list[c.Command]:
+        """The conversation is at rest: send the held outputs that have a reply to the user
+        before them, and ask for one follow-up."""
+        ready = [(call_id, call) for call_id, call in self._open.items()
+                 if call.replied and call.output is not None]
+        if not ready:
+            return []
+        commands: list[c.Command] = []
+        for call_id, call in ready:
+            del self._open[call_id]
+            log.info("tool_result_released", tool=call.name, call_id=call_id)
+            commands.append(c.SendToolOutput(call_id, call.output or "", event_id()))
+        return [*commands, c.CreateResponse(event_id())]
 
     def abandon(self) -> list[c.Command]:
         """The server session is gone, and with it every call id: all calls end."""
         commands: list[c.Command] = []
         for call_id, call in self._open.items():
+            if call.output is not None:
+                log.warning("tool_result_dropped", tool=call.name, call_id=call_id,
+                            reason="held, and the connection was lost")
+                continue
             log.warning("tool_call_cancelled", tool=call.name, call_id=call_id,
                         reason="the connection was lost")
             commands.append(c.CancelTool(call_id))

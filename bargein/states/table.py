@@ -44,6 +44,7 @@ from bargein.states.names import (
     LEAVE_TRIGGERS,
     LISTENING,
     RESPONDING,
+    RUNNING_TOOLS,
     SPEECH_POLICIES,
     TRIGGERS,
     SpeechPolicy,
@@ -52,8 +53,8 @@ from bargein.states.names import (
 
 __all__ = [
     "BARGE_IN_TRIGGERS", "CONDITIONS", "CORE_STATES", "DEFAULT_TABLE", "IDLE", "INTERRUPTED",
-    "LEAVE_TRIGGERS", "LISTENING", "RESPONDING", "SPEECH_POLICIES", "TRIGGERS", "Action",
-    "SpeechPolicy", "State", "StateTable", "TableProblems", "Transition", "after",
+    "LEAVE_TRIGGERS", "LISTENING", "RESPONDING", "RUNNING_TOOLS", "SPEECH_POLICIES", "TRIGGERS",
+    "Action", "SpeechPolicy", "State", "StateTable", "TableProblems", "Transition", "after",
     "timer_trigger",
 ]
 
@@ -340,6 +341,14 @@ DEFAULT_TABLE = StateTable(
             description="a response is being generated and/or its audio is playing",
         ),
         State(
+            RUNNING_TOOLS,
+            interruptible=True,
+            description=(
+                "the reply is done and played; its tool calls run, and the follow-up reply "
+                "waits for their outputs"
+            ),
+        ),
+        State(
             INTERRUPTED,
             interruptible=False,
             description=(
@@ -378,6 +387,22 @@ DEFAULT_TABLE = StateTable(
         Transition(
             "response_done",
             RESPONDING,
+            RUNNING_TOOLS,
+            conditions=("tools_running",),
+            unless=("playing", "generating"),
+            reason="response done; its tool calls run",
+        ),
+        Transition(
+            "playback_finished",
+            RESPONDING,
+            RUNNING_TOOLS,
+            conditions=("tools_running",),
+            unless=("generating",),
+            reason="playback finished; its tool calls run",
+        ),
+        Transition(
+            "response_done",
+            RESPONDING,
             LISTENING,
             unless=("playing", "generating"),
             reason="response done",
@@ -396,6 +421,19 @@ DEFAULT_TABLE = StateTable(
             "speech_stopped",
             "response_created",
             "audio_started",
+            "response_done",
+            "playback_finished",
+            "playback_flushed",
+        ),
+        # running_tools
+        Transition("tools_done", RUNNING_TOOLS, LISTENING, reason="the tool calls ended"),
+        Transition("response_created", RUNNING_TOOLS, RESPONDING, reason="response created"),
+        Transition("audio_started", RUNNING_TOOLS, RESPONDING, reason="audio arrived"),
+        *_stay(
+            RUNNING_TOOLS,
+            "session_ready",
+            "start",
+            "speech_stopped",
             "response_done",
             "playback_finished",
             "playback_flushed",
@@ -429,4 +467,5 @@ DEFAULT_TABLE = StateTable(
         ),
     ),
 )
-"""The default machine: idle, listening, responding (interruptible), interrupted."""
+"""The default machine: idle, listening, responding (interruptible), running_tools
+(interruptible), interrupted."""

@@ -60,6 +60,10 @@ class World:
     cancelled: set[str] = field(default_factory=set)
     event_ids: set[str] = field(default_factory=set)
     timers: set[str] = field(default_factory=set)
+    calls: set[str] = field(default_factory=set)
+    """Tool calls the core ran (``RunTool``) whose result has not come."""
+    tool_events: Counter[str] = field(default_factory=Counter)
+    """Per call id: ``run``, ``result``, ``cancel``, ``output`` (what happened to it)."""
 
     def copy(self) -> World:
         """An independent copy (its containers hold strings only: copied one level deep)."""
@@ -67,7 +71,8 @@ class World:
             self, announced=set(self.announced), done=set(self.done),
             played=Counter(self.played), live=set(self.live), stale=set(self.stale),
             settled=Counter(self.settled), cancelled=set(self.cancelled),
-            event_ids=set(self.event_ids), timers=set(self.timers))
+            event_ids=set(self.event_ids), timers=set(self.timers), calls=set(self.calls),
+            tool_events=Counter(self.tool_events))
 
     # --- what may happen next ----------------------------------------------------------
 
@@ -95,6 +100,14 @@ class World:
             ("speaker flushed", e.PlaybackFlushed({i: ms / 2 for i, ms in heard.items()})),
             ("microphone", e.MicAudio(_audio(MIC_MS))),
         ]
+        # one call at a time keeps the graph finite; two calls of one reply are the core
+        # tests' (tests/core/test_tool_calls.py)
+        if self.calls:
+            out += [(f"tool result of {call}", e.ToolResult(call, "{}"))
+                    for call in sorted(self.calls)]
+        elif self.current is not None:  # a call belongs to a reply the server announced
+            out.append((f"{rid} calls a tool",
+                        e.ToolCall(rid, f"{rid}_fc", f"{rid}_call", "lookup", "{}")))
         out += [(f"timer {name}", e.TimerFired(name)) for name in sorted(self.timers)]
         for trigger in self.triggers:
             make = self.user_events.get(trigger)
@@ -122,6 +135,9 @@ class World:
             self.announced.add(event.response_id)
         if accepted and isinstance(event, e.ResponseCreated | e.AudioDelta):
             self.live.add(event.response_id)
+        if isinstance(event, e.ToolResult):
+            self.calls.discard(event.call_id)
+            self.tool_events[f"{event.call_id} result"] += 1
         for command in commands:
             problems += self._check(command, event)
         cut = stats.interruptions > interruptions or isinstance(event, e.Disconnected | e.UserStop)
@@ -135,6 +151,9 @@ class World:
             self.current = None
         if isinstance(event, e.TimerFired):
             self.timers.discard(event.name)
+        if isinstance(event, e.Disconnected | e.Reconnected):  # a new server session: its
+            self.calls.clear()  # call ids are its own, the old session's calls are over
+            self.tool_events.clear()
         if stats.action_errors > errors:
             problems.append("an action raised or returned something that is not a command")
         if self.timers != conversation.timers:
@@ -174,6 +193,8 @@ class World:
             if not command.event_id:
                 out.append(f"cancel of {rid} without an event id")
             self.cancelled.add(rid)
+        elif isinstance(command, c.RunTool | c.CancelTool | c.SendToolOutput):
+            out += self._tool_command(command)
         elif isinstance(command, c.StartTimer):
             if command.ms <= 0:
                 out.append(f"timer {command.name} started for {command.ms} ms")
@@ -183,6 +204,25 @@ class World:
                 out.append(f"timer {command.name} cancelled but not running")
             self.timers.discard(command.name)
         return out
+
+    def _tool_command(self, command: c.RunTool | c.CancelTool | c.SendToolOutput) -> list[str]:
+        """A call runs once; an output goes once, only for a call that ran, has its result
+        and was not cancelled; a cancel only for a call that runs."""
+        call, seen = command.call_id, self.tool_events
+        if isinstance(command, c.RunTool):
+            self.calls.add(call)
+            seen[f"{call} run"] += 1
+            return [f"tool call {call} run twice"] if seen[f"{call} run"] > 1 else []
+        if isinstance(command, c.CancelTool):
+            self.calls.discard(call)
+            seen[f"{call} cancel"] += 1
+            if not seen[f"{call} run"] or seen[f"{call} result"] or seen[f"{call} cancel"] > 1:
+                return [f"cancel of tool call {call}: not running"]
+            return []
+        seen[f"{call} output"] += 1
+        if not seen[f"{call} result"] or seen[f"{call} cancel"] or seen[f"{call} output"] > 1:
+            return [f"output of tool call {call}: no result, cancelled, or sent twice"]
+        return []
 
     def _settle(self, item: str) -> list[str]:
         self.settled[item] += 1
@@ -196,4 +236,4 @@ class World:
         """What of the world decides what can happen next (for merging configurations)."""
         current = self.current
         return (current is not None, current in self.stale if current else False,
-                tuple(sorted(self.timers)))
+                tuple(sorted(self.timers)), bool(self.calls))

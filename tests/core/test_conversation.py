@@ -424,6 +424,9 @@ def _drive_to(conv: Conversation, state: str) -> None:
     if state == "interrupted":
         feed(conv, e.ResponseCreated("r1"), e.AudioDelta("r1", "i1", ms(100)),
              e.UserInterrupt())
+    if state == "running_tools":
+        feed(conv, e.ResponseCreated("r1"), e.ToolCall("r1", "fc1", "c1", "f", "{}"),
+             e.ResponseDone("r1", "completed"))
     assert conv.state == state
 
 
@@ -443,6 +446,7 @@ def _event_for(trigger: str) -> e.Event:
         "response_done": e.ResponseDone("r1", "completed"),
         "playback_finished": e.PlaybackFinished({"i1": 100.0}),
         "playback_flushed": e.PlaybackFlushed({"i1": 50.0}),
+        "tools_done": e.ToolResult("c1", "{}"),
     }
     return events[trigger]
 

@@ -101,3 +101,87 @@ def test_a_lost_connection_cancels_every_open_call() -> None:
     assert [x["log_level"] for x in logs if x["event"] == "tool_call_cancelled"] == ["warning"]
     conv.handle(e.Reconnected())
     assert conv.handle(e.ToolResult("c1", "late")) == []
+
+
+SPECS_HOLD = (*SPECS, ToolSpec("order", "", {"type": "object"}, on_barge_in="hold"))
+
+
+def test_the_machine_rests_in_running_tools_while_a_call_runs_and_leaves_when_it_ends() -> None:
+    conv = calling(audio_ms=300)
+    conv.handle(e.ResponseDone("r1", "completed"))
+    assert conv.state == "responding"  # its audio still plays
+    conv.handle(e.PlaybackFinished({"i1": 300}))
+    assert conv.state == "running_tools"
+    assert kinds(conv.handle(e.ToolResult("c1", "ok"))) == ["SendToolOutput", "CreateResponse"]
+    assert conv.state == "listening"
+    conv.handle(e.ResponseCreated("r2"))
+    assert conv.state == "responding"
+
+
+def test_a_reply_done_with_nothing_to_play_goes_straight_to_running_tools() -> None:
+    conv = calling()
+    conv.handle(e.ResponseDone("r1", "completed"))
+    assert conv.state == "running_tools"
+
+
+def test_a_call_that_ended_before_its_reply_did_leaves_no_running_tools_state() -> None:
+    conv = calling()
+    conv.handle(e.ToolResult("c1", "ok"))
+    conv.handle(e.ResponseDone("r1", "completed"))
+    assert conv.state == "listening"
+
+
+def test_a_local_onset_in_running_tools_is_a_barge_in_that_cancels_the_call() -> None:
+    conv = calling()
+    conv.handle(e.ResponseDone("r1", "completed"))
+    out = conv.handle(e.LocalSpeechStarted(0.0))
+    assert kinds(out) == ["FlushPlayback", "CancelTool"] and conv.state == "interrupted"
+    conv.handle(e.PlaybackFlushed({}))
+    assert conv.state == "listening"
+    assert conv.handle(e.ToolResult("c1", "late")) == []
+
+
+def held_call() -> Conversation:
+    """``order`` (hold policy) called by r1, which a barge-in cut off mid-reply."""
+    conv = Conversation()
+    feed(conv, e.SessionReady(interrupt_response=True),
+         e.ConfigureSession(SessionConfig(tools=SPECS_HOLD)), e.ResponseCreated("r1"),
+         e.OutputItemAdded("r1", "i1"), e.AudioDelta("r1", "i1", ms(500)))
+    assert kinds(conv.handle(e.ToolCall("r1", "fc1", "c1", "order", "{}"))) == ["RunTool"]
+    out = conv.handle(e.SpeechStarted("u1", 100))
+    assert not [x for x in out if isinstance(x, c.CancelTool)]
+    feed(conv, e.PlaybackFlushed({"i1": 200}))
+    return conv
+
+
+def test_a_held_output_waits_for_the_reply_to_the_user_and_then_goes_with_a_follow_up() -> None:
+    conv = held_call()
+    with capture_logs() as logs:
+        assert conv.handle(e.ToolResult("c1", "ordered")) == []  # the user has the floor
+    assert [x["event"] for x in logs if x["event"].startswith("tool_")] == ["tool_result_held"]
+    assert conv.state == "listening"
+    feed(conv, e.SpeechStopped("u1", 900), e.ResponseCreated("r2"),
+         e.OutputItemAdded("r2", "i2"), e.AudioDelta("r2", "i2", ms(200)))
+    assert conv.handle(e.ResponseDone("r2", "completed")) == []  # the reply still plays
+    out = conv.handle(e.PlaybackFinished({"i2": 200}))
+    assert kinds(out) == ["SendToolOutput", "CreateResponse"]
+    assert out[0] == c.SendToolOutput("c1", "ordered", out[0].event_id)  # type: ignore[union-attr]
+    assert conv.handle(e.ToolResult("c1", "twice")) == []
+
+
+def test_a_held_result_that_comes_after_the_reply_to_the_user_goes_at_once() -> None:
+    conv = held_call()
+    feed(conv, e.ResponseCreated("r2"), e.ResponseDone("r2", "completed"))
+    assert conv.state == "listening"
+    assert kinds(conv.handle(e.ToolResult("c1", "ordered"))) == ["SendToolOutput",
+                                                                "CreateResponse"]
+
+
+def test_a_held_output_is_dropped_with_the_connection_and_logged() -> None:
+    conv = held_call()
+    conv.handle(e.ToolResult("c1", "ordered"))
+    with capture_logs() as logs:
+        out = conv.handle(e.Disconnected("gone"))
+    assert not [x for x in out if isinstance(x, c.CancelTool | c.SendToolOutput)]
+    assert [x["reason"] for x in logs if x["event"] == "tool_result_dropped"] == [
+        "held, and the connection was lost"]

@@ -111,7 +111,7 @@ def test_cli_accepts_the_default_machine_and_says_what_it_verified(
     assert main(["check"]) == 0
     out = capsys.readouterr().out
     assert "ok: every state can return to listening without a disconnect or a stop" in out
-    assert "ok: generated tests: all 57 edges fired and all 4 states reached" in out
+    assert "ok: generated tests: all 73 edges fired and all 5 states reached" in out
 
 
 def test_the_readmes_extension_example_runs_and_passes_its_checks() -> None:

@@ -8,9 +8,9 @@ import pytest
 from transitions import MachineError
 
 from bargein.errors import StateTableError
-from bargein.states import DEFAULT_TABLE, State, TableMachine, Transition
+from bargein.states import CONDITIONS, DEFAULT_TABLE, State, TableMachine, Transition
 
-NAMES = ("playing", "generating", "connected", "paused")
+NAMES = CONDITIONS
 
 
 def _facts(**facts: bool) -> dict[str, Callable[[], bool]]:

@@ -9,6 +9,7 @@ import pytest
 from transitions import MachineError
 
 from bargein.states import (
+    CONDITIONS,
     DEFAULT_TABLE,
     State,
     StateTable,
@@ -19,7 +20,7 @@ from bargein.states import (
     timer_trigger,
 )
 
-NAMES = ("playing", "generating", "connected", "paused")
+NAMES = CONDITIONS
 
 NESTED = DEFAULT_TABLE.extend(
     states=[
