@@ -113,24 +113,25 @@ class MachineDriver:
         return what the step asks for (``_effects``). An illegal trigger is logged and
         counted, never raised; nothing then, nor when every guarded edge refused."""
         machine = self._machine
-        source = machine.state
         if not machine.legal(trigger):
             self.stats.illegal_events += 1
-            log.warning("illegal_event", state=source, trigger=trigger)
+            log.warning("illegal_event", state=machine.state, trigger=trigger)
             return []
         step = machine.step(trigger)
         if step is None:
             return []
-        edge, dest = step.edge, step.dest
+        edge, source, dest = step.edge, step.source, step.dest
         if dest != source or edge.reason:
-            record = TransitionRecord(source, dest, trigger, edge.reason)
-            log.info("transition", source=source, dest=dest, trigger=trigger,
-                     reason=edge.reason, responses=sorted(self._generating))
-            for observer in list(self._observers):
-                try:
-                    observer(record)
-                except Exception:  # an observer's bug must not break the conversation
-                    log.exception("observer_failed", observer=repr(observer))
+            if log.enabled("info"):  # its fields cost to build: only when it is wanted
+                log.info("transition", source=source, dest=dest, trigger=trigger,
+                         reason=edge.reason, responses=sorted(self._generating))
+            if self._observers:
+                record = TransitionRecord(source, dest, trigger, edge.reason)
+                for observer in list(self._observers):
+                    try:
+                        observer(record)
+                    except Exception:  # an observer's bug must not break the conversation
+                        log.exception("observer_failed", observer=repr(observer))
         quiet = self._quiet
         if edge.actions or not quiet.issuperset(step.entered) \
                 or not quiet.issuperset(step.exited):

@@ -34,6 +34,32 @@ starts a timer on entering the state and fires the trigger when the timer report
 ``bargein.core.actions``). The guards are named in the table (``CONDITIONS``); their
 meaning belongs to whoever owns the facts (the conversation core), which passes one
 zero-argument predicate per name.
+
+Speed. ``transitions``' own trigger path costs ~20 µs per event (an ``EventData``, a
+partial, a debug log call per phase, callbacks resolved one by one), more than the rest of
+a state-changing event in the core. So ``step`` runs a compiled path in front of it, and
+the machine stays the authority on where each edge leads:
+
+- *Which edge.* Per (state, trigger), the candidate ``transitions.Transition`` objects are
+  read from the machine's own ``Event.transitions``, in the order its trigger tries them
+  (the innermost state's first, then each ancestor's: ``resolve_order``), and each
+  transition's one condition is a gate that checks its edge's guards, in the table's order,
+  stopping at the first that refuses, exactly what ``transitions``' conditions did (a
+  ``Condition`` passes when ``predicate() == target``). The compiled path walks the same
+  candidates and checks the same guards, so each predicate is called as often and in the
+  same order as on ``transitions``' path.
+- *Where it leads.* Firing a given transition from a given state always leaves and enters
+  the same states and lands in the same place (a transition has a fixed destination;
+  history is compiled into guarded variants, above). The first time a (state, transition)
+  fires, ``transitions``' own trigger runs it, with every other candidate's gate shut
+  (``_forced``) so that no guard is asked twice; the ``Step`` it made, the state it landed
+  in and the history it noted are kept, and every later firing replays them: it sets the
+  model's state and the history as that run did, and returns the same (immutable) ``Step``.
+
+``TableMachine(..., fast=False)`` runs every trigger through ``transitions``' trigger path
+instead: the reference the compiled path is tested against (``tests/states/
+test_machine_fast.py`` drives both with the same random triggers and guard values, on flat
+and nested tables, and compares every step, state and history).
 """
 
 from __future__ import annotations
@@ -41,7 +67,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from transitions import Machine, MachineError
 from transitions.extensions.nesting import HierarchicalMachine, NestedState
@@ -50,6 +76,9 @@ from bargein.errors import StateTableError
 from bargein.states.table import StateTable, Transition
 
 SEPARATOR = "."
+
+Guard = tuple[Callable[[], object], bool]
+"""A predicate and the value it must equal for the edge to pass (``unless``: ``False``)."""
 
 
 class _DotState(NestedState):
@@ -79,14 +108,33 @@ class Step:
 
 MachineSnapshot = tuple[str, tuple[tuple[str, str | None], ...]]
 
+_Replay = tuple[Step, str | None, tuple[tuple[str, str | None], ...]]
+"""What firing one candidate from one state did: the step, the model's state after it
+(``None``: unchanged), the history it noted, in order."""
+
+
+class _Candidate:
+    """One ``transitions.Transition`` a trigger tries from one state: its guards, its
+    index in the machine's transitions (for ``_forced``), and, once it has fired from that
+    state, what it did."""
+
+    __slots__ = ("guards", "index", "replay")
+
+    def __init__(self, guards: tuple[Guard, ...], index: int) -> None:
+        self.guards = guards
+        self.index = index
+        self.replay: _Replay | None = None
+
 
 class TableMachine:
     """A ``transitions`` machine built from ``table``, one callback per edge and state."""
 
-    __slots__ = ("_entered", "_exited", "_fire", "_fired", "_leaf", "_machine", "_model",
-                 "_parents", "_triggers", "history", "listener", "table")
+    __slots__ = ("_candidates", "_entered", "_exited", "_fast", "_fire", "_fired", "_forced",
+                 "_guards", "_leaf", "_machine", "_model", "_notes", "_triggers", "history",
+                 "listener", "table")
 
-    def __init__(self, table: StateTable, predicates: Mapping[str, Callable[[], bool]]) -> None:
+    def __init__(self, table: StateTable, predicates: Mapping[str, Callable[[], bool]], *,
+                 fast: bool = True) -> None:
         edges = table.edges()
         unknown = {n for t in edges for n in (*t.conditions, *t.unless)} - set(predicates)
         if unknown:
@@ -96,11 +144,18 @@ class TableMachine:
         """Per compound state, the child it was last in (``None``: in itself, or never)."""
         self.listener: Callable[[Step], None] | None = None
         """Called with every ``Step`` (the generated tests count edges with it)."""
+        self._fast = fast
         self._fired: Transition | None = None
+        self._forced: int | None = None
+        """While a first firing runs on ``transitions``' path: the one transition whose
+        gate opens (every other refuses without asking its guards)."""
         self._exited: list[str] = []
         self._entered: list[str] = []
         self._model: Any = _Model()
-        self._parents = {s.name: s.parent for s in table.states}
+        self._notes = {s.name: ((() if s.parent is None else ((s.parent, s.name),))
+                                + (((s.name, None),) if table.children(s.name) else ()))
+                       for s in table.states}
+        """What entering each state notes in ``history``."""
         nested = table.nested
         path = {n: SEPARATOR.join(table.path(n)) if nested else n for n in table.state_names}
         self._leaf = {p: n for n, p in path.items()}
@@ -110,6 +165,7 @@ class TableMachine:
         self._triggers = {
             path[n]: frozenset(t for a in table.path(n) for t in own[a]) for n in table.state_names
         }
+        self._guards: list[tuple[Guard, ...]] = []
         transitions = [spec for edge in edges for spec in self._specs(edge, predicates, path)]
         options: dict[str, Any] = {
             "model": self._model, "transitions": transitions, "initial": path[table.initial],
@@ -125,6 +181,8 @@ class TableMachine:
             self._machine = Machine(states=[self._state_spec(n) for n in table.state_names],
                                     **options)
             self._fire = None  # a flat machine's event is triggered directly
+        self._candidates = {p: {t: self._compile(p, t) for t in self._triggers[p]}
+                            for p in self._leaf}
 
     def _state_spec(self, name: str) -> dict[str, Any]:
         spec: dict[str, Any] = {"name": name}
@@ -142,23 +200,43 @@ class TableMachine:
 
     def _specs(self, edge: Transition, predicates: Mapping[str, Callable[[], bool]],
                path: Mapping[str, str]) -> list[dict[str, Any]]:
-        conditions: list[Callable[[], bool]] = [predicates[n] for n in edge.conditions]
+        conditions: list[Guard] = [(predicates[n], True) for n in edge.conditions]
+        unless: list[Guard] = [(predicates[n], False) for n in edge.unless]
         base: dict[str, Any] = {
             "trigger": edge.trigger,
             "source": path[edge.source],
-            "conditions": conditions,
-            "unless": [predicates[n] for n in edge.unless],
             "after": partial(self._on_edge, edge),
         }
         if edge.dest is None or not edge.history:
-            return [{**base, "dest": None if edge.dest is None else path[edge.dest]}]
-        parent = edge.dest
-        variants = [
-            {**base, "dest": path[child],
-             "conditions": [*conditions, partial(self._was_in, parent, child)]}
-            for child in self.table.children(parent)
-        ]
-        return [*variants, {**base, "dest": path[parent]}]
+            variants = [({**base, "dest": None if edge.dest is None else path[edge.dest]},
+                         (*conditions, *unless))]
+        else:
+            parent = edge.dest
+            variants = [
+                ({**base, "dest": path[child]},
+                 (*conditions, (partial(self._was_in, parent, child), True), *unless))
+                for child in self.table.children(parent)
+            ]
+            variants.append(({**base, "dest": path[parent]}, (*conditions, *unless)))
+        specs = []
+        for spec, guards in variants:
+            spec["conditions"] = [partial(self._gate, len(self._guards))]
+            self._guards.append(guards)
+            specs.append(spec)
+        return specs
+
+    def _compile(self, state: str, trigger: str) -> tuple[_Candidate, ...]:
+        """The transitions ``trigger`` tries from ``state``, in ``transitions``' order:
+        the innermost state's own first, then each ancestor's."""
+        event = self._machine.events[trigger]
+        parts = state.split(SEPARATOR) if self.table.nested else [state]
+        candidates = []
+        for depth in range(len(parts), 0, -1):
+            for transition in event.transitions.get(SEPARATOR.join(parts[:depth]), ()):
+                (gate,) = transition.conditions
+                index: int = cast("partial[bool]", gate.func).args[0]
+                candidates.append(_Candidate(self._guards[index], index))
+        return tuple(candidates)
 
     # --- the state ---------------------------------------------------------------------
 
@@ -200,6 +278,46 @@ class TableMachine:
 
     def step(self, trigger: str) -> Step | None:
         """Fire ``trigger``; the ``Step`` it made, or ``None`` (see ``fire``)."""
+        model = self._model
+        candidates = self._candidates[model.state].get(trigger)
+        if candidates is None or not self._fast:  # illegal triggers raise there
+            return self._trigger(trigger)
+        for candidate in candidates:
+            for predicate, target in candidate.guards:
+                if predicate() != target:
+                    break
+            else:
+                replay = candidate.replay
+                if replay is None:
+                    return self._first(trigger, candidate)
+                step, dest, notes = replay
+                if dest is not None:
+                    model.state = dest
+                if notes:
+                    history = self.history
+                    for key, value in notes:
+                        history[key] = value
+                if self.listener is not None:
+                    self.listener(step)
+                return step
+        return None
+
+    def _first(self, trigger: str, candidate: _Candidate) -> Step | None:
+        """Fire ``candidate`` on ``transitions``' path (its guards have passed) and keep
+        what it did for the next time."""
+        self._forced = candidate.index
+        try:
+            step = self._trigger(trigger)
+        finally:
+            self._forced = None
+        if step is not None:
+            dest = None if step.edge.dest is None else self._model.state
+            notes = tuple(note for name in step.entered for note in self._notes[name])
+            candidate.replay = step, dest, notes
+        return step
+
+    def _trigger(self, trigger: str) -> Step | None:
+        """``trigger`` through ``transitions``' own trigger path."""
         event = self._machine.events.get(trigger)
         if event is None:
             raise MachineError(f"no edge of the table fires on {trigger!r}")
@@ -228,16 +346,22 @@ class TableMachine:
             self.listener(step)
         return step
 
+    def _gate(self, index: int) -> bool:
+        """The one condition of ``transitions``' transition ``index``: its edge's guards,
+        in order, each ``predicate() == target`` (what ``transitions.Condition`` checks).
+        While a first firing is forced, only that transition's gate opens."""
+        forced = self._forced
+        if forced is not None:
+            return index == forced
+        return all(predicate() == target for predicate, target in self._guards[index])
+
     def _on_edge(self, edge: Transition) -> None:
         self._fired = edge
 
     def _on_enter(self, name: str) -> None:
         self._entered.append(name)
-        parent = self._parents[name]
-        if parent is not None:
-            self.history[parent] = name
-        if self.table.children(name):
-            self.history[name] = None
+        for key, value in self._notes[name]:
+            self.history[key] = value
 
     def _was_in(self, parent: str, child: str) -> bool:
         return self.history.get(parent) == child
