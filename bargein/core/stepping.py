@@ -25,6 +25,9 @@ from bargein.states.table import INTERRUPTED, Action, StateTable
 
 log = get_logger("bargein.core.conversation")
 
+_KEPT = (c.CancelResponse, c.TruncateItem, c.DeleteItem)
+"""Commands the reconciler keeps (``SentCommands.keep``) to recognise the server's answers."""
+
 
 class Facts(NamedTuple):
     """The facts the guards ask about (``bargein.states.CONDITIONS``)."""
@@ -147,22 +150,27 @@ class MachineDriver:
         elif DUCKED in step.exited and self._machine.active(RESPONDING):
             self.stats.false_interruptions += 1  # judged, not confirmed: the reply goes on
             log.info("false_interruption", trigger=step.edge.trigger, state=step.dest)
-        table, plain = self.table, self._plain
+        table, plain, timers = self.table, self._plain, self._timers
         for name in step.exited:
             if name in plain:
                 continue
             for timer, _ in self._state_timers[name]:
-                if timer in self._timers:
-                    self._timers.discard(timer)
+                if timer in timers:
+                    timers.discard(timer)
                     commands.append(c.CancelTimer(timer))
-            commands += self._act(table.state(name).on_exit, step, name, event)
-        commands += self._act(step.edge.actions, step, None, event)
+            actions = table.state(name).on_exit
+            if actions:
+                commands += self._act(actions, step, name, event)
+        if step.edge.actions:
+            commands += self._act(step.edge.actions, step, None, event)
         for name in step.entered:
             if name in plain:
                 continue
-            commands += self._act(table.state(name).on_enter, step, name, event)
+            actions = table.state(name).on_enter
+            if actions:
+                commands += self._act(actions, step, name, event)
             for timer, ms in self._state_timers[name]:
-                self._timers.add(timer)
+                timers.add(timer)
                 commands.append(c.StartTimer(timer, ms))
         if step.entered:
             commands += self._mic.enter(step.dest)
@@ -170,13 +178,12 @@ class MachineDriver:
 
     def _act(self, actions: tuple[Action, ...], step: Step, state: str | None,
              event: e.Event | None) -> list[c.Command]:
-        if not actions:
-            return []
         context = ActionContext(step.edge.trigger, step.source, step.dest, state, event,
-                                *self.facts)
+                                self._playing, tuple(sorted(self._generating)), self._connected,
+                                self._paused)  # ``facts``, without building the named tuple
         commands = run_actions(actions, context, self.stats, self._event_id)
         for command in commands:
-            if isinstance(command, c.CancelResponse | c.TruncateItem | c.DeleteItem):
+            if isinstance(command, _KEPT):
                 self._sent.keep(command)
             elif isinstance(command, c.StartTimer):
                 self._timers.add(command.name)
