@@ -11,13 +11,20 @@ import pytest
 from bargein.adapters.session_config import SessionConfig
 from bargein.core import events as e
 from bargein.session import Transcript
-from bargein.sim import Reply, ToolCall
+from bargein.sim import Faults, Reply, ToolCall
+from bargein.sim.record import ConnectionRecord
+from bargein.sim.server import Simulator
 from bargein.states import DEFAULT_TABLE
-from bargein.tools import tool
+from bargein.tools import tool, tools_from
+from examples import tools as examples_tools
 from tests.support.live import live
 from tests.support.sim_support import check_client_events, serving, silence
 
 pytestmark = pytest.mark.e2e
+
+
+def record_of(sim: Simulator) -> ConnectionRecord:
+    return sim.records[0]
 
 
 async def test_a_call_runs_and_the_follow_up_speaks_its_output() -> None:
@@ -83,3 +90,63 @@ async def test_a_barge_in_cancels_a_running_call_and_no_output_is_sent() -> None
     assert len(record.client_events("response.create")) == 1, "no follow-up"
     assert run.interrupted()[0].settlements[0].action == "truncate"
     assert not record.server_events("error")
+
+
+async def test_a_call_that_completes_after_its_reply_was_cut_never_runs() -> None:
+    """A distant server (its cancel takes effect 8 s late) finishes the reply, and the
+    function call in it, after the user barged in: the call is of a cut reply, and never
+    runs (``examples.tools`` records every call)."""
+    examples_tools.CALLS.clear()
+    script = (Reply(("One moment, please.", ToolCall("departure", {"city": "York"}))),)
+    async with serving(script=script, speed=2.0, faults=Faults(cancel_delay_ms=8000)) as sim, \
+            live(sim, DEFAULT_TABLE, silence(30000), SessionConfig(turn_detection=None),
+                 tools=tools_from(examples_tools.TOOLS)) as run:
+        await run.reach("idle", "listening")
+        run.session.handle(e.RequestResponse())
+        await run.until(lambda: max(run.session.sink.heard_ms().values(), default=0) >= 300)
+        run.session.handle(e.UserInterrupt())
+        # the refused cancel comes after the whole reply: once the client has it, it has
+        # had the call too
+        await run.until(lambda: run.session.conversation.stats.benign_errors >= 1)
+        record = sim.records[0]
+    (done,) = record.server_events("response.done")
+    assert done["response"]["status"] == "completed"  # the server did finish the call...
+    assert [x["name"] for x in record.server_events("response.function_call_arguments.done")
+            ] == ["departure"]
+    assert examples_tools.CALLS == []  # ...and it never ran
+    assert not record.client_events("conversation.item.create")
+    (error,) = record.server_events("error")
+    assert error["error"]["code"] == "response_cancel_not_active"  # provoked: the late cancel
+
+
+async def test_a_held_booking_is_given_to_the_model_after_it_answered_the_interruption(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``book_seat`` (hold) still runs when the user interrupts; its output is not sent
+    while the user's turn and the reply to it go on, then goes with a follow-up."""
+    examples_tools.CALLS.clear()
+    monkeypatch.setattr(examples_tools, "BOOKING_S", 1.5)
+    script = (Reply(("One moment.", ToolCall("book_seat", {"train": "6:30 to York"},
+                                             "Done: {output}."))),
+              "Of course, a window seat.")
+    async with serving(script=script, speed=4.0) as sim, \
+            live(sim, DEFAULT_TABLE, silence(60000), SessionConfig(turn_detection=None),
+                 tools=tools_from(examples_tools.TOOLS)) as run:
+        await run.reach("idle", "listening")
+        run.session.handle(e.RequestResponse())
+        await run.until(lambda: bool(examples_tools.CALLS))
+        run.session.handle(e.UserInterrupt())  # over the reply, or over the running call
+        await run.until(lambda: bool(run.interrupted()))
+        run.session.handle(e.RequestResponse())  # the user's turn: answered first
+        await run.until(lambda: len(record_of(sim).client_events("response.create")) == 3)
+        await run.until(lambda: [f.status for f in run.session.figures.values()][-1:]
+                        == ["completed"] and len(run.session.figures) == 3)
+        record = sim.records[0]
+    creates = [i for i, ev in enumerate(record) if ev.type == "response.create"]
+    (output,) = [(i, ev) for i, ev in enumerate(record) if ev.type == "conversation.item.create"]
+    assert creates[1] < output[0] < creates[2], "held past the reply to the user"
+    said = [o.text for o in run.seen if isinstance(o, Transcript) and o.final]
+    assert said[-2:] == ["Of course, a window seat.",
+                         "Done: seat window on the 6:30 to York is booked."]
+    assert examples_tools.CALLS == [("book_seat", {"train": "6:30 to York", "seat": "window"})]
+    assert not record.server_events("error")
+    check_client_events(sim, "ga")

@@ -122,7 +122,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from bargein.sim import DEFAULT_REPLY_LATENCY_MS, DEFAULT_SCRIPT, Faults, SimConfig, serve
+    from bargein.sim import (
+        DEFAULT_REPLY_LATENCY_MS,
+        DEFAULT_SCRIPT,
+        Faults,
+        SimConfig,
+        parse_script,
+        serve,
+    )
 
     _show_logs(args, default="info")  # a server's log is its output: a line per connection
     script = DEFAULT_SCRIPT
@@ -131,7 +138,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
             text = Path(args.script).read_text(encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot read the script {args.script}: {exc.strerror}") from None
-        script = tuple(line.strip() for line in text.splitlines() if line.strip())
+        script = parse_script(text)  # texts, "call NAME {...} => answer", " | " parts
     latency = DEFAULT_REPLY_LATENCY_MS if args.reply_latency is None else args.reply_latency
     config = SimConfig(script=script, speed=args.speed, voice=args.voice,
                        faults=Faults.parse(args.faults), reply_latency_ms=latency,

@@ -59,6 +59,8 @@ class Connection:
         self.config = config
         self.api = api
         self.faults = faults
+        self._delayed: set[asyncio.TimerHandle] = set()
+        """Cancels waiting out ``cancel_delay_ms``."""
         self.record = record
         self.session_id = self.ids("sess")
         self.settings = Settings(model=model)
@@ -96,6 +98,8 @@ class Connection:
                     self.out.emit_raw(UNKNOWN_EVENT)
             await self._read()
         finally:
+            for handle in self._delayed:  # the connection is gone: nothing more happens
+                handle.cancel()
             self.replies.abandon()
             sender.cancel()
 
@@ -216,7 +220,16 @@ class Connection:
         self.start_reply(request)
 
     def on_response_cancel(self, event: dict[str, Any]) -> None:
-        """Cancel the active reply; a cancel naming another response is refused, as upstream."""
+        """Cancel the active reply; a cancel naming another response is refused, as upstream
+        (after ``cancel_delay_ms``, when that fault is set)."""
+        delay = self.faults.cancel_delay_ms
+        if delay:
+            self._delayed.add(asyncio.get_running_loop().call_later(
+                delay / 1000, self._cancel, event))
+        else:
+            self._cancel(event)
+
+    def _cancel(self, event: dict[str, Any]) -> None:
         named = event.get("response_id")
         reply = self.replies.find(named if isinstance(named, str) else None)
         if reply is None:

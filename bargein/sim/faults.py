@@ -51,6 +51,10 @@ class Faults:
       refuses the session.
     - ``silent``: the handshake succeeds, then the server says nothing and reads nothing,
       so it answers no pings either: a peer that died without closing.
+    - ``cancel_delay_ms``: a ``response.cancel`` takes effect this many (wall) milliseconds
+      after it arrives, as on a distant server: the reply streams on meanwhile, and may end
+      first (the cancel is then refused, ``response_cancel_not_active``), its tool calls
+      with it.
     """
 
     late_deltas_after_cancel: int = 0
@@ -65,6 +69,7 @@ class Faults:
     handshake_status: int = 0
     close_at_once: int = 0
     silent: bool = False
+    cancel_delay_ms: float = 0.0
 
     def __post_init__(self) -> None:
         for field in (
@@ -73,6 +78,7 @@ class Faults:
             "reorder_every",
             "malformed_frame_after",
             "jitter_ms",
+            "cancel_delay_ms",
         ):
             if getattr(self, field) < 0:
                 raise SimError(f"fault {field} must not be negative")

@@ -6,18 +6,22 @@ needed)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from bargein.adapters.audio.wav import write_wav
-from bargein.sim import ToolCall
+from bargein.sim import ToolCall, parse_script
 from bargein.sim.record import ConnectionRecord
+from bargein.sim.script import Entry
 from bargein.sim.voice import speak
 from tests.cli.test_cli import bargein, env, one_clear_line
 from tests.support.sim_support import serving, silence
 
 pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TRAINS = """
 def departure(city: str) -> str:
@@ -28,7 +32,7 @@ TOOLS = [departure]
 """
 
 
-async def _talk(tmp_path: Path, *flags: str, script: tuple[str | ToolCall, ...] = ("At six.",)
+async def _talk(tmp_path: Path, *flags: str, script: tuple[Entry, ...] = ("At six.",)
                 ) -> tuple[str, ConnectionRecord]:
     """``bargein talk`` with ``flags``, a spoken question as the input, modules in
     ``tmp_path`` importable, against the simulator saying ``script``; its output, and the
@@ -39,7 +43,7 @@ async def _talk(tmp_path: Path, *flags: str, script: tuple[str | ToolCall, ...] 
         code, out, err = await bargein(
             "talk", "--url", sim.url, *flags, "--input", str(wav),
             "--output", str(tmp_path / "o.wav"), "--linger", "1.5",
-            environ=env(PYTHONPATH=str(tmp_path)))
+            environ=env(PYTHONPATH=os.pathsep.join((str(tmp_path), str(ROOT)))))
         record = sim.records[0]
     assert code == 0, err
     return out, record
@@ -79,6 +83,20 @@ async def test_tools_from_a_module_are_declared_run_and_answered(tmp_path: Path)
     (output,) = record.client_events("conversation.item.create")
     assert output["item"]["output"] == "6:30 from platform four"
     assert '"It leaves at 6:30 from platform four."' in out, out
+
+
+async def test_the_example_tools_and_script_run_a_call_to_its_follow_up(tmp_path: Path) -> None:
+    """``bargein talk --tools examples.tools:TOOLS`` against the example script's first
+    entry: the departure lookup runs, its output is sent, the follow-up says it."""
+    script = parse_script((ROOT / "examples" / "tools_script.txt").read_text())
+    out, record = await _talk(tmp_path, "--tools", "examples.tools:TOOLS", script=script[:1])
+    (update,) = record.client_events("session.update")
+    assert [t["name"] for t in update["session"]["tools"]] == [
+        "departure", "book_seat", "send_ticket"]
+    (output,) = record.client_events("conversation.item.create")
+    assert output["item"]["output"] == "6:30 from platform four"
+    assert '"The next train to York leaves at 6:30 from platform four."' in out, out
+    assert not record.server_events("error")
 
 
 async def test_tools_that_cannot_be_loaded_are_one_clear_line(tmp_path: Path) -> None:
