@@ -34,10 +34,17 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # bargein is imported by bargein's runner only, not by the other clients'
+    from bargein.adapters.audio.memory import MemorySource
+    from bargein.adapters.audio.protocols import AudioFrame
+    from bargein.core import commands as c
+    from bargein.core import events as e
+    from bargein.session import Transport
 
 FRAME_MS = 20
 CYCLE_MS = 6000
@@ -85,6 +92,52 @@ class Meter:
     def frame_sent(self, due: float) -> None:
         if self.measuring:
             self.late_ms.append((time.perf_counter() - due) * 1000)
+
+
+class DueSource:
+    """A ``MemorySource`` whose frames remember when they were due (their end captured)."""
+
+    def __init__(self, source: MemorySource, zeros: list[float], group: int,
+                 due: dict[int, tuple[bytes, float]]) -> None:
+        self._source, self._zeros, self._group, self._due = source, zeros, group, due
+
+    async def frames(self) -> AsyncIterator[AudioFrame]:
+        due, zeros, group = self._due, self._zeros, self._group
+        async for frame in self._source.frames():
+            # zeros[group]: the wall time the group's clock started from
+            due[id(frame.pcm)] = (frame.pcm,
+                                  zeros[group] + (frame.captured_at_ms + FRAME_MS) / 1000)
+            if len(due) > 512:  # frames the core dropped (before the session was ready)
+                for key in list(due)[:256]:
+                    del due[key]
+            yield frame
+
+    def close(self) -> None:
+        self._source.close()
+
+
+class TimedTransport:
+    """A transport that notes when each mic frame was sent, against when it was due."""
+
+    def __init__(self, inner: Transport, due: dict[int, tuple[bytes, float]],
+                 meter: Meter) -> None:
+        from bargein.core.commands import SendAudio
+
+        self._inner, self._due, self._meter = inner, due, meter
+        self._send_audio = SendAudio
+
+    def events(self) -> AsyncIterator[e.Event]:
+        return self._inner.events()
+
+    async def send(self, command: c.ServerCommand) -> None:
+        await self._inner.send(command)
+        if isinstance(command, self._send_audio):
+            entry = self._due.pop(id(command.audio), None)
+            if entry is not None and entry[0] is command.audio:
+                self._meter.frame_sent(entry[1])
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 async def paced_frames(pcm: bytes, meter: Meter, send: Callable[[bytes], Awaitable[None]]) -> None:
@@ -162,8 +215,8 @@ async def run_sdk(url: str, pcm: bytes, meter: Meter) -> None:
     recipe = Recipe(meter)
     client = AsyncOpenAI(api_key="sk-sim", websocket_base_url=url)
     async with client.realtime.connect(model="gpt-realtime") as conn:
-        await conn.session.update(session={"type": "realtime",
-                                           "audio": {"input": SETTINGS}})  # type: ignore[typeddict-item]
+        session: Any = {"type": "realtime", "audio": {"input": SETTINGS}}
+        await conn.session.update(session=session)
 
         async def send(frame: bytes) -> None:
             await conn.input_audio_buffer.append(audio=base64.b64encode(frame).decode())
@@ -214,32 +267,39 @@ async def run_agents(url: str, pcm: bytes, meter: Meter) -> None:
 
 
 async def run_bargein_all(url: str, pcm: bytes, meters: list[Meter]) -> None:
-    """bargein's sessions share one clock, advanced every 20 ms as a sound card would."""
+    """bargein's sessions share one clock, advanced every 20 ms as a sound card would; a
+    frame's lateness is taken when the transport has sent it (``TimedTransport``)."""
     from bargein import RealtimeTransport, ServerVad, Session, SessionConfig, endpoints
     from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
     from bargein.core import events as e
-    from bargein.session import Interrupted
+    from bargein.session import Interrupted, Observation
 
     clock = VirtualClock()
+    zeros = [0.0]  # the wall time the clock started from, set as the ticker starts
     sessions: list[Session] = []
     for meter in meters:
         transport = RealtimeTransport(endpoints.custom(url, auth="none"), None)
         await transport.connect()
-        session = Session(transport, MemorySource(clock, pcm), MemorySink(clock, keep_ms=10_000),
+        due: dict[int, tuple[bytes, float]] = {}
+        session = Session(TimedTransport(transport, due, meter),
+                          DueSource(MemorySource(clock, pcm), zeros, 0, due),
+                          MemorySink(clock, keep_ms=10_000),
                           clock=lambda: clock.ms / 1000, linger_s=None)
-        session.subscribe(lambda o, m=meter: setattr(m, "barge_ins", m.barge_ins + 1)
-                          if isinstance(o, Interrupted) else None)
+
+        def count(o: Observation, m: Meter = meter) -> None:
+            if isinstance(o, Interrupted):
+                m.barge_ins += 1
+
+        session.subscribe(count)
         await session.__aenter__()
         session.handle(e.ConfigureSession(SessionConfig(turn_detection=ServerVad(
             silence_duration_ms=300, interrupt_response=True, create_response=True))))
         sessions.append(session)
-    start = time.perf_counter()
+    start = zeros[0] = time.perf_counter()
     for n in range(len(pcm) // (FRAME_MS * 48)):
-        due = start + (n + 1) * FRAME_MS / 1000
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        due_at = start + (n + 1) * FRAME_MS / 1000
+        await asyncio.sleep(max(0.0, due_at - time.perf_counter()))
         clock.advance_ms(FRAME_MS)
-        for meter in meters:
-            meter.frame_sent(due)
     for meter, session in zip(meters, sessions, strict=True):
         meter.replies = sum(1 for f in session.figures.values() if f.status)
         await session.close()

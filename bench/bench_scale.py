@@ -1,0 +1,270 @@
+"""How many bargein sessions one core keeps in real time: N sessions in ONE process, one loop.
+
+Each of N concurrent ``bargein.Session``s streams its microphone in 20 ms frames at real time
+and plays the replies into memory, as in ``bench_clients.py``: 600 ms of speech every 6 s
+(the server's VAD ends the turn and a ~3 s reply comes back in 100 ms deltas, paced at real
+time) and, every other cycle, 600 ms more at 2.4 s, over the reply: a barge-in (the server
+cancels, bargein flushes its speaker and truncates). Sessions are spread over six groups
+whose speech starts 1 s apart and whose microphones tick 3.3 ms apart, so that N sessions
+are not N copies of the same instant.
+
+The microphone of each group is a ``MemorySource`` on a ``VirtualClock`` that one ticker
+advances by 20 ms at the wall's pace, as a sound card's callback would; the speaker is a
+``MemorySink`` (keeping 10 s) on the same clock. Mic lateness is how late each 20 ms frame
+reached the socket (``RealtimeTransport.send`` returned) against the moment its last sample
+was captured; it includes the ticker's own lateness, as a late callback would.
+
+``--server sim`` (the default): the simulator (``bargein.sim.serve``, what ``bargein sim``
+runs) in a process of its own, one WebSocket per session over loopback: the whole client,
+codec, websockets and the kernel's loopback send included. ``--server memory``: an
+in-process ``MemoryServer`` per session, scripted by one driver task with the same replies
+and barge-ins: no socket, no JSON, the session's own cost (mic path, core, playout,
+progress polling) plus the scripting's (about 1 us per event). Use it when the simulator
+would be the bottleneck (``bench_sim_load.py``: about 500 sessions per process).
+
+Each N runs in a fresh process: ``--warmup`` seconds, then ``--seconds`` measured. The
+figures: this process's CPU time (``process_time``) per session-second beside the wall time
+of the window, the fraction of one core that is, mic lateness p50/p95/max, replies and
+barge-ins settled in the window. "keeps up" means p95 <= 40 ms (issue 14's bar). A bench,
+not a test: nothing is asserted.
+
+    .venv/bin/python bench/bench_scale.py [--server sim|memory] [--sessions 25,50,100,150,300]
+        [--seconds 20] [--warmup 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+from bench_clients import (
+    CYCLE_MS,
+    FRAME_MS,
+    REPLY,
+    SERVER,
+    SPEECH,
+    DueSource,
+    Meter,
+    TimedTransport,
+    mic_pcm,
+)
+
+from bargein import RealtimeTransport, ServerVad, Session, SessionConfig, endpoints
+from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
+from bargein.core import events as e
+from bargein.session import Interrupted, Transport
+from bargein.testing import MemoryServer
+from bargein.testing.memory_server import deltas
+
+GROUPS = 6
+LATE_OK_MS = 40.0
+REPLY_MS = 3000
+REPLY_AFTER_MS = 900  # speech ends at 600 ms; the simulator's VAD waits 300 ms
+
+
+class Script:
+    """The memory server's side of every session, from one task: the replies the simulator
+    would send, in 100 ms deltas at real time, and on odd cycles the user's speech over the
+    reply (``MemoryServer(answer=True)`` then cancels it, as the server's VAD would)."""
+
+    def __init__(self) -> None:
+        self.groups: list[list[MemoryServer]] = [[] for _ in range(GROUPS)]
+        self.chunks = [d.audio for d in deltas("r", "i", REPLY_MS)]
+
+    def timeline(self) -> list[tuple[float, int, str, int]]:
+        """(ms into the 12 s pattern, group, what, which delta), in time order."""
+        steps: list[tuple[float, int, str, int]] = []
+        barge_ms = SPEECH[1][0] - REPLY_AFTER_MS  # into the second reply
+        for group in range(GROUPS):
+            for cycle in (0, 1):
+                base = group * 1000 + cycle * CYCLE_MS + REPLY_AFTER_MS
+                steps.append((base, group, "start", 0))
+                for k in range(len(self.chunks)):
+                    if cycle and k * 100 >= barge_ms:
+                        break
+                    steps.append((base + k * 100, group, "delta", k))
+                if cycle:
+                    steps.append((base + barge_ms, group, "barge", 0))
+                    steps.append((base + barge_ms + 600, group, "stopped", 0))
+                else:
+                    steps.append((base + REPLY_MS, group, "done", 0))
+        return sorted(steps, key=lambda s: s[0])
+
+    async def run(self, zero: float) -> None:
+        steps, pattern, turn = self.timeline(), 2 * CYCLE_MS, 0
+        while True:
+            for at_ms, group, what, k in steps:
+                due = zero + (turn * pattern + at_ms) / 1000
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                cycle = int(at_ms - group * 1000 >= CYCLE_MS)
+                rid, item = f"resp_{turn}_{cycle}", f"item_{turn}_{cycle}"
+                for server in self.groups[group]:
+                    if what == "delta":
+                        server.push(e.AudioDelta(rid, item, self.chunks[k]))
+                    elif what == "start":
+                        server.sent.clear()  # its record of every frame: not the session's
+                        server.push(e.ResponseCreated(rid), e.OutputItemAdded(rid, item))
+                    elif what == "done":
+                        server.push(e.ResponseDone(rid, "completed"))
+                    elif what == "barge":
+                        server.push(e.SpeechStarted(f"user_{turn}", 0))
+                    else:
+                        server.push(e.SpeechStopped(f"user_{turn}", 0))
+            turn += 1
+
+
+async def child(server: str, url: str, sessions: int, seconds: float, warmup: float
+                ) -> dict[str, Any]:
+    total_s = warmup + seconds + 2
+    pcms = [mic_pcm(total_s + GROUPS)[g * 48_000:] for g in range(GROUPS)]
+    clocks = [VirtualClock() for _ in range(GROUPS)]
+    meters = [Meter() for _ in range(sessions)]
+    script = Script()
+    live: list[tuple[Session, Meter]] = []
+    due: list[dict[int, tuple[bytes, float]]] = [{} for _ in range(sessions)]
+    zeros = [0.0] * GROUPS  # when each group's clock started, set as the ticker starts
+
+    async def make(n: int) -> None:
+        group = n % GROUPS
+        transport: Transport
+        if server == "sim":
+            real = RealtimeTransport(endpoints.custom(url, auth="none"), None)
+            await real.connect()
+            transport = real
+        else:
+            memory = MemoryServer(answer=True)
+            script.groups[group].append(memory)
+            transport = memory.transport
+        clock = clocks[group]
+        source = DueSource(MemorySource(clock, pcms[group]), zeros, group, due[n])
+        session = Session(TimedTransport(transport, due[n], meters[n]), source,
+                          MemorySink(clock, keep_ms=10_000), clock=lambda: clock.ms / 1000,
+                          linger_s=None)
+        meter = meters[n]
+        session.subscribe(lambda o: setattr(meter, "barge_ins", meter.barge_ins + 1)
+                          if isinstance(o, Interrupted) and meter.measuring else None)
+        session.start()
+        session.handle(e.ConfigureSession(SessionConfig(turn_detection=ServerVad(
+            silence_duration_ms=300, interrupt_response=True, create_response=True))))
+        live.append((session, meter))
+
+    for first in range(0, sessions, 50):
+        await asyncio.gather(*(make(n) for n in range(first, min(sessions, first + 50))))
+    start = time.perf_counter() + 0.1
+    for g in range(GROUPS):
+        zeros[g] = start + g * FRAME_MS / GROUPS / 1000
+    if server == "memory":
+        driver = asyncio.create_task(script.run(start))
+    ticks = int(total_s * 1000 / FRAME_MS)
+    window: tuple[float, float] | None = None
+    settled_before = 0
+    for n in range(ticks):
+        for g in range(GROUPS):
+            tick_at = zeros[g] + (n + 1) * FRAME_MS / 1000
+            await asyncio.sleep(max(0.0, tick_at - time.perf_counter()))
+            clocks[g].advance_ms(FRAME_MS)
+        if window is None and n + 1 >= warmup * 1000 / FRAME_MS:
+            for meter in meters:
+                meter.measuring = True
+            settled_before = sum(_replies(s) for s, _ in live)
+            window = time.process_time(), time.perf_counter()
+        elif window is not None and time.perf_counter() - window[1] >= seconds:
+            break
+    assert window is not None
+    cpu, wall = time.process_time() - window[0], time.perf_counter() - window[1]
+    for meter in meters:
+        meter.measuring = False
+    replies = sum(_replies(s) for s, _ in live) - settled_before
+    if server == "memory":
+        driver.cancel()
+    for session, _ in live:
+        await session.close()
+    late = sorted(x for m in meters for x in m.late_ms)
+    return {"sessions": sessions, "cpu_ms_per_s": cpu * 1000 / (sessions * wall),
+            "core": cpu / wall, "wall_s": wall, "frames": len(late),
+            "late_p50_ms": _pct(late, 0.50), "late_p95_ms": _pct(late, 0.95),
+            "late_max_ms": late[-1] if late else float("nan"), "replies": replies,
+            "barge_ins": sum(m.barge_ins for m in meters)}
+
+
+def _replies(session: Session) -> int:
+    return sum(1 for f in session.figures.values() if f.status)
+
+
+def _pct(values: list[float], q: float) -> float:
+    return values[int(q * (len(values) - 1))] if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", choices=("sim", "memory"), default="sim")
+    parser.add_argument("--sessions", default="25,50,100,150,300",
+                        help="comma-separated N to run, each in a fresh process")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured window")
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--url", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        import logging
+        logging.disable(logging.CRITICAL)
+        print(json.dumps(asyncio.run(child(args.server, args.url, args.child, args.seconds,
+                                           args.warmup))))
+        return
+    server = None
+    url = ""
+    if args.server == "sim":
+        server = subprocess.Popen([sys.executable, "-c", SERVER, REPLY], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+    rows: list[dict[str, Any]] = []
+    try:
+        for n in (int(x) for x in args.sessions.split(",")):
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(n), "--server", args.server,
+                 "--url", url, "--seconds", str(args.seconds), "--warmup", str(args.warmup)],
+                capture_output=True, text=True, check=False,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            if out.returncode != 0:
+                print(f"{n} sessions: failed: {out.stderr.strip().splitlines()[-1:]}")
+                continue
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            _print_row(rows[-1], header=len(rows) == 1, server=args.server,
+                       seconds=args.seconds)
+    finally:
+        if server is not None:
+            server.stdin.close()  # type: ignore[union-attr]
+            server.wait()
+    kept = [r["sessions"] for r in rows if r["late_p95_ms"] <= LATE_OK_MS]
+    if rows:
+        cpu = statistics.median(r["cpu_ms_per_s"] for r in rows)
+        print(f"largest N keeping mic lateness p95 <= {LATE_OK_MS:g} ms in one process "
+              f"(one core): {max(kept) if kept else 'none'}; median CPU {cpu:.2f} ms per "
+              f"session-second, i.e. {1000 / cpu:.0f} sessions per core by CPU alone")
+
+
+def _print_row(row: dict[str, Any], *, header: bool, server: str, seconds: float) -> None:
+    if header:
+        where = ("the simulator in a process of its own, over loopback" if server == "sim"
+                 else "a MemoryServer per session, in this process")
+        print(f"N bargein sessions in one process, {seconds:g} s measured; server: {where}; "
+              "CPU of this process only")
+        print(f"{'N':>5} {'cpu ms/session-s':>17} {'core':>6} {'wall s':>7} "
+              f"{'late p50':>9} {'p95':>7} {'max':>7} {'replies':>8} {'barge-ins':>10}  keeps up")
+    ok = "yes" if row["late_p95_ms"] <= LATE_OK_MS else "no"
+    print(f"{row['sessions']:5d} {row['cpu_ms_per_s']:17.2f} {row['core']:6.2f} "
+          f"{row['wall_s']:7.1f} {row['late_p50_ms']:9.1f} {row['late_p95_ms']:7.1f} "
+          f"{row['late_max_ms']:7.1f} {row['replies']:8d} {row['barge_ins']:10d}  {ok}",
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()
