@@ -669,12 +669,16 @@ class Session:
         if kind is e.MicAudio:  # 50 a second: no figures, no machine (the core's fast path)
             self._execute(self.conversation.handle(event))
             return
+        if kind is e.PlaybackProgress:  # 50 a second while a reply plays; the core only
+            self._on_heard(event.heard_ms)  # type: ignore[union-attr]  # records it
+            self._execute(self.conversation.handle(event))
+            return
         now = self.now_ms()
         if kind is e.AudioDelta:
             self._on_audio_delta(event, now)  # type: ignore[arg-type]
             return
         if (kind in e.BARGE_IN_EVENTS and self.conversation.state != DUCKED) \
-                or kind is e.UserStop:
+                or kind is e.UserStop or kind is e.TalkPressed:
             # while a sound is judged, its onset stays the signal a commit is timed from
             self._signal_at = now
             self._generating_at_signal = {
@@ -739,9 +743,11 @@ class Session:
         return "".join(self._texts.get(item_id, ("", []))[1])
 
     def _on_heard(self, heard_ms: Mapping[str, float]) -> None:
+        heard = self._heard
         for item_id, ms in heard_ms.items():
-            self._heard[item_id] = max(ms, self._heard.get(item_id, 0.0))
-            self._update_heard(self._item_response.get(item_id))
+            if ms > heard.get(item_id, 0.0):  # the items that played on (not the settled ones)
+                heard[item_id] = ms
+                self._update_heard(self._item_response.get(item_id))
 
     def _update_heard(self, response_id: str | None) -> None:
         figures = self.figures.get(response_id) if response_id is not None else None
