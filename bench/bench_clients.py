@@ -335,7 +335,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=24.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument("--clients", default=",".join(CLIENTS),
+                        help="comma-separated; bargein@DIR runs bargein from DIR (say, a "
+                             "`git archive` of an older commit), for before/after in one run")
     parser.add_argument("--child", choices=CLIENTS, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -352,11 +354,14 @@ def main() -> None:
     try:
         for _ in range(args.rounds):
             for kind in results:
+                client, _, tree = kind.partition("@")
+                env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+                if tree:
+                    env["PYTHONPATH"] = os.path.abspath(tree)
                 out = subprocess.run(
-                    [sys.executable, __file__, "--child", kind, "--url", url, "--sessions",
+                    [sys.executable, __file__, "--child", client, "--url", url, "--sessions",
                      str(args.sessions), "--seconds", str(args.seconds)],
-                    capture_output=True, text=True, check=False,
-                    env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                    capture_output=True, text=True, check=False, env=env)
                 if out.returncode != 0:
                     print(f"{kind}: failed: {out.stderr.strip().splitlines()[-1:]}")
                     continue
@@ -366,7 +371,8 @@ def main() -> None:
         server.wait()
     print(f"{args.sessions} sessions x {args.seconds:g} s, {args.rounds} rounds, medians; "
           "CPU of the client process only (the simulator runs apart)")
-    print(f"{'client':10} {'cpu ms/session-s':>17} {'wall s':>7} {'mic late p95 ms':>16} "
+    width = max(10, *(len(k) for k in results))
+    print(f"{'client':{width}} {'cpu ms/session-s':>17} {'wall s':>7} {'mic late p95 ms':>16} "
           f"{'replies':>8} {'barge-ins':>10}")
     base = statistics.median(r["cpu_ms_per_s"] for r in results.get("bare", [])) \
         if results.get("bare") else None
@@ -375,7 +381,7 @@ def main() -> None:
             continue
         cpu = statistics.median(r["cpu_ms_per_s"] for r in runs)
         ratio = f"  ({cpu / base:.2f}x bare)" if base else ""
-        print(f"{kind:10} {cpu:17.2f} {statistics.median(r['wall_s'] for r in runs):7.1f} "
+        print(f"{kind:{width}} {cpu:17.2f} {statistics.median(r['wall_s'] for r in runs):7.1f} "
               f"{statistics.median(r['late_p95_ms'] for r in runs):16.1f} "
               f"{statistics.median(r['replies'] for r in runs):8.0f} "
               f"{statistics.median(r['barge_ins'] for r in runs):10.0f}{ratio}")
