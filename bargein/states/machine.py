@@ -17,9 +17,10 @@ Nesting. A table with sub-states is built as a ``transitions`` ``HierarchicalMac
 (the separator is ``.``: ``responding.thinking``; the table's names are unique, so the
 public face of a state is its own name and ``state`` gives the innermost one). It does the
 inheritance: a trigger is tried on the innermost state first, then on its parent when the
-child has no edge or all its edges' guards refuse. Nesting costs: a hierarchical machine
-takes about four times as long per trigger, so a table without sub-states runs on the plain
-``Machine``, with the same callbacks and the same results.
+child has no edge or all its edges' guards refuse. Nesting costs: on ``transitions``' own
+trigger path a hierarchical machine takes four to six times as long per trigger, so a table
+without sub-states runs on the plain ``Machine``, with the same callbacks and the same
+results (on the compiled path below the difference is a fraction of a microsecond).
 
 History. ``transitions`` has no history states, so they are built from what it has: the
 machine keeps, per compound state, the child it was last in (updated by the ``on_enter``
