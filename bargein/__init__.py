@@ -60,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "ServerVad": "bargein.adapters.session_config",
     "SemanticVad": "bargein.adapters.session_config",
     "ClientVad": "bargein.adapters.session_config",
+    "PushToTalk": "bargein.adapters.session_config",
     "Tool": "bargein.tools",
     "tool": "bargein.tools",
     # audio
@@ -102,6 +103,7 @@ __all__ = [
     "Observation",
     "Observer",
     "PulseSpeaker",
+    "PushToTalk",
     "PyAudioMicrophone",
     "PyAudioSpeaker",
     "RealtimeTransport",
@@ -168,7 +170,13 @@ if TYPE_CHECKING:
     from bargein.adapters.audio.wav import WavSink, WavSource
     from bargein.adapters.endpoints import Endpoint
     from bargein.adapters.secrets import ApiKey
-    from bargein.adapters.session_config import ClientVad, SemanticVad, ServerVad, SessionConfig
+    from bargein.adapters.session_config import (
+        ClientVad,
+        PushToTalk,
+        SemanticVad,
+        ServerVad,
+        SessionConfig,
+    )
     from bargein.adapters.transport import RealtimeTransport, ReconnectPolicy
     from bargein.core import Conversation, ConversationStats, TransitionRecord
     from bargein.core.actions import ActionContext

@@ -366,6 +366,8 @@ def connect(
     made = tools_from(tools)
     if made:  # declared to the server with their barge-in policies, run by the session
         config = replace(config, tools=config.tools + tuple(t.spec for t in made))
+    if config.push_to_talk and barge_in == "auto":
+        barge_in = "instant"  # the key is the barge-in: no sound is judged, none cuts
     two_phase = barge_in == "two-phase" or (
         barge_in == "auto" and conversation is None and _names(output, "speaker"))
     client_turns = config.client_turn_end_ms is not None

@@ -117,7 +117,21 @@ class ClientVad:
         return None
 
 
-TurnDetection: TypeAlias = ServerVad | SemanticVad | ClientVad
+@dataclass(frozen=True, slots=True)
+class PushToTalk:
+    """Turns on a key: the server's turn detection is off, and the user's audio goes to the
+    server only while the key is held. ``TalkPressed`` (the key down) interrupts the reply
+    as speech would, and clears what the input buffer held; ``TalkReleased`` (the key up)
+    commits the user's audio and asks for the reply (``bargein.core.events``)."""
+
+    def to_wire(self) -> None:
+        """Nothing: the server's turn detection is off."""
+        return None
+
+
+TurnDetection: TypeAlias = ServerVad | SemanticVad | ClientVad | PushToTalk
+_OFF_ON_SERVER = (ClientVad, PushToTalk)
+"""Turn detections that turn the server's off (``to_wire`` is ``None``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +152,8 @@ class ToolSpec:
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
     """What ``session.update`` sets. ``turn_detection=None`` means manual turns (the
-    program ends each), ``ClientVad()`` turns that bargein's local detector ends."""
+    program ends each), ``ClientVad()`` turns that bargein's local detector ends,
+    ``PushToTalk()`` turns on a key."""
 
     input_format: AudioFormat = "pcm16"
     output_format: AudioFormat = "pcm16"
@@ -164,10 +179,15 @@ class SessionConfig:
 
     @property
     def manual_turns(self) -> bool:
-        """No turn detection on the server: the program (``None``) or bargein's local
-        detector (``ClientVad``) ends each user turn, and the core commits the user's audio
-        before each ``response.create``."""
-        return self.turn_detection is None or isinstance(self.turn_detection, ClientVad)
+        """No turn detection on the server: the program (``None``), bargein's local
+        detector (``ClientVad``) or a key (``PushToTalk``) ends each user turn, and the core
+        commits the user's audio before each ``response.create``."""
+        return self.turn_detection is None or isinstance(self.turn_detection, _OFF_ON_SERVER)
+
+    @property
+    def push_to_talk(self) -> bool:
+        """The user's audio is sent only while the key is held (``PushToTalk``)."""
+        return isinstance(self.turn_detection, PushToTalk)
 
     @property
     def tool_policies(self) -> dict[str, str]:
@@ -184,7 +204,7 @@ class SessionConfig:
     @property
     def interrupt_response(self) -> bool:
         """Whether the server cancels a response by itself when the user speaks."""
-        if self.turn_detection is None or isinstance(self.turn_detection, ClientVad):
+        if self.turn_detection is None or isinstance(self.turn_detection, _OFF_ON_SERVER):
             return False
         return self.turn_detection.interrupt_response is not False
 
@@ -193,7 +213,7 @@ class SessionConfig:
         under manual turns. A two-phase barge-in table has the core send
         ``with_interrupt_response(False)``: the server must not cancel a reply before the
         client has judged the sound (``bargein.states.two_phase``)."""
-        if self.turn_detection is None or isinstance(self.turn_detection, ClientVad):
+        if self.turn_detection is None or isinstance(self.turn_detection, _OFF_ON_SERVER):
             return self
         return replace(self, turn_detection=replace(self.turn_detection,
                                                     interrupt_response=interrupt))

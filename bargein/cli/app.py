@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import os
 import sys
@@ -189,10 +190,16 @@ def endpoint_from(args: argparse.Namespace) -> tuple[Endpoint, ApiKey | None]:
 
 
 def cmd_talk(args: argparse.Namespace) -> int:
-    from bargein.adapters.session_config import ClientVad, SemanticVad, ServerVad, SessionConfig
+    from bargein.adapters.session_config import (
+        ClientVad,
+        PushToTalk,
+        SemanticVad,
+        ServerVad,
+        SessionConfig,
+    )
     from bargein.cli.console import LivePrinter, detector_name, figures_table, mode_line
     from bargein.cli.inspecting import inspecting
-    from bargein.cli.runner import exit_code, hold
+    from bargein.cli.runner import exit_code, hold, push_to_talk_keys
     from bargein.talking import connect
 
     _show_logs(args)
@@ -200,6 +207,7 @@ def cmd_talk(args: argparse.Namespace) -> int:
     tools = load_tools(args.tools)
     turn = (
         ClientVad() if args.turns == "client"
+        else PushToTalk() if args.turns == "push-to-talk"
         else SemanticVad(interrupt_response=not args.client_cancel)
         if args.turns == "semantic"
         else ServerVad(interrupt_response=not args.client_cancel)
@@ -224,8 +232,11 @@ def cmd_talk(args: argparse.Namespace) -> int:
                          input=_audio_name(args.input, args.input_device),
                          output=_audio_name(args.output, args.output_device),
                          echo_cancel=not args.no_echo_cancel if devices else None)
+        keys = (push_to_talk_keys(connecting.session) if config.push_to_talk
+                else contextlib.nullcontext())
         async with inspecting(args, connecting.session):
-            session, reason = await hold(connecting, announce=mode)
+            with keys:
+                session, reason = await hold(connecting, announce=mode)
         print("\nper response:\n" + figures_table(session.figures.values()), flush=True)
         return exit_code(reason)
 
@@ -301,11 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     talk.add_argument("--instructions", help="system instructions for the session")
     talk.add_argument("--transcription-model", metavar="MODEL",
                       help="also transcribe what the user says")
-    talk.add_argument("--turns", "--vad", dest="turns", choices=["server", "semantic", "client"],
+    talk.add_argument("--turns", "--vad", dest="turns",
+                      choices=["server", "semantic", "client", "push-to-talk"],
                       default="server",
                       help="who ends the user's turn: the server's VAD (default), its semantic "
-                           "VAD, or this machine's voice detector (client: the server's is "
-                           "turned off; bargein commits the audio and asks for the reply)")
+                           "VAD, this machine's voice detector (client: the server's is "
+                           "turned off; bargein commits the audio and asks for the reply), or "
+                           "a key (push-to-talk: Enter takes the floor, cutting a reply, and "
+                           "Enter again sends the turn; nothing is sent in between)")
     talk.add_argument("--tools", metavar="MODULE:NAME",
                       help="functions the assistant may call: a list of them (or one) in a "
                            "module found from the current directory")

@@ -129,8 +129,10 @@ def mode_line(*, host: str, api: str, turns: str, client_cancel: bool, local_vad
     ``local_vad`` names the local detector (None: none); ``echo_cancel`` is None where it
     does not apply (not the microphone and the speaker)."""
     turn = {"semantic": "semantic VAD", "client": f"this machine's ({local_vad}), the "
-            "server's off"}.get(turns, "server VAD")
+            "server's off", "push-to-talk": "push-to-talk (Enter takes the floor, Enter "
+            "sends), the server's off"}.get(turns, "server VAD")
     onset = (f"local voice detection ({local_vad}), before the server's" if local_vad
+             else "the push-to-talk key" if turns == "push-to-talk"
              else "the server's speech_started")
     if two_phase:
         trigger = (f"two-phase barge-in on {onset}: a sound over the reply ducks it; "
@@ -139,7 +141,7 @@ def mode_line(*, host: str, api: str, turns: str, client_cancel: bool, local_vad
     else:
         trigger = f"barge-in on {onset}"
         cancel = ("bargein cancels responses itself (response.cancel)"
-                  if client_cancel or turns == "client"
+                  if client_cancel or turns in ("client", "push-to-talk")
                   else "the server cancels responses on speech")
     echo = ("" if echo_cancel is None
             else "; the speaker's echo is removed from the microphone" if echo_cancel

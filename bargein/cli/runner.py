@@ -8,8 +8,15 @@ Opening the audio, connecting and knowing when the conversation is over are the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
+import sys
+from collections.abc import Iterator
+from typing import TextIO
 
+from bargein.core.events import TalkPressed, TalkReleased
+from bargein.errors import UsageError
 from bargein.session import Session
 from bargein.talking import Connecting
 
@@ -42,3 +49,41 @@ async def hold(connecting: Connecting, announce: str = "") -> tuple[Session, str
 def exit_code(reason: str) -> int:
     """130 when the user stopped the conversation, 0 when it ended by itself."""
     return INTERRUPTED_EXIT if reason == STOPPED else 0
+
+
+@contextlib.contextmanager
+def push_to_talk_keys(session: Session, keys: TextIO | None = None) -> Iterator[None]:
+    """Enter on standard input is the push-to-talk key: the first press takes the floor
+    (``TalkPressed``), the next sends the turn (``TalkReleased``), and so on. A terminal
+    tells no key going up, so the key toggles; the lines of a pipe work the same way (a
+    script, a test). The end of the input releases a key still down."""
+    stream = keys if keys is not None else sys.stdin
+    loop = asyncio.get_running_loop()
+    try:
+        fd = stream.fileno()
+        loop.add_reader(fd, lambda: None)
+    except (OSError, ValueError):  # closed, or a file the event loop cannot watch
+        raise UsageError("--turns push-to-talk reads its key (Enter) from standard input, "
+                         "which must be a terminal or a pipe") from None
+    down = False
+
+    def toggle() -> None:
+        nonlocal down
+        data = os.read(fd, 4096)
+        if not data:
+            loop.remove_reader(fd)
+            if down:
+                down = False
+                session.handle(TalkReleased())
+            return
+        for _ in range(data.count(b"\n")):
+            down = not down
+            session.handle(TalkPressed() if down else TalkReleased())
+            print("talking: Enter sends the turn" if down else "sent: Enter to talk again",
+                  flush=True)
+
+    loop.add_reader(fd, toggle)
+    try:
+        yield
+    finally:
+        loop.remove_reader(fd)

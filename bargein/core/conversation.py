@@ -183,6 +183,10 @@ class Conversation(MachineDriver):
         self.manual_turns = False
         """The configuration sent last has no turn detection on the server: the program
         ends each user turn, and a ``RequestResponse`` commits the user's audio first."""
+        self.push_to_talk = False
+        """...and a key ends it (``PushToTalk``): the user's audio is sent only while it is
+        held (``TalkPressed`` .. ``TalkReleased``)."""
+        self._key_down = False
         self.client_turn_end_ms: int | None = None
         """...and the local detector ends each turn (``ClientVad``): its
         ``LocalSpeechStopped`` in the user's turn starts ``TURN_TIMER``, a new onset stops
@@ -268,6 +272,8 @@ class Conversation(MachineDriver):
             e.ToolResult: self._on_tool_result,
             e.CommitInput: lambda ev: self._commit_turn(),
             e.ClearInput: self._on_clear_input,
+            e.TalkPressed: self._on_talk_pressed,
+            e.TalkReleased: self._on_talk_released,
             e.TimerFired: self._on_timer_fired,
             e.LocalSpeechStopped: self._on_local_speech_stopped,
             e.TranscriptDelta: _nothing,
@@ -288,6 +294,8 @@ class Conversation(MachineDriver):
         if kind is e.AudioDelta:
             return self._on_audio(event)  # type: ignore[arg-type]
         if kind is e.MicAudio:
+            if self.push_to_talk and not self._key_down:
+                return []
             policy = self._mic.policy
             if policy == "send":
                 log.debug("command", kind="SendAudio", audio_bytes=len(event.audio))  # type: ignore[union-attr]
@@ -564,6 +572,32 @@ class Conversation(MachineDriver):
         self._mic.uncommitted = 0
         return [c.ClearInputAudio(self._event_id())]
 
+    def _on_talk_pressed(self, ev: e.TalkPressed) -> list[c.Command]:
+        """Push-to-talk: the user takes the floor. A reply is interrupted (``interrupt``,
+        where the table lets the program interrupt), the input buffer cleared (what it
+        held was not meant for the model), and the user's audio sent from now on."""
+        if self.state == IDLE:
+            self.stats.illegal_events += 1
+            log.warning("illegal_event", state=self.state, trigger="talk_pressed")
+            return []
+        self._key_down = True
+        commands = self._barge_in(ev, "interrupt") if self._machine.legal("interrupt") else []
+        self._mic.uncommitted = 0
+        return [*commands, c.ClearInputAudio(self._event_id())]
+
+    def _on_talk_released(self, ev: e.TalkReleased) -> list[c.Command]:
+        """Push-to-talk: the user's turn is over; commit it and ask for the reply."""
+        if not self._key_down:
+            return []  # a release without its press (the press came while idle)
+        self._key_down = False
+        commit = self._commit_turn()
+        if not commit:
+            if self.state != IDLE:
+                log.warning("push_to_talk_too_short", sent_ms=self._mic.uncommitted / BYTES_PER_MS,
+                            reason="the server refuses a commit of less than 100 ms")
+            return []
+        return [*commit, c.CreateResponse(self._event_id())]
+
     def _on_start(self, ev: e.UserStart) -> list[c.Command]:
         self._paused = False
         return self._fire("start", ev)
@@ -578,11 +612,14 @@ class Conversation(MachineDriver):
     # --- barge-in --------------------------------------------------------------------
 
     def _on_barge_in_event(self, ev: e.Event) -> list[c.Command]:
+        return self._barge_in(ev, e.BARGE_IN_EVENTS[type(ev)])
+
+    def _barge_in(self, ev: e.Event, trigger: str) -> list[c.Command]:
         """Interrupts when its edge enters ``interrupted`` (see ``_effects``); a local onset
         while a client turn's end is awaited continues the turn."""
-        commands = self._fire(e.BARGE_IN_EVENTS[type(ev)], ev)
-        if isinstance(ev, e.SpeechStarted | e.UserInterrupt):  # a new turn: calls end too
-            commands += self._tools.interrupted(
+        commands = self._fire(trigger, ev)
+        if isinstance(ev, e.SpeechStarted | e.UserInterrupt | e.TalkPressed):  # a new turn:
+            commands += self._tools.interrupted(  # calls end too
                 self._tools.open_responses() - self._generating, "the user spoke while it ran")
         if TURN_TIMER in self._timers and isinstance(ev, e.LocalSpeechStarted):
             self._timers.discard(TURN_TIMER)
@@ -619,6 +656,7 @@ class Conversation(MachineDriver):
         reply before the client has judged (see "The barge-in")."""
         config = ev.config
         self.manual_turns = getattr(config, "manual_turns", False) is True
+        self.push_to_talk = getattr(config, "push_to_talk", False) is True
         policies = getattr(config, "tool_policies", None)
         if isinstance(policies, dict):
             self.tool_policies = policies

@@ -276,6 +276,20 @@ class ClearInput:
 
 
 @dataclass(frozen=True, slots=True)
+class TalkPressed:
+    """The push-to-talk key went down (``PushToTalk`` turns): the user takes the floor. A
+    reply is interrupted as by speech (fired as ``interrupt``), the input buffer cleared,
+    and the user's audio is sent from now on."""
+
+
+@dataclass(frozen=True, slots=True)
+class TalkReleased:
+    """The push-to-talk key came up: the user's audio is no longer sent, what was sent is
+    committed and the reply asked for (nothing, and a warning, when it was under the
+    server's 100 ms minimum)."""
+
+
+@dataclass(frozen=True, slots=True)
 class TimerFired:
     """A timer the core started (``StartTimer``) has run out; ``name`` is its trigger.
 
@@ -338,6 +352,8 @@ Event = (
     | ToolResult
     | CommitInput
     | ClearInput
+    | TalkPressed
+    | TalkReleased
     | TimerFired
     | UserEvent
 )

@@ -6,7 +6,9 @@ needed)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from bargein.sim.script import Entry
 from bargein.sim.voice import speak
 from tests.cli.test_cli import bargein, env, one_clear_line
 from tests.support.sim_support import serving, silence
+from tests.support.waiting import DEADLINE_S, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -63,6 +66,49 @@ async def test_the_local_detector_ends_the_turn_and_bargein_commits_it(tmp_path:
     assert not record.server_events("error")
     assert "turn detection: this machine's (silero), the server's off" in out
     assert committed["item_id"]
+
+
+async def test_push_to_talk_sends_the_turn_between_two_presses_of_enter(tmp_path: Path) -> None:
+    """``--turns push-to-talk`` with Enter on a pipe: nothing goes out before the press;
+    after it the spoken question does; the second press commits it before the reply is
+    asked for, and the server's conversation holds the user's item before the reply."""
+    question = speak("What time does the train leave tomorrow?", "espeak")
+    wav = write_wav(tmp_path / "q.wav", silence(500) + question + silence(1500))
+    frames_of_question = (500 + len(question) // 48) // 20  # 20 ms frames, 24 kHz pcm16
+    async with serving(script=("At six.",), speed=4.0) as sim:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bargein", "talk", "--url", sim.url, "--turns", "push-to-talk",
+            "--input", str(wav), "--output", str(tmp_path / "o.wav"), "--linger", "1.5",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env())
+        assert proc.stdin is not None
+
+        def sent(kind: str) -> int:
+            return len(sim.records[0].client_events(kind)) if sim.records else 0
+
+        await eventually(lambda: sent("session.update") == 1)
+        assert sent("input_audio_buffer.append") == 0  # nothing before the key
+        proc.stdin.write(b"\n")  # the key goes down (maybe before the session is live)
+        await eventually(lambda: sent("input_audio_buffer.append") >= frames_of_question)
+        proc.stdin.write(b"\n")  # ...and up: the turn is sent
+        await eventually(lambda: sent("response.create") == 1)
+        proc.stdin.close()
+        out, err = await asyncio.wait_for(proc.communicate(), DEADLINE_S)
+        record = sim.records[0]
+    assert proc.returncode == 0, err
+    (update,) = record.client_events("session.update")
+    assert update["session"]["audio"]["input"]["turn_detection"] is None
+    sent_kinds = [ev.type for ev in record if ev.type != "input_audio_buffer.append"]
+    assert sent_kinds.index("input_audio_buffer.commit") < sent_kinds.index("response.create")
+    (committed,) = record.server_events("input_audio_buffer.committed")
+    reply_items = [x["item"]["id"] for x in record.server_events("conversation.item.added")
+                   if x["item"].get("role") == "assistant"]
+    added = {x["item"]["id"]: x["previous_item_id"]
+             for x in record.server_events("conversation.item.added")}
+    assert added[reply_items[0]] == committed["item_id"], "the user's item, then the reply"
+    assert not record.server_events("error")
+    assert "turn detection: push-to-talk" in out.decode()
+    assert "sent: Enter to talk again" in out.decode()
 
 
 async def test_a_written_reply_is_shown_and_nothing_plays(tmp_path: Path) -> None:

@@ -301,6 +301,34 @@ def test_client_turns_end_when_the_local_detector_hears_quiet_long_enough() -> N
     assert conv.handle(e.LocalSpeechStopped()) == []
 
 
+def test_push_to_talk_sends_only_while_the_key_is_down_and_commits_on_release() -> None:
+    from bargein.adapters.session_config import PushToTalk
+
+    conv = Conversation()
+    assert conv.handle(e.TalkPressed()) == [] and conv.stats.illegal_events == 1  # idle
+    assert conv.handle(e.TalkReleased()) == []  # its press never took
+    conv.handle(e.SessionReady(interrupt_response=False))
+    conv.handle(e.ConfigureSession(SessionConfig(turn_detection=PushToTalk())))
+    assert conv.manual_turns and conv.push_to_talk
+    assert conv.handle(e.MicAudio(ms(300))) == []  # key up: nothing goes out
+    assert kinds(conv.handle(e.TalkPressed())) == ["ClearInputAudio"]
+    assert kinds(feed(conv, *[e.MicAudio(ms(20)) for _ in range(10)])) == ["SendAudio"] * 10
+    assert kinds(conv.handle(e.TalkReleased())) == ["CommitInputAudio", "CreateResponse"]
+    assert conv.handle(e.MicAudio(ms(20))) == []
+    # the reply plays; the key goes down again: the reply is cut as by speech, then cleared
+    feed(conv, e.ResponseCreated("r1"), e.OutputItemAdded("r1", "i1"),
+         e.AudioDelta("r1", "i1", ms(500)))
+    out = conv.handle(e.TalkPressed())
+    assert kinds(out) == ["FlushPlayback", "CancelResponse", "ClearInputAudio"]
+    assert conv.state == "interrupted" and conv.interruptions == []
+    conv.handle(e.PlaybackFlushed({"i1": 200.0}))
+    assert conv.interruptions[0].trigger == "interrupt"
+    conv.handle(e.MicAudio(ms(40)))
+    with capture_logs() as logs:
+        assert conv.handle(e.TalkReleased()) == []  # 40 ms: the server would refuse it
+    assert [x["event"] for x in logs] == ["push_to_talk_too_short"]
+
+
 def test_commit_and_clear_the_input_as_the_program_asks() -> None:
     conv = Conversation()
     assert conv.handle(e.CommitInput()) == [] and conv.handle(e.ClearInput()) == []  # idle
