@@ -166,8 +166,17 @@ class SessionConfig:
     only (``output_modalities: ["text"]``; the text comes as the transcript does)."""
     tools: tuple[ToolSpec, ...] = ()
     """Functions the assistant may call (``tool_choice: auto``); none declared when empty."""
+    idle_timeout_ms: int | None = None
+    """After a reply has played out, this long without the user (no speech, no key, no
+    message) asks for a reply: the model prompts the user to go on. Kept by bargein, not
+    sent: the server's own ``idle_timeout_ms`` counts from when it *estimates* the audio
+    played out, bargein from when its speaker says it did (a reply that played late, or was
+    cut, is counted right). Any turn detection; ``None``: never."""
 
     def __post_init__(self) -> None:
+        if self.idle_timeout_ms is not None and self.idle_timeout_ms <= 0:
+            raise SessionConfigError(
+                f"idle_timeout_ms must be a positive number of ms, got {self.idle_timeout_ms!r}")
         for name in ("input_format", "output_format"):
             value = getattr(self, name)
             if value not in AUDIO_FORMATS:

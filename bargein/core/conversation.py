@@ -167,6 +167,15 @@ OVERHEARD_LIMIT = 64
 TURN_TIMER = "bargein:turn_end"
 """The quiet that ends a user turn under client turn detection (``client_turn_end_ms``)."""
 
+IDLE_TIMER = "bargein:idle"
+"""The user's silence after a reply played out (``SessionConfig.idle_timeout_ms``)."""
+
+_WAKES: frozenset[type] = frozenset({
+    *e.BARGE_IN_EVENTS, e.TalkPressed, e.UserMessage, e.RequestResponse, e.CommitInput,
+    e.ResponseCreated, e.UserStop, e.Disconnected, e.Reconnected,
+})
+"""What ends the wait of the idle timeout: the user, the program, or a reply under way."""
+
 
 class Conversation(MachineDriver):
     """The conversation state machine, with interruption done right.
@@ -187,6 +196,8 @@ class Conversation(MachineDriver):
         """...and a key ends it (``PushToTalk``): the user's audio is sent only while it is
         held (``TalkPressed`` .. ``TalkReleased``)."""
         self._key_down = False
+        self.idle_timeout_ms: int | None = None
+        """After a reply played out, the user's silence that asks for a reply (``IDLE_TIMER``)."""
         self.client_turn_end_ms: int | None = None
         """...and the local detector ends each turn (``ClientVad``): its
         ``LocalSpeechStopped`` in the user's turn starts ``TURN_TIMER``, a new onset stops
@@ -313,6 +324,9 @@ class Conversation(MachineDriver):
             commands = self._on_user_event(event)
         else:
             commands = handler(event)
+        if IDLE_TIMER in self._timers and kind in _WAKES:
+            self._timers.discard(IDLE_TIMER)
+            commands = [c.CancelTimer(IDLE_TIMER), *commands]
         if self.liveness is not None:
             commands = self._watch_reply(kind, commands)
         if commands and log.enabled("debug"):  # the fields cost to build: only when wanted
@@ -425,7 +439,7 @@ class Conversation(MachineDriver):
         self._generating.discard(ev.response_id)
         return [*self._fire("response_done", ev),
                 *self._tools.response_done(ev.response_id, self._event_id),
-                *self._release_held()]
+                *self._at_rest()]
 
     def _on_tool_call(self, ev: e.ToolCall) -> list[c.Command]:
         """Run the call, unless its reply was cut off (see ``bargein.core.tool_calls``)."""
@@ -436,13 +450,27 @@ class Conversation(MachineDriver):
         commands = self._tools.result(ev, self._event_id, self._generating)
         if not self._tools.running():
             commands += self._fire_if_legal("tools_done", ev)
-        return commands + self._release_held()
+        return commands + self._at_rest()
 
-    def _release_held(self) -> list[c.Command]:
-        """Held tool outputs go once the conversation rests (``bargein.core.tool_calls``)."""
+    def _at_rest(self) -> list[c.Command]:
+        """A reply ended and played out, or its calls did: held tool outputs go now
+        (``bargein.core.tool_calls``); if none, the idle timeout starts."""
         if self._machine.state != LISTENING or self._generating or self._playing:
             return []
-        return self._tools.release(self._event_id)
+        released = self._tools.release(self._event_id)
+        if released or self.idle_timeout_ms is None or IDLE_TIMER in self._timers:
+            return released
+        self._timers.add(IDLE_TIMER)
+        return [c.StartTimer(IDLE_TIMER, self.idle_timeout_ms)]
+
+    def _on_idle(self) -> list[c.Command]:
+        """The user stayed silent after the reply: ask for one (the model prompts them)."""
+        self._timers.discard(IDLE_TIMER)
+        if self._machine.state != LISTENING or self._generating or self._playing:
+            return []
+        log.info("idle_timeout", after_ms=self.idle_timeout_ms)
+        commit = self._commit_turn() if self.manual_turns else []
+        return [*commit, c.CreateResponse(self._event_id())]
 
     def _on_item_settled(self, ev: e.ItemTruncated | e.ItemDeleted) -> list[c.Command]:
         self._sent.item_settled(ev.item_id)
@@ -511,7 +539,7 @@ class Conversation(MachineDriver):
         if not self._generating:
             self._audio_response = None
             self.ledger.forget_finished()
-        return self._fire("playback_finished", ev) + self._release_held()
+        return self._fire("playback_finished", ev) + self._at_rest()
 
     def _on_request_response(self, ev: e.RequestResponse) -> list[c.Command]:
         if self.state == IDLE:
@@ -657,6 +685,8 @@ class Conversation(MachineDriver):
         config = ev.config
         self.manual_turns = getattr(config, "manual_turns", False) is True
         self.push_to_talk = getattr(config, "push_to_talk", False) is True
+        idle_ms = getattr(config, "idle_timeout_ms", None)
+        self.idle_timeout_ms = idle_ms if isinstance(idle_ms, int) else None
         policies = getattr(config, "tool_policies", None)
         if isinstance(policies, dict):
             self.tool_policies = policies
@@ -767,6 +797,8 @@ class Conversation(MachineDriver):
     def _on_timer_fired(self, ev: e.TimerFired) -> list[c.Command]:
         if ev.name == TURN_TIMER and TURN_TIMER in self._timers:
             return self._on_turn_end()
+        if ev.name == IDLE_TIMER and IDLE_TIMER in self._timers:
+            return self._on_idle()
         if ev.name not in LIVENESS_TIMERS or ev.name not in self._timers:
             return self._on_timer(ev)
         self._timers.discard(ev.name)

@@ -329,6 +329,40 @@ def test_push_to_talk_sends_only_while_the_key_is_down_and_commits_on_release() 
     assert [x["event"] for x in logs] == ["push_to_talk_too_short"]
 
 
+def test_the_idle_timeout_counts_from_when_the_reply_played_out() -> None:
+    from bargein.core.conversation import IDLE_TIMER
+
+    conv = Conversation()
+    feed(conv, e.SessionReady(interrupt_response=False),
+         e.ConfigureSession(SessionConfig(idle_timeout_ms=8000)),
+         e.ResponseCreated("r1"), e.OutputItemAdded("r1", "i1"),
+         e.AudioDelta("r1", "i1", ms(3000)))
+    assert conv.handle(e.ResponseDone("r1", "completed")) == []  # the server is done...
+    # ...the speaker is not: the wait starts when it says so
+    assert c.StartTimer(IDLE_TIMER, 8000) in conv.handle(e.PlaybackFinished({"i1": 3000.0}))
+    with capture_logs() as logs:
+        assert kinds(conv.handle(e.TimerFired(IDLE_TIMER))) == ["CreateResponse"]
+    assert [x["event"] for x in logs if x["event"] != "command"] == ["idle_timeout"]
+    # the nudge plays out: the wait starts again, and the user speaking ends it
+    feed(conv, e.ResponseCreated("r2"), e.ResponseDone("r2", "completed"))
+    assert IDLE_TIMER in conv.timers
+    assert conv.handle(e.SpeechStarted("u1", 0))[0] == c.CancelTimer(IDLE_TIMER)
+    assert conv.handle(e.TimerFired(IDLE_TIMER)) == []  # stale
+
+
+def test_no_idle_timeout_after_a_barge_in_or_without_one_configured() -> None:
+    from bargein.core.conversation import IDLE_TIMER
+
+    conv = Conversation()
+    feed(conv, e.SessionReady(interrupt_response=False), e.ResponseCreated("r1"),
+         e.ResponseDone("r1", "completed"))
+    assert conv.state == "listening" and IDLE_TIMER not in conv.timers  # none configured
+    feed(conv, e.ConfigureSession(SessionConfig(idle_timeout_ms=5000)), e.ResponseCreated("r2"),
+         e.OutputItemAdded("r2", "i2"), e.AudioDelta("r2", "i2", ms(500)),
+         e.LocalSpeechStarted(0.0), e.PlaybackFlushed({"i2": 100.0}))
+    assert conv.state == "listening" and IDLE_TIMER not in conv.timers  # the user has the floor
+
+
 def test_commit_and_clear_the_input_as_the_program_asks() -> None:
     conv = Conversation()
     assert conv.handle(e.CommitInput()) == [] and conv.handle(e.ClearInput()) == []  # idle
