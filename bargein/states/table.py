@@ -145,6 +145,18 @@ def _stay(source: str, *triggers: str) -> tuple[Transition, ...]:
     return tuple(Transition(t, source, None) for t in triggers)
 
 
+def _awaiting_a_reply(source: str) -> tuple[Transition, ...]:
+    """The edges of a state with nothing playing, where a reply may start: a response or
+    its audio leads to ``responding``; the rest of a reply's life, and readiness, are legal
+    and change nothing."""
+    return (
+        Transition("response_created", source, RESPONDING, reason="response created"),
+        Transition("audio_started", source, RESPONDING, reason="audio arrived"),
+        *_stay(source, "session_ready", "start", "speech_stopped", "response_done",
+               "playback_finished", "playback_flushed"),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class StateTable:
     """States and hand-written edges; ``edges()`` adds the automatic ones. ``triggers``
@@ -372,17 +384,7 @@ DEFAULT_TABLE = StateTable(
             "response_done",
         ),
         # listening
-        Transition("response_created", LISTENING, RESPONDING, reason="response created"),
-        Transition("audio_started", LISTENING, RESPONDING, reason="audio arrived"),
-        *_stay(
-            LISTENING,
-            "session_ready",
-            "start",
-            "speech_stopped",
-            "response_done",
-            "playback_finished",
-            "playback_flushed",
-        ),
+        *_awaiting_a_reply(LISTENING),
         # responding
         Transition(
             "response_done",
@@ -427,17 +429,7 @@ DEFAULT_TABLE = StateTable(
         ),
         # running_tools
         Transition("tools_done", RUNNING_TOOLS, LISTENING, reason="the tool calls ended"),
-        Transition("response_created", RUNNING_TOOLS, RESPONDING, reason="response created"),
-        Transition("audio_started", RUNNING_TOOLS, RESPONDING, reason="audio arrived"),
-        *_stay(
-            RUNNING_TOOLS,
-            "session_ready",
-            "start",
-            "speech_stopped",
-            "response_done",
-            "playback_finished",
-            "playback_flushed",
-        ),
+        *_awaiting_a_reply(RUNNING_TOOLS),
         # interrupted
         Transition(
             "playback_flushed",
