@@ -64,53 +64,44 @@ def per_gated_delta(n: int) -> Timing:
 
 def per_state_change(n: int) -> Timing:
     """One barge-in cycle is 5 state-changing events; report the cost per event."""
-    conv = Conversation()
-    conv.handle(e.SessionReady(interrupt_response=False))
-    cycles = []
-    for i in range(n):
-        rid, item = f"r{i}", f"i{i}"
-        cycles.append((
-            e.ResponseCreated(rid),
-            e.AudioDelta(rid, item, DELTA),
-            e.SpeechStarted(f"u{i}", i),
-            e.PlaybackFlushed({item: 20.0}),
-            e.SpeechStopped(f"u{i}", i),
-        ))
-
-    def run() -> None:
-        for cycle in cycles:
-            for ev in cycle:
-                conv.handle(ev)
-
-    return _timed(run, n * 5)
+    return _cycles(Conversation(), n, lambda i, rid, item: (
+        e.ResponseCreated(rid),
+        e.AudioDelta(rid, item, DELTA),
+        e.SpeechStarted(f"u{i}", i),
+        e.PlaybackFlushed({item: 20.0}),
+        e.SpeechStopped(f"u{i}", i),
+    ))
 
 
 def per_two_phase_change(n: int) -> Timing:
     """One two-phase cycle (``TWO_PHASE_TABLE``) is 7 state-changing events: a reply
     (``thinking``, then ``speaking`` on its first audio), a cough ducked and resumed, a
     sound that lasts the window and commits, the flush back to ``listening``."""
-    conv = Conversation(TWO_PHASE_TABLE)
-    conv.handle(e.SessionReady(interrupt_response=False))
     window = e.TimerFired(f"after_{CONFIRM_MS}ms@ducked")
-    cycles = []
-    for i in range(n):
-        rid, item = f"r{i}", f"i{i}"
-        cycles.append((
-            e.ResponseCreated(rid),
-            e.AudioDelta(rid, item, DELTA),
-            e.LocalSpeechStarted(i),
-            e.LocalSpeechStopped(i),
-            e.LocalSpeechStarted(i),
-            window,
-            e.PlaybackFlushed({item: 20.0}),
-        ))
+    return _cycles(Conversation(TWO_PHASE_TABLE), n, lambda i, rid, item: (
+        e.ResponseCreated(rid),
+        e.AudioDelta(rid, item, DELTA),
+        e.LocalSpeechStarted(i),
+        e.LocalSpeechStopped(i),
+        e.LocalSpeechStarted(i),
+        window,
+        e.PlaybackFlushed({item: 20.0}),
+    ))
+
+
+def _cycles(conv: Conversation, n: int,
+            cycle: Callable[[int, str, str], tuple[e.Event, ...]]) -> Timing:
+    """``n`` cycles of ``conv`` (ready first), each of response ``r{i}`` and item ``i{i}``;
+    the cost per event."""
+    conv.handle(e.SessionReady(interrupt_response=False))
+    cycles = [cycle(i, f"r{i}", f"i{i}") for i in range(n)]
 
     def run() -> None:
-        for cycle in cycles:
-            for ev in cycle:
+        for events in cycles:
+            for ev in events:
                 conv.handle(ev)
 
-    return _timed(run, n * 7)
+    return _timed(run, n * len(cycles[0]))
 
 
 def _machine_cycle(table: StateTable, triggers: tuple[str, ...], n: int) -> Timing:
