@@ -107,6 +107,16 @@ microphone audio leaves ``idle``. A reply created during a pause (turn detection
 what was said just before) is cancelled and its items deleted as they are announced:
 nobody will hear it, so the model must not think it was said.
 
+Tools, turns, the idle wait. Tool calls follow ``bargein.core.tool_calls``: a reply done
+and played while a call it made runs rests in ``running_tools`` (the ``tools_running``
+guard; interruptible, so the user speaking there is a barge-in that ends the calls) until
+``tools_done``. Under manual turns (no turn detection on the server) a ``RequestResponse``,
+the client detector's quiet (``TURN_TIMER``) or the push-to-talk key's release commits the
+user's audio before the reply is asked for; under push-to-talk the microphone's audio goes
+out only while the key is down, and its press is the program's barge-in. Once a reply has
+played out and the machine rests in ``listening``, held tool outputs go, or else the idle
+wait (``IDLE_TIMER``) starts; the user, the program or a new reply ends it.
+
 A disconnect abandons what was in flight for good: open and generating responses gated,
 the ledger, the pending barge-in and the reconciliation map dropped, the speaker flushed.
 The new server session holds none of those items: nothing to truncate, nothing to play.
