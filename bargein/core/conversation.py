@@ -739,6 +739,10 @@ class Conversation(MachineDriver):
             settled, interruption = settle_pending(pending, self.ledger, ev.heard_ms,
                                                    self._event_id)
             commands += [self._sent.keep(command) for command in settled]
+            for command in settled:  # an item of a refused reply is settled for good here:
+                entry = self.ledger.items.get(command.item_id)  # announced again, it stays
+                if entry is not None and entry.response_id in self._refused:
+                    self._refused_items.add(command.item_id)
             self.interruptions.append(interruption)
             self.ledger.forget_finished()
             typed, self._typed = self._typed, []

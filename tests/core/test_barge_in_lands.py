@@ -121,6 +121,19 @@ def test_an_item_of_a_reply_refused_in_a_pause_is_deleted_once() -> None:
     assert deleted.count("r1-i2") == 1, deleted
 
 
+def test_an_item_of_a_refused_reply_settled_by_a_pause_is_not_deleted_when_announced_again(
+        ) -> None:
+    """bench_properties seed 71809, shrunk by hand: the item, announced before its reply
+    (refused during a first pause), was settled by a second pause's flush; announced again,
+    it was deleted a second time."""
+    conv = Conversation()
+    out = feed(conv, e.OutputItemAdded("r1", "r1-i2"), e.UserStop(), e.SessionReady(),
+               e.ResponseCreated("r1"), e.UserStart(), e.SessionReady(), e.UserStop(),
+               e.PlaybackFlushed({}), e.OutputItemAdded("r1", "r1-i2"))
+    deleted = [x.item_id for x in out if isinstance(x, c.DeleteItem)]
+    assert deleted == ["r1-i2"], deleted
+
+
 def test_an_item_deleted_while_its_pause_waits_for_the_flush_is_not_deleted_again() -> None:
     """bench_properties seed 69256, shrunk by hand: the pause's flush report came after
     the refused reply's item had been deleted as announced."""
