@@ -24,9 +24,11 @@ would be the bottleneck (``bench_sim_load.py``: about 500 sessions per process).
 
 Each N runs in a fresh process: ``--warmup`` seconds, then ``--seconds`` measured. The
 figures: this process's CPU time (``process_time``) per session-second beside the wall time
-of the window, the fraction of one core that is, mic lateness p50/p95/max, replies and
-barge-ins settled in the window. "keeps up" means p95 <= 40 ms (issue 14's bar). A bench,
-not a test: nothing is asserted.
+of the window, the fraction of one core that is ("core"; near 1.0 this process is the
+bottleneck, and CPU per session-second is then just 1000 / N), the simulator's own share of
+a core over the window ("sim core", from ``/proc``; near 1.0 the simulator is the
+bottleneck), mic lateness p50/p95/max, replies and barge-ins settled in the window.
+"keeps up" means p95 <= 40 ms (issue 14's bar). A bench, not a test: nothing is asserted.
 
     .venv/bin/python bench/bench_scale.py [--server sim|memory] [--sessions 25,50,100,150,300]
         [--seconds 20] [--warmup 5]
@@ -120,8 +122,18 @@ class Script:
             turn += 1
 
 
-async def child(server: str, url: str, sessions: int, seconds: float, warmup: float
-                ) -> dict[str, Any]:
+def cpu_s_of(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used (Linux ``/proc``); 0 elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def child(server: str, url: str, sessions: int, seconds: float, warmup: float,
+                sim_pid: int = 0) -> dict[str, Any]:
     total_s = warmup + seconds + 2
     pcms = [mic_pcm(total_s + GROUPS)[g * 48_000:] for g in range(GROUPS)]
     clocks = [VirtualClock() for _ in range(GROUPS)]
@@ -175,10 +187,12 @@ async def child(server: str, url: str, sessions: int, seconds: float, warmup: fl
                 meter.measuring = True
             settled_before = sum(_replies(s) for s, _ in live)
             window = time.process_time(), time.perf_counter()
+            sim_cpu = cpu_s_of(sim_pid)
         elif window is not None and time.perf_counter() - window[1] >= seconds:
             break
     assert window is not None
     cpu, wall = time.process_time() - window[0], time.perf_counter() - window[1]
+    sim_core = (cpu_s_of(sim_pid) - sim_cpu) / wall if sim_pid else float("nan")
     for meter in meters:
         meter.measuring = False
     replies = sum(_replies(s) for s, _ in live) - settled_before
@@ -188,7 +202,7 @@ async def child(server: str, url: str, sessions: int, seconds: float, warmup: fl
         await session.close()
     late = sorted(x for m in meters for x in m.late_ms)
     return {"sessions": sessions, "cpu_ms_per_s": cpu * 1000 / (sessions * wall),
-            "core": cpu / wall, "wall_s": wall, "frames": len(late),
+            "core": cpu / wall, "sim_core": sim_core, "wall_s": wall, "frames": len(late),
             "late_p50_ms": _pct(late, 0.50), "late_p95_ms": _pct(late, 0.95),
             "late_max_ms": late[-1] if late else float("nan"), "replies": replies,
             "barge_ins": sum(m.barge_ins for m in meters)}
@@ -211,12 +225,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--url", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--sim-pid", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         import logging
         logging.disable(logging.CRITICAL)
         print(json.dumps(asyncio.run(child(args.server, args.url, args.child, args.seconds,
-                                           args.warmup))))
+                                           args.warmup, args.sim_pid))))
         return
     server = None
     url = ""
@@ -230,7 +245,8 @@ def main() -> None:
         for n in (int(x) for x in args.sessions.split(",")):
             out = subprocess.run(
                 [sys.executable, __file__, "--child", str(n), "--server", args.server,
-                 "--url", url, "--seconds", str(args.seconds), "--warmup", str(args.warmup)],
+                 "--url", url, "--seconds", str(args.seconds), "--warmup", str(args.warmup),
+                 "--sim-pid", str(server.pid if server is not None else 0)],
                 capture_output=True, text=True, check=False,
                 env={**os.environ, "PYTHONWARNINGS": "ignore"})
             if out.returncode != 0:
@@ -257,10 +273,11 @@ def _print_row(row: dict[str, Any], *, header: bool, server: str, seconds: float
                  else "a MemoryServer per session, in this process")
         print(f"N bargein sessions in one process, {seconds:g} s measured; server: {where}; "
               "CPU of this process only")
-        print(f"{'N':>5} {'cpu ms/session-s':>17} {'core':>6} {'wall s':>7} "
+        print(f"{'N':>5} {'cpu ms/session-s':>17} {'core':>6} {'sim core':>9} {'wall s':>7} "
               f"{'late p50':>9} {'p95':>7} {'max':>7} {'replies':>8} {'barge-ins':>10}  keeps up")
     ok = "yes" if row["late_p95_ms"] <= LATE_OK_MS else "no"
     print(f"{row['sessions']:5d} {row['cpu_ms_per_s']:17.2f} {row['core']:6.2f} "
+          f"{row['sim_core']:9.2f} "
           f"{row['wall_s']:7.1f} {row['late_p50_ms']:9.1f} {row['late_p95_ms']:7.1f} "
           f"{row['late_max_ms']:7.1f} {row['replies']:8d} {row['barge_ins']:10d}  {ok}",
           flush=True)
