@@ -464,14 +464,21 @@ class Conversation(MachineDriver):
 
     def _at_rest(self) -> list[c.Command]:
         """A reply ended and played out, or its calls did: held tool outputs go now
-        (``bargein.core.tool_calls``); if none, the idle timeout starts."""
+        (``bargein.core.tool_calls``); if none, the idle timeout starts. Under client turns
+        the audio sent while the reply played (the room, the echo's residue: no barge-in
+        came of it) is cleared, so the user's next turn commits only itself."""
         if self._machine.state != LISTENING or self._generating or self._playing:
             return []
-        released = self._tools.release(self._event_id)
-        if released or self.idle_timeout_ms is None or IDLE_TIMER in self._timers:
-            return released
-        self._timers.add(IDLE_TIMER)
-        return [c.StartTimer(IDLE_TIMER, self.idle_timeout_ms)]
+        commands = self._tools.release(self._event_id)
+        released = bool(commands)
+        if self.client_turn_end_ms is not None and self._mic.uncommitted \
+                and TURN_TIMER not in self._timers:
+            self._mic.uncommitted = 0
+            commands.append(c.ClearInputAudio(self._event_id()))
+        if not released and self.idle_timeout_ms is not None and IDLE_TIMER not in self._timers:
+            self._timers.add(IDLE_TIMER)
+            commands.append(c.StartTimer(IDLE_TIMER, self.idle_timeout_ms))
+        return commands
 
     def _on_idle(self) -> list[c.Command]:
         """The user stayed silent after the reply: ask for one (the model prompts them)."""

@@ -299,6 +299,13 @@ def test_client_turns_end_when_the_local_detector_hears_quiet_long_enough() -> N
     feed(conv, e.ResponseCreated("r1"), e.OutputItemAdded("r1", "i1"),
          e.AudioDelta("r1", "i1", ms(500)))
     assert conv.handle(e.LocalSpeechStopped()) == []
+    # what was sent while it played is cleared once it played out: the next turn is the user's
+    conv.handle(e.MicAudio(ms(500)))
+    assert kinds(feed(conv, e.ResponseDone("r1", "completed"),
+                      e.PlaybackFinished({"i1": 500.0}))) == ["ClearInputAudio"]
+    conv.handle(e.MicAudio(ms(60)))
+    conv.handle(e.LocalSpeechStopped())
+    assert conv.handle(e.TimerFired(TURN_TIMER)) == []  # 60 ms of its own: no turn
 
 
 def test_push_to_talk_sends_only_while_the_key_is_down_and_commits_on_release() -> None:
