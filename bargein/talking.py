@@ -277,9 +277,15 @@ def conversation_for(barge_in: BargeIn, output: Output, *, local_detector: bool,
             raise StateTableError("barge_in='two-phase' chooses the machine: pass it or a "
                                   "conversation of your own, not both")
         return conversation
-    two_phase = barge_in == "two-phase" or (barge_in == "auto" and _names(output, "speaker"))
-    return Conversation(two_phase_table(local_detector=local_detector) if two_phase
-                        else DEFAULT_TABLE)
+    return Conversation(two_phase_table(local_detector=local_detector)
+                        if _two_phase(barge_in, output, None) else DEFAULT_TABLE)
+
+
+def _two_phase(barge_in: BargeIn, output: Output, conversation: Conversation | None) -> bool:
+    """Whether ``talk()`` runs two-phase barge-in: asked for, or by default on the speaker
+    when the program brings no machine of its own."""
+    return barge_in == "two-phase" or (
+        barge_in == "auto" and conversation is None and _names(output, "speaker"))
 
 
 def _names(choice: Input | Output, device: str) -> bool:
@@ -368,8 +374,7 @@ def connect(
         config = replace(config, tools=config.tools + tuple(t.spec for t in made))
     if config.push_to_talk and barge_in == "auto":
         barge_in = "instant"  # the key is the barge-in: no sound is judged, none cuts
-    two_phase = barge_in == "two-phase" or (
-        barge_in == "auto" and conversation is None and _names(output, "speaker"))
+    two_phase = _two_phase(barge_in, output, conversation)
     client_turns = config.client_turn_end_ms is not None
     vad = local_detector(True if local_vad is None and (two_phase or client_turns)
                          else local_vad)
