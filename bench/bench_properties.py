@@ -17,6 +17,7 @@ between the flat (thinking) and the nested (confirm) machine, 3 to 1 as in the s
 
 from __future__ import annotations
 
+import argparse
 import logging
 import multiprocessing
 import os
@@ -141,10 +142,17 @@ def run_range(bounds: tuple[int, int]) -> tuple[int, list[str]]:
 
 
 def main(argv: list[str]) -> int:
-    if "--seed" in argv:
-        print(run_one(int(argv[argv.index("--seed") + 1])) or "held")
+    parser = argparse.ArgumentParser(description="The core's property tests over many random "
+                                     "event sequences (see the module's docstring).")
+    parser.add_argument("count", nargs="?", type=int,
+                        default=int(os.environ.get("BARGEIN_PROPERTY_SEQUENCES", 100_000)),
+                        help="how many sequences (default $BARGEIN_PROPERTY_SEQUENCES or 100000)")
+    parser.add_argument("--seed", type=int, help="replay one sequence and print its steps")
+    args = parser.parse_args(argv)
+    if args.seed is not None:
+        print(run_one(args.seed) or "held")
         return 0
-    count = int(argv[0]) if argv else int(os.environ.get("BARGEIN_PROPERTY_SEQUENCES", 100_000))
+    count = args.count
     chunk = 2_000
     ranges = [(lo, min(lo + chunk, count)) for lo in range(0, count, chunk)]
     start = time.perf_counter()
