@@ -52,7 +52,7 @@ def _heard(rng: random.Random) -> dict[str, float]:
     return {rng.choice(ITEMS): rng.uniform(0, 5000) for _ in range(rng.randint(0, 3))}
 
 
-def _steps(m: ConversationMachine, nested: bool) -> list[Callable[[random.Random], str]]:
+def _steps(m: ConversationMachine) -> list[Callable[[random.Random], str]]:
     def created(r: random.Random) -> str:
         rid = r.choice(RIDS)
         m.response_created(rid)
@@ -97,8 +97,9 @@ def _steps(m: ConversationMachine, nested: bool) -> list[Callable[[random.Random
         m.session_ready()
         return "session ready"
 
-    steps = [ready, created, item, audio, audio, done, simple, flushed, progress, finished]
-    if nested:
+    steps: list[Callable[[random.Random], str]] = [
+        ready, created, item, audio, audio, done, simple, flushed, progress, finished]
+    if isinstance(m, NestedConversationMachine):
         def timer(r: random.Random) -> str:
             running = sorted(m.conv.timers)
             if not running:
@@ -120,7 +121,7 @@ def run_one(seed: int) -> str | None:
     rng = random.Random(seed)
     nested = seed % 4 == 3
     m: ConversationMachine = NestedConversationMachine() if nested else ConversationMachine()
-    steps = _steps(m, nested)
+    steps = _steps(m)
     done: list[str] = []
     try:
         for _ in range(STEPS):
