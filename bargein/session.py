@@ -54,6 +54,10 @@ class Transport(Protocol):
 
     async def send(self, command: c.ServerCommand) -> None: ...
 
+    def backlogged(self) -> bool:
+        """Whether a send now would wait on the network (bytes are queued behind it)."""
+        ...
+
     async def close(self) -> None: ...
 
 # --- what embedders observe ------------------------------------------------------------
@@ -599,7 +603,10 @@ class Session:
             finally:
                 self._mic_sends = False
             if self._outbox:
-                await self._drain()
+                if self.transport.backlogged():  # the sender task waits on the network:
+                    self._outbox_ready.set()  # this one goes on listening (the detector)
+                else:
+                    await self._drain()
 
     async def _send(self) -> None:
         """Send what the outbox holds when woken (the microphone's task sends its own)."""

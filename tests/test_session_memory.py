@@ -306,6 +306,52 @@ async def test_a_custom_state_with_hooks() -> None:
     assert rig.session.figures["resp_1"].time_to_first_audio_ms == 100.0
 
 
+class _FullSocket:
+    """A connection whose socket is full until ``drained`` is set: every send waits."""
+
+    def __init__(self, server: MemoryServer) -> None:
+        self.inner, self.drained = server.transport, asyncio.Event()
+
+    def events(self) -> AsyncIterator[e.Event]:
+        return self.inner.events()
+
+    async def send(self, command: c.ServerCommand) -> None:
+        await self.drained.wait()
+        await self.inner.send(command)
+
+    def backlogged(self) -> bool:
+        return not self.drained.is_set()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def test_a_full_socket_never_holds_up_the_local_barge_in() -> None:
+    """The microphone's task sends its own frames, but not into a full socket: there it
+    leaves them to the sender task and goes on feeding the detector, so the barge-in (the
+    flush the user hears) does not wait on the network."""
+    time, server = VirtualTime(), MemoryServer()
+    vad = EnergyVad(RATE, 0.5, prefix_padding_ms=0, silence_duration_ms=500)
+    user = bytes(2 * 600 * MS) + tone(400, hz=220, level=0.5)  # speaks from 600 ms
+    socket = _FullSocket(server)
+    session = Session(socket, MemorySource(time.clock, user), MemorySink(time.clock),
+                      clock=time.now, sleep=time.sleep, local_vad=vad)
+    seen: list[Observation] = []
+    session.subscribe(seen.append)
+    async with session:
+        await server.emit(e.SessionReady(interrupt_response=True))
+        await time.advance(100)
+        await server.emit(*reply("resp_1", "item_1", 2000, done=False))
+        await time.advance(700)
+        barges = [o for o in seen if isinstance(o, Interrupted)]
+        assert [b.trigger for b in barges] == ["local_speech_started"]
+        assert not server.commands(), "nothing has reached the server: the socket is full"
+        socket.drained.set()
+        await time.advance(100)
+    assert kinds(server.commands()) == ["CancelResponse", "TruncateItem"]
+    assert server.audio_ms() >= 800, "and the microphone's frames went out after, in order"
+
+
 async def test_local_vad_barges_in_before_the_server_knows() -> None:
     vad = EnergyVad(RATE, 0.5, prefix_padding_ms=0, silence_duration_ms=500)
     user = bytes(2 * 600 * MS) + tone(400, hz=220, level=0.5)  # speaks from 600 ms
