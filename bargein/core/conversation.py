@@ -620,12 +620,12 @@ class Conversation(MachineDriver):
     def _on_talk_pressed(self, ev: e.TalkPressed) -> list[c.Command]:
         """Push-to-talk: the user takes the floor. A reply is interrupted (``interrupt``,
         where the table lets the program interrupt), the input buffer cleared (what it
-        held was not meant for the model), and the user's audio sent from now on."""
-        if self.state == IDLE:
-            self.stats.illegal_events += 1
-            log.warning("illegal_event", state=self.state, trigger="talk_pressed")
-            return []
+        held was not meant for the model), and the user's audio sent from now on. Pressed
+        while ``idle`` (connecting, paused), the key is down all the same: the audio goes out
+        once the machine is live."""
         self._key_down = True
+        if self.state == IDLE:
+            return []
         commands = self._barge_in(ev, "interrupt") if self._machine.legal("interrupt") else []
         self._mic.uncommitted = 0
         return [*commands, c.ClearInputAudio(self._event_id())]
@@ -633,7 +633,7 @@ class Conversation(MachineDriver):
     def _on_talk_released(self, ev: e.TalkReleased) -> list[c.Command]:
         """Push-to-talk: the user's turn is over; commit it and ask for the reply."""
         if not self._key_down:
-            return []  # a release without its press (the press came while idle)
+            return []  # a release without a press: nothing was said
         self._key_down = False
         commit = self._commit_turn()
         if not commit:

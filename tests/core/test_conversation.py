@@ -312,10 +312,13 @@ def test_push_to_talk_sends_only_while_the_key_is_down_and_commits_on_release() 
     from bargein.adapters.session_config import PushToTalk
 
     conv = Conversation()
-    assert conv.handle(e.TalkPressed()) == [] and conv.stats.illegal_events == 1  # idle
-    assert conv.handle(e.TalkReleased()) == []  # its press never took
-    conv.handle(e.SessionReady(interrupt_response=False))
     conv.handle(e.ConfigureSession(SessionConfig(turn_detection=PushToTalk())))
+    assert conv.handle(e.TalkReleased()) == []  # a release without a press
+    assert conv.handle(e.TalkPressed()) == []  # pressed while connecting: the key is down...
+    conv.handle(e.SessionReady(interrupt_response=False))
+    conv.handle(e.MicAudio(ms(200)))  # ...and the audio goes once live
+    assert kinds(conv.handle(e.TalkReleased())) == ["CommitInputAudio", "CreateResponse"]
+    assert conv.stats.illegal_events == 0
     assert conv.manual_turns and conv.push_to_talk
     assert conv.handle(e.MicAudio(ms(300))) == []  # key up: nothing goes out
     assert kinds(conv.handle(e.TalkPressed())) == ["ClearInputAudio"]
