@@ -2,11 +2,10 @@
 
 The session is the only place in bargein that awaits. It never decides anything: every
 event goes to ``Conversation.handle()`` and every command that comes back is carried out
-in order — audio to the sink at once, server commands through one outbox, sent one at a
-time so the wire sees them in the order the core emitted them (by the sender task, or by
-the microphone's task right after the frame that called for them: a task step less per
-frame). Events caused while carrying out commands (a flush report) are queued behind the
-current event, never handled re-entrantly.
+in order — audio to the sink at once, server commands through one outbox that one sender
+task sends, so the wire sees them in the order the core emitted them and no other task
+waits on the network. Events caused while carrying out commands (a flush report) are
+queued behind the current event, never handled re-entrantly.
 
 Why one long module (~850 lines): the loops, the carrying out of every command family and
 the per-response figures and observations all read the same moment of the same event; the
@@ -53,10 +52,6 @@ class Transport(Protocol):
         ...
 
     async def send(self, command: c.ServerCommand) -> None: ...
-
-    def backlogged(self) -> bool:
-        """Whether a send now would wait on the network (bytes are queued behind it)."""
-        ...
 
     async def close(self) -> None: ...
 
@@ -369,10 +364,7 @@ class Session:
         self._handling = False
         self._outbox: deque[c.ServerCommand] = deque()
         self._outbox_ready = asyncio.Event()
-        """Set when the sender task has commands to send (see ``_drain``)."""
-        self._sending = False
-        self._mic_sends = False
-        """The microphone's task is handling a frame and sends what it calls for itself."""
+        """Set when the sender task has commands to send."""
         self._sink_busy = False
         self._speech_stopped_at: float | None = None
         self._signal_at: float | None = None
@@ -587,55 +579,35 @@ class Session:
     async def _read_mic(self) -> None:
         vad = self._local_vad
         async for frame in self.source.frames():
-            self._mic_sends = True
-            try:
-                self.handle(e.MicAudio(frame.pcm, frame.captured_at_ms))
-                if vad is not None:
-                    edges = vad.feed(np.frombuffer(frame.pcm, dtype="<i2"))
-                    self._mic_ms += len(frame.pcm) / BYTES_PER_MS
-                    for edge in edges:
-                        if edge.started:
-                            self._onset = (self._mic_ms - edge.at_ms, self.now_ms())
-                            self.handle(e.LocalSpeechStarted(float(edge.at_ms)))
-                            self._onset = None  # a duck, if it ducked, has taken it
-                        else:
-                            self.handle(e.LocalSpeechStopped(float(edge.at_ms)))
-            finally:
-                self._mic_sends = False
-            if self._outbox:
-                if self.transport.backlogged():  # the sender task waits on the network:
-                    self._outbox_ready.set()  # this one goes on listening (the detector)
-                else:
-                    await self._drain()
+            self.handle(e.MicAudio(frame.pcm, frame.captured_at_ms))
+            if vad is not None:
+                edges = vad.feed(np.frombuffer(frame.pcm, dtype="<i2"))
+                self._mic_ms += len(frame.pcm) / BYTES_PER_MS
+                for edge in edges:
+                    if edge.started:
+                        self._onset = (self._mic_ms - edge.at_ms, self.now_ms())
+                        self.handle(e.LocalSpeechStarted(float(edge.at_ms)))
+                        self._onset = None  # a duck, if it ducked, has taken it
+                    else:
+                        self.handle(e.LocalSpeechStopped(float(edge.at_ms)))
 
     async def _send(self) -> None:
-        """Send what the outbox holds when woken (the microphone's task sends its own)."""
-        ready = self._outbox_ready
+        """Send the outbox in order, one task for all: the microphone's task never waits
+        on the network (a full socket would hold up its voice detector, and the echo
+        canceller's reference would run ahead of it). While the connection is down commands
+        are dropped, because the server session they were meant for is gone (a reconnect
+        starts a new one)."""
+        ready, outbox = self._outbox_ready, self._outbox
         while True:
-            if self._sending or not self._outbox:  # a drain under way takes the rest
+            if not outbox:
                 ready.clear()
                 await ready.wait()
                 continue
-            await self._drain()
-
-    async def _drain(self) -> None:
-        """Send the outbox in order, unless a send is under way (whoever is sending goes on
-        with the rest); while the connection is down commands are dropped, because the
-        server session they were meant for is gone (a reconnect starts a new one)."""
-        if self._sending:
-            return
-        self._sending = True
-        outbox = self._outbox
-        try:
-            while outbox:
-                command = outbox.popleft()
-                try:
-                    await self.transport.send(command)
-                except NotConnected:
-                    log.debug("command_dropped_while_disconnected",
-                              kind=type(command).__name__)
-        finally:
-            self._sending = False
+            command = outbox.popleft()
+            try:
+                await self.transport.send(command)
+            except NotConnected:
+                log.debug("command_dropped_while_disconnected", kind=type(command).__name__)
 
     async def _monitor(self) -> None:
         """Report the speaker's progress, and when it has played everything; end the
@@ -833,11 +805,9 @@ class Session:
                 self._post(command)
 
     def _post(self, command: c.ServerCommand) -> None:
-        """Queue ``command`` for the wire; the sender task is woken unless the microphone's
-        task, handling its frame, sends it right after."""
+        """Queue ``command`` for the wire and wake the sender task."""
         self._outbox.append(command)
-        if not self._mic_sends:
-            self._outbox_ready.set()
+        self._outbox_ready.set()
 
     def _run_tool(self, command: c.RunTool) -> None:
         """Run the call in a task of its own; its output goes back to the core."""

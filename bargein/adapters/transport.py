@@ -406,13 +406,6 @@ class RealtimeTransport:
 
     # --- traffic -------------------------------------------------------------------------
 
-    def backlogged(self) -> bool:
-        """Whether a send now would wait on the network: bytes already wait in the
-        connection's write buffer (the socket is full). The session's microphone task then
-        leaves its frame to the sender task rather than wait itself."""
-        ws = self._ws
-        return ws is not None and ws.transport.get_write_buffer_size() > 0
-
     async def send(self, command: ServerCommand) -> None:
         """Encode and send one command; a ``session.update`` is remembered for reconnects."""
         if isinstance(command, UpdateSession):

@@ -141,10 +141,6 @@ class MemoryTransport:
         as the real transport (the session drops the command)."""
         self._server._receive(command)
 
-    def backlogged(self) -> bool:
-        """Never: a send is delivered at once."""
-        return False
-
     async def close(self) -> None:
         """Close from the client's side: iteration ends. Idempotent."""
         if not self.closed:
