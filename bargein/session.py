@@ -34,6 +34,7 @@ from bargein.core import events as e
 from bargein.core.ledger import Settlement
 from bargein.core.liveness import LIVENESS_TIMERS, Liveness
 from bargein.core.pcm import BYTES_PER_MS
+from bargein.core.recent import forget_oldest
 from bargein.errors import BargeinError, NotConnected, SessionError
 from bargein.history import History
 from bargein.logs import get_logger
@@ -188,6 +189,12 @@ Observation = (
     StateChanged | Transcript | Interrupted | Heard | Reconnected | ServerEvent | Closed
 )
 Observer = Callable[[Observation], None]
+
+
+KEEP_RESPONSES = 1000
+"""The most recent responses whose figures (``Session.figures``) and items' transcripts and
+heard counts a session keeps; older ones are forgotten as new ones end, so hours of
+conversation cost no more memory than the first (``bargein.core.recent``)."""
 
 
 @dataclass(slots=True)
@@ -354,6 +361,8 @@ class Session:
         self.sink = sink
         self.conversation = conversation or Conversation()
         self.figures: dict[str, ResponseFigures] = {}
+        """Each response's figures, by response id, in the order they began: the most
+        recent ``KEEP_RESPONSES``."""
         self._interval = progress_interval_s
         self._local_vad = local_vad
         self._clock = clock
@@ -680,15 +689,18 @@ class Session:
             figures.status = event.status
         elif isinstance(event, (e.PlaybackProgress, e.PlaybackFinished, e.PlaybackFlushed)):
             self._on_heard(event.heard_ms)
-        settled_before = len(self.conversation.interruptions)
+        settled = self.conversation.interruptions
+        last_settled = settled[-1] if settled else None
         resumed_before = self.conversation.stats.false_interruptions
         self._execute(self.conversation.handle(event))
         if self.conversation.stats.false_interruptions > resumed_before:
             self._on_resumed()
-        for interruption in self.conversation.interruptions[settled_before:]:
-            self._on_settled(interruption, now)
+        if settled and settled[-1] is not last_settled:  # one event settles one barge-in
+            self._on_settled(settled[-1], now)
         if isinstance(event, e.ResponseDone):
             self._finalize_texts(event.response_id)
+            for kept in (self.figures, self._final_texts, self._item_response, self._heard):
+                forget_oldest(kept, KEEP_RESPONSES)
         elif isinstance(event, e.Disconnected):
             self._finalize_texts(None, said=False)
         elif isinstance(event, e.Reconnected):

@@ -36,7 +36,8 @@ repeated ``response.created`` of one is ignored, except from a new server sessio
 reconnect, a response it announces under an id of the old session is its own (a server
 may number responses per connection), while a delta it does not announce stays stale.
 This is the classic leak: the cancel crosses deltas in flight, a server may send more after
-it, and a queue cleared once plays them.
+it, and a queue cleared once plays them. The gate remembers the last ``GATE_KEEP`` ids it
+closed, so hours of conversation cost it no more memory than minutes.
 
 Where audio plays (``audible_states``). Assistant audio plays only in a state where a
 barge-in can flush it (an interruptible one) or where the table says it may play (an
@@ -142,6 +143,7 @@ stepping and actions already live in modules of their own.)
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -152,6 +154,7 @@ from bargein.core.backchannel import is_backchannel, is_words
 from bargein.core.ledger import PlaybackLedger
 from bargein.core.liveness import LIVENESS_TIMERS, READY_TIMER, REPLY_TIMER, Liveness
 from bargein.core.pcm import BYTES_PER_MS
+from bargein.core.recent import RecentIds
 from bargein.core.reconcile import SentCommands
 from bargein.core.records import ConversationStats, Interruption, Observer
 from bargein.core.settlement import PendingBargeIn, pend, settle_pending
@@ -173,6 +176,14 @@ line, then one line per this many seconds with ``repeated=K``: how many were hel
 
 OVERHEARD_LIMIT = 64
 """The most server speech items kept for classifying their transcripts (oldest forgotten)."""
+
+GATE_KEEP = 1024
+"""The most response ids the stale-audio gate remembers (``bargein.core.recent``): a
+server's delta for a response a thousand responses old is not in any live exchange."""
+
+KEEP_INTERRUPTIONS = 100
+"""The most recent settled barge-ins kept in ``Conversation.interruptions``
+(``stats.interruptions`` counts every barge-in)."""
 
 TURN_TIMER = "bargein:turn_end"
 """The quiet that ends a user turn under client turn detection (``client_turn_end_ms``)."""
@@ -197,7 +208,8 @@ class Conversation(MachineDriver):
         self.table = table
         self.stats = ConversationStats()
         self.ledger = PlaybackLedger()
-        self.interruptions: list[Interruption] = []
+        self.interruptions: deque[Interruption] = deque(maxlen=KEEP_INTERRUPTIONS)
+        """The settled barge-ins, the most recent ``KEEP_INTERRUPTIONS`` of them."""
         self.server_interrupts_response = True
         self.manual_turns = False
         """The configuration sent last has no turn detection on the server: the program
@@ -213,7 +225,7 @@ class Conversation(MachineDriver):
         ``LocalSpeechStopped`` in the user's turn starts ``TURN_TIMER``, a new onset stops
         it, and when it fires the user's audio is committed and the reply asked for."""
         self._observers: list[Observer] = []
-        self._gated: set[str] = set()
+        self._gated = RecentIds(GATE_KEEP)
         self._old_session: set[str] = set()
         """The gate as the last reconnect found it, less the ids seen since: the old server
         session's ids the new one has not used yet."""
@@ -227,9 +239,9 @@ class Conversation(MachineDriver):
         the never-ready deadline waits for, after the first connection and after each
         reconnection alike."""
         self._paused = False
-        self._refused: set[str] = set()
+        self._refused = RecentIds(GATE_KEEP)
         """Replies created during a pause: cancelled, their items deleted (see "Pauses")."""
-        self._refused_items: set[str] = set()
+        self._refused_items = RecentIds(GATE_KEEP)
         self._pending: PendingBargeIn | None = None
         self._typed: list[str] = []
         """Typed messages that wait for the barge-in they caused to settle."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from bargein.core import commands as c
+from bargein.core.recent import forget_oldest
 
 BENIGN_ERROR_CODES = frozenset({"response_cancel_not_active"})
 """Errors that only mean the server got there first."""
@@ -21,11 +22,17 @@ BENIGN_ERROR_CODES = frozenset({"response_cancel_not_active"})
 R = TypeVar("R", bound=c.Reconcilable)
 
 
+KEEP_SENT = 256
+"""The most commands kept awaiting their fate: one the server has not confirmed after this
+many more was taken (a server that never confirms must not make the set grow for hours)."""
+
+
 class SentCommands(dict[str, c.Reconcilable]):
     """Event id -> the command sent with it, while the server may still refuse it."""
 
     def keep(self, command: R) -> R:
         self[command.event_id] = command
+        forget_oldest(self, KEEP_SENT)
         return command
 
     def response_done(self, response_id: str) -> None:

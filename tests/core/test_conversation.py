@@ -330,7 +330,7 @@ def test_push_to_talk_sends_only_while_the_key_is_down_and_commits_on_release() 
          e.AudioDelta("r1", "i1", ms(500)))
     out = conv.handle(e.TalkPressed())
     assert kinds(out) == ["FlushPlayback", "CancelResponse", "ClearInputAudio"]
-    assert conv.state == "interrupted" and conv.interruptions == []
+    assert conv.state == "interrupted" and not conv.interruptions
     conv.handle(e.PlaybackFlushed({"i1": 200.0}))
     assert conv.interruptions[0].trigger == "interrupt"
     conv.handle(e.MicAudio(ms(40)))

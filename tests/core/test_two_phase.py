@@ -63,7 +63,7 @@ def test_a_cough_ducks_the_reply_and_resumes_it_where_it_was() -> None:
     assert conv.state == "speaking", "back where it was"
     assert out == [c.CancelTimer(WINDOW), c.RestorePlayback()]
     assert conv.stats.false_interruptions == 1
-    assert conv.stats.interruptions == 0 and conv.interruptions == []
+    assert conv.stats.interruptions == 0 and not conv.interruptions
     assert conv.timers == frozenset()
     # the reply finishes as if nothing happened: no cancel, no truncate, ever
     rest = feed(conv, e.AudioDelta("r1", "i1", ms(100)), e.ResponseDone("r1", "completed"),
