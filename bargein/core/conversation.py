@@ -459,9 +459,8 @@ class Conversation(MachineDriver):
         if self._held:
             self._drop_held(ev.response_id)
         self._generating.discard(ev.response_id)
-        return [*self._fire("response_done", ev),
-                *self._tools.response_done(ev.response_id, self._event_id),
-                *self._at_rest()]
+        return self._at_rest([*self._fire("response_done", ev),
+                              *self._tools.response_done(ev.response_id, self._event_id)])
 
     def _on_tool_call(self, ev: e.ToolCall) -> list[c.Command]:
         """Run the call, unless its reply was cut off (see ``bargein.core.tool_calls``)."""
@@ -472,15 +471,18 @@ class Conversation(MachineDriver):
         commands = self._tools.result(ev, self._event_id, self._generating)
         if not self._tools.running():
             commands += self._fire_if_legal("tools_done", ev)
-        return commands + self._at_rest()
+        return self._at_rest(commands)
 
-    def _at_rest(self) -> list[c.Command]:
-        """A reply ended and played out, or its calls did: held tool outputs go now
+    def _at_rest(self, before: list[c.Command]) -> list[c.Command]:
+        """``before`` (what a reply's end or a call's output led to), and then, if the
+        conversation is now at rest (a reply ended and played out, or its calls did, and
+        ``before`` asks for no follow-up): held tool outputs go now
         (``bargein.core.tool_calls``); if none, the idle timeout starts. Under client turns
         the audio sent while the reply played (the room, the echo's residue: no barge-in
         came of it) is cleared, so the user's next turn commits only itself."""
-        if self._machine.state != LISTENING or self._generating or self._playing:
-            return []
+        if self._machine.state != LISTENING or self._generating or self._playing \
+                or any(type(command) is c.CreateResponse for command in before):
+            return before
         commands = self._tools.release(self._event_id)
         released = bool(commands)
         if self.client_turn_end_ms is not None and self._mic.uncommitted \
@@ -490,7 +492,7 @@ class Conversation(MachineDriver):
         if not released and self.idle_timeout_ms is not None and IDLE_TIMER not in self._timers:
             self._timers.add(IDLE_TIMER)
             commands.append(c.StartTimer(IDLE_TIMER, self.idle_timeout_ms))
-        return commands
+        return before + commands
 
     def _on_idle(self) -> list[c.Command]:
         """The user stayed silent after the reply: ask for one (the model prompts them)."""
@@ -568,7 +570,7 @@ class Conversation(MachineDriver):
         if not self._generating:
             self._audio_response = None
             self.ledger.forget_finished()
-        return self._fire("playback_finished", ev) + self._at_rest()
+        return self._at_rest(self._fire("playback_finished", ev))
 
     def _on_request_response(self, ev: e.RequestResponse) -> list[c.Command]:
         if self.state == IDLE:

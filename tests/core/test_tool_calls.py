@@ -185,3 +185,19 @@ def test_a_held_output_is_dropped_with_the_connection_and_logged() -> None:
     assert not [x for x in out if isinstance(x, c.CancelTool | c.SendToolOutput)]
     assert [x["reason"] for x in logs if x["event"] == "tool_result_dropped"] == [
         "held, and the connection was lost"]
+
+
+def test_a_follow_up_asked_for_is_not_rest_no_idle_timeout_starts() -> None:
+    """The output completes a reply that is done and played: the follow-up is asked for,
+    and the idle timeout does not start (the next reply is on its way); once that one has
+    played out, it does."""
+    conv = calling()
+    feed(conv, e.ConfigureSession(SessionConfig(tools=SPECS, idle_timeout_ms=8000)),
+         e.ResponseDone("r1", "completed"))
+    assert conv.state == "running_tools"
+    assert kinds(conv.handle(e.ToolResult("c1", "ok"))) == ["SendToolOutput", "CreateResponse"]
+    assert conv.state == "listening"
+    feed(conv, e.ResponseCreated("r2"), e.OutputItemAdded("r2", "i2"),
+         e.AudioDelta("r2", "i2", ms(100)), e.ResponseDone("r2", "completed"))
+    assert conv.handle(e.PlaybackFinished({"i2": 100.0})) == [
+        c.StartTimer("bargein:idle", 8000)]
