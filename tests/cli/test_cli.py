@@ -61,7 +61,20 @@ async def bargein(*args: str, environ: dict[str, str] | None = None,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env=environ if environ is not None else env(),
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        # not ended in time: stop it (SIGINT, as Ctrl-C) and fail with what it had said,
+        # so the state it was stuck in is in the report rather than lost with the process
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), 10)
+        except TimeoutError:
+            proc.kill()
+            out, err = await proc.communicate()
+        pytest.fail(f"bargein {' '.join(args)} did not end within {timeout:g} s\n"
+                    f"--- stdout (tail) ---\n{out.decode()[-4000:]}\n"
+                    f"--- stderr (tail) ---\n{err.decode()[-4000:]}")
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
