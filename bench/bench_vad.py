@@ -133,7 +133,8 @@ def cancelled(playback: Pcm, mic: Pcm) -> Pcm:
 def frame_rms_db(samples: Pcm) -> npt.NDArray[np.float64]:
     usable = samples.size // PIECE * PIECE
     frames = samples[:usable].astype(np.float64).reshape(-1, PIECE)
-    return 10 * np.log10(np.mean(frames**2, axis=1) / 32768.0**2 + 1e-12)
+    return np.asarray(10 * np.log10(np.mean(frames**2, axis=1) / 32768.0**2 + 1e-12),
+                      dtype=np.float64)
 
 
 def rooms(playback: Pcm) -> list[tuple[Any, ...]]:

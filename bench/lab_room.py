@@ -433,7 +433,7 @@ def sounding_ms(samples: Pcm) -> float:
 def block_db(samples: Pcm) -> npt.NDArray[np.float64]:
     usable = samples.size // (10 * MS) * (10 * MS)
     blocks = samples[:usable].astype(np.float64).reshape(-1, 10 * MS)
-    return 10 * np.log10(np.mean(blocks**2, axis=1) + 1.0)
+    return np.asarray(10 * np.log10(np.mean(blocks**2, axis=1) + 1.0), dtype=np.float64)
 
 
 def analyse(played: list[Stimulus], speaker: Recorder, heard: Pcm, mic_rec: Recorder, mic: Pcm,
