@@ -1,5 +1,10 @@
 """A ``tool_running`` sub-state, driven by the program's own events, with a timeout.
 
+This is an example of a machine driven by a program's own events, not how bargein runs
+tools: a session given ``tools=`` runs the model's calls itself, and the default table's
+``running_tools`` state (``bargein.core.tool_calls``) is where it waits for them. Use this
+pattern for work of the program's own that the machine should know about.
+
 The program tells the machine what its tools do with its own events (``UserEvent``
 subclasses carrying the call's data): ``ToolCall`` when the model asks for a tool,
 ``ToolResult`` when the tool has answered. ``tool_running`` is a child of ``responding``:
