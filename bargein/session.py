@@ -234,6 +234,9 @@ class ResponseFigures:
       command carried out: the audio captured after the onset before the detector said so,
       plus the session's time from that moment to the sink's ``duck()``. (A duck on the
       server's ``speech_started`` is not in it: the server's clock is not the microphone's.)
+    - ``underruns``: dropouts the listener heard while this response played: the speaker
+      ran dry in the middle of its audio and went on after a gap (counted by a sink that
+      has ``underruns``: ``PulseSpeaker``, ``PyAudioSpeaker``; 0 with one that has not).
     """
 
     response_id: str
@@ -250,6 +253,7 @@ class ResponseFigures:
     ducks: int = 0
     false_interruptions: int = 0
     onset_to_duck_ms: list[float] = field(default_factory=list)
+    underruns: int = 0
 
     def __str__(self) -> str:
         """One line for a person: ``resp_1: first audio after 600 ms; heard 3045 of 4600 ms;
@@ -269,6 +273,8 @@ class ResponseFigures:
             parts.append(f"ducked {self.ducks}x, resumed {self.false_interruptions}x")
         if self.dropped_ms:
             parts.append(f"{self.dropped_ms:.0f} ms of late audio dropped")
+        if self.underruns:
+            parts.append(f"{self.underruns} dropout{'s' if self.underruns > 1 else ''}")
         if self.client_cancelled:
             parts.append("cancelled by bargein")
         elif self.status is not None:
@@ -389,6 +395,10 @@ class Session:
         self._final_texts: dict[str, str] = {}
         self._item_response: dict[str, str] = {}
         self._heard: dict[str, float] = {}
+        self._heard_response: str | None = None
+        """The response whose audio a speaker report last found playing on."""
+        self._underruns = 0
+        """The sink's dropout count when it was last read (``ResponseFigures.underruns``)."""
         """What the speaker reported heard, per item."""
         self._generating_at_signal: set[str] = set()
         self.history: History | None = History() if restore_context else None
@@ -738,7 +748,15 @@ class Session:
         for item_id, ms in heard_ms.items():
             if ms > heard.get(item_id, 0.0):  # the items that played on (not the settled ones)
                 heard[item_id] = ms
-                self._update_heard(self._item_response.get(item_id))
+                self._heard_response = self._item_response.get(item_id)
+                self._update_heard(self._heard_response)
+        underruns = getattr(self.sink, "underruns", 0)  # a sink that counts its dropouts
+        if underruns != self._underruns:
+            # since the last report: the response that played on is the one that broke up
+            new, self._underruns = underruns - self._underruns, underruns
+            figures = self.figures.get(self._heard_response or "")
+            if figures is not None:
+                figures.underruns += new
 
     def _update_heard(self, response_id: str | None) -> None:
         figures = self.figures.get(response_id) if response_id is not None else None
