@@ -153,7 +153,7 @@ def mode_line(*, host: str, api: str, turns: str, client_cancel: bool, local_vad
 def figures_table(figures: Iterable[ResponseFigures]) -> str:
     """The per-response figures as an aligned text table."""
     header = ("response", "first audio", "interrupted", "stop latency", "received", "heard",
-              "truncated to", "late audio dropped", "cancelled by")
+              "truncated to", "late audio dropped", "dropouts", "cancelled by")
     rows = [header]
     for f in figures:
         if f.client_cancelled:
@@ -171,6 +171,7 @@ def figures_table(figures: Iterable[ResponseFigures]) -> str:
             _ms(f.heard_ms),
             _ms(f.audio_end_ms),
             _ms(f.dropped_ms),
+            str(f.underruns),
             cancelled_by,
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
