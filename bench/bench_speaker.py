@@ -4,24 +4,30 @@ Three speakers play the same speech-like item and are interrupted at a random mo
 
 * seed: the seed article's recipe, blocking ``write()``s from a queue; on interrupt the queue is
   cleared and the device drains; "heard" is what had been handed to ``write()``;
-* pyaudio: ``PyAudioSpeaker`` (PortAudio callback, DAC-timed ledger, fade in the next block);
+* pyaudio: ``PyAudioSpeaker`` (PortAudio callback, DAC-timed ledger, a 100 ms device buffer
+  that a flush drops by aborting the stream; the spare stream starts in a worker thread);
 * pulse: ``PulseSpeaker`` (libpulse; fade written where the sink has not read yet, rest zeroed).
 
-Columns: ``stop`` = from the interrupt call to the last audible sample on the monitor (wall
-clock, so it carries the monitor's few ms of capture latency, alike for all three; median and
-p95); ``cut/speech`` = the largest sample-to-sample step where the sound meets silence against
-the largest in the speech just before (< 1: no click); ``heard err`` = ms reported heard minus
-ms the monitor played, the item located in the recording by its content (median of |err|);
-``flush`` = wall and CPU time of the interrupt call itself (µs); ``after sounding`` = from
+Columns: ``stop`` = from the interrupt call to the last audible sample on the monitor, the
+sample's time taken from its position in the recording (``MonitorRecorder.recorded_at``); the
+null sink renders a few ms ahead of real time, so a stop at the call reads slightly negative
+(median and p95); ``cut/speech`` = the largest sample-to-sample step where the sound meets
+silence against the largest in the speech just before (< 1: no click); ``heard err`` = ms
+reported heard minus ms the monitor played, the item located in the recording by its content
+(median of |err|); ``flush`` = wall and CPU time of the interrupt call itself (µs);
+``after sounding`` = from
 the sample a bargein speaker said was sounding when the flush came to the last audible sample,
 counted in samples on the monitor (no clock involved; the seed cannot say what was sounding).
 On a null sink the monitor receives a sample when the sink renders it, so ``stop`` is the time
 to the sink's last render; a listener hears it one sink latency later, which ``after sounding``
 includes.
 
-``--load`` instead plays a 60 s reply into each speaker with two CPU hogs beside it and counts
-the gaps (silences ≥ 2 ms inside the reply) in the monitor recording.
-Run: scripts/start-pulse.sh && .venv/bin/python bench/bench_speaker.py [--load]
+The load table plays a 60 s reply into each speaker with two CPU hogs beside it and counts the
+gaps (silences ≥ 2 ms inside the reply) in the monitor recording. Both tables run ``--runs``
+times (3 by default; the load differs between runs on a shared machine) and the last table is
+the median of the runs' medians. The pyaudio speaker's period is at least 50 ms whatever the
+block, so its rows differ by chance only.
+Run: scripts/start-pulse.sh && .venv/bin/python bench/bench_speaker.py [--runs N] [--only load]
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ from tests.support.pulse_env import (
 
 BLOCKS = (120, 240, 480, 960)
 KINDS = ("seed", "pyaudio", "pulse")
-TRIALS = 7
+TRIALS = 5
 ITEM_MS = 1500
 
 
@@ -166,35 +172,43 @@ def p95(values: list[float]) -> float:
     return sorted(values)[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
 
 
-def interrupts() -> None:
-    rng = random.Random(7)
-    print(
-        f"flush on a PulseAudio null sink, {TRIALS} trials per cell, interleaved (ms unless said)"
-    )
-    print(
-        f"{'block':>5} {'kind':>8} | {'stop med':>8} {'p95':>6} | {'cut/speech':>10}"
-        f" | {'|heard err|':>11} | {'flush wall µs':>13} {'cpu µs':>7} | {'after sounding':>14}"
-    )
+HEAD = (
+    f"{'block':>5} {'kind':>8} | {'stop med':>8} {'p95':>6} | {'cut/speech':>10}"
+    f" | {'|heard err|':>11} | {'flush wall µs':>13} {'cpu µs':>7} | {'after sounding':>14}"
+)
+
+
+def interrupts() -> dict[tuple[int, str], tuple[float, ...]]:
+    """One run of the flush table; returns each cell's medians (and p95 of the stop)."""
+    rng = random.Random(time.monotonic_ns())
+    print(f"flush on a PulseAudio null sink, {TRIALS} trials per cell, interleaved"
+          " (ms unless said)")
+    cells: dict[tuple[int, str], tuple[float, ...]] = {}
     for block in BLOCKS:
         results: dict[str, list[tuple[float, ...]]] = {k: [] for k in KINDS}
         for _ in range(TRIALS):
             for kind in KINDS:  # interleaved, so all see the same machine load
                 results[kind].append(trial(kind, block, rng))
-        stops = {}
         for kind in KINDS:
             cols = list(zip(*results[kind], strict=True))
-            stops[kind] = statistics.median(cols[0])
-            print(
-                f"{block:>5} {kind:>8} | {stops[kind]:>8.1f} {p95(list(cols[0])):>6.1f}"
-                f" | {statistics.median(cols[1]):>10.2f}"
-                f" | {statistics.median(abs(e) for e in cols[2]):>11.2f}"
-                f" | {statistics.median(cols[3]):>13.0f} {statistics.median(cols[4]):>7.0f}"
-                f" | {statistics.median(cols[5]):>14.1f}"
+            cells[(block, kind)] = (
+                statistics.median(cols[0]), p95(list(cols[0])), statistics.median(cols[1]),
+                statistics.median(abs(e) for e in cols[2]), statistics.median(cols[3]),
+                statistics.median(cols[4]), statistics.median(cols[5]),
             )
-        print(
-            f"{'':>5} {'ratio':>8} | seed/pulse {stops['seed'] / stops['pulse']:.1f}x,"
-            f" pyaudio/pulse {stops['pyaudio'] / stops['pulse']:.1f}x"
-        )
+    print_interrupts(cells)
+    return cells
+
+
+def print_interrupts(cells: dict[tuple[int, str], tuple[float, ...]]) -> None:
+    print(HEAD)
+    for block in BLOCKS:
+        for kind in KINDS:
+            stop, stop95, cut, err, wall, cpu, after = cells[(block, kind)]
+            print(
+                f"{block:>5} {kind:>8} | {stop:>8.1f} {stop95:>6.1f} | {cut:>10.2f}"
+                f" | {err:>11.2f} | {wall:>13.0f} {cpu:>7.0f} | {after:>14.1f}"
+            )
 
 
 def gaps(recorded: npt.NDArray[np.int16], min_ms: float = 2.0) -> list[float]:
@@ -214,12 +228,11 @@ def gaps(recorded: npt.NDArray[np.int16], min_ms: float = 2.0) -> list[float]:
     return found
 
 
-def under_load(seconds: int = 60) -> None:
+def under_load(seconds: int) -> dict[str, tuple[float, ...]]:
+    """One run of the dropout table: per kind (gaps per minute, longest gap ms, underruns)."""
     print(f"{seconds} s reply with two CPU hogs beside it, 240-frame blocks; fed in 100 ms deltas")
-    print(
-        f"{'kind':>8} | {'gaps':>4} {'per min':>7} {'longest ms':>10} | {'underruns counted':>17}"
-    )
     pcm = speech_like(seconds * 1000, seed=99)
+    rows: dict[str, tuple[float, ...]] = {}
     for kind in KINDS:
         hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
         try:
@@ -233,7 +246,7 @@ def under_load(seconds: int = 60) -> None:
                 time.sleep(max(0.0, started + n * 0.05 - time.monotonic()))
                 speaker.play("reply", pcm[i : i + step_bytes])
             time.sleep(seconds / 2 + 1.0)
-            counted = getattr(speaker, "underruns", None)
+            counted = getattr(speaker, "underruns", float("nan"))
             speaker.close()
             recorded = recorder.stop()
         finally:
@@ -241,19 +254,43 @@ def under_load(seconds: int = 60) -> None:
                 hog.kill()
                 hog.wait()
         found = gaps(recorded)
-        print(
-            f"{kind:>8} | {len(found):>4} {len(found) * 60 / seconds:>7.1f}"
-            f" {max(found, default=0.0):>10.1f} | {counted if counted is not None else '-':>17}"
-        )
+        rows[kind] = (len(found) * 60 / seconds, max(found, default=0.0), float(counted))
+    print_load(rows)
+    return rows
+
+
+def print_load(rows: dict[str, tuple[float, ...]]) -> None:
+    print(f"{'kind':>8} | {'gaps per min':>12} {'longest ms':>10} | {'underruns counted':>17}")
+    for kind, (per_min, longest, counted) in rows.items():
+        print(f"{kind:>8} | {per_min:>12.1f} {longest:>10.1f} | {counted:>17.0f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--load", action="store_true", help="the dropout run instead")
+    parser.add_argument("--runs", type=int, default=3, help="whole runs; medians of their medians")
+    parser.add_argument("--load-seconds", type=int, default=60, help="length of the loaded reply")
+    parser.add_argument("--only", choices=("interrupts", "load"), help="one of the two tables")
     args = parser.parse_args()
     ensure_pulse()
     started = time.monotonic()
-    under_load() if args.load else interrupts()
+    flushes: list[dict[tuple[int, str], tuple[float, ...]]] = []
+    loads: list[dict[str, tuple[float, ...]]] = []
+    for run in range(1, args.runs + 1):
+        print(f"--- run {run} of {args.runs}")
+        if args.only != "load":
+            flushes.append(interrupts())
+        if args.only != "interrupts":
+            loads.append(under_load(args.load_seconds))
+    if args.runs > 1:
+        print(f"=== medians of the {args.runs} runs' medians")
+        if flushes:
+            print_interrupts({cell: tuple(statistics.median(run[cell][i] for run in flushes)
+                                          for i in range(len(flushes[0][cell])))
+                              for cell in flushes[0]})
+        if loads:
+            print_load({kind: tuple(statistics.median(run[kind][i] for run in loads)
+                                    for i in range(len(loads[0][kind])))
+                        for kind in loads[0]})
     print(f"(ran {time.monotonic() - started:.0f} s)")
 
 

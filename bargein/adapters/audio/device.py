@@ -58,10 +58,16 @@ def open_stream(
     callback: Callable[[bytes | None, int, dict[str, float], int], tuple[bytes | None, int]],
     device_index: int | None = None,
     rate: int | None = None,
+    pa: Any = None,
 ) -> tuple[Any, Any, int]:
-    """Open (not start) a mono int16 callback stream; return (PyAudio, stream, device rate)."""
+    """Open (not start) a mono int16 callback stream; return (PyAudio, stream, device rate).
+
+    ``pa`` opens it on an existing PyAudio (which a failure leaves alone); by default each
+    stream gets a PyAudio of its own, terminated if the stream cannot open."""
     pyaudio = load_pyaudio()
-    pa = new_pyaudio()
+    own = pa is None
+    if own:
+        pa = new_pyaudio()
     kind = "output" if output else "input"
     try:
         info = (
@@ -87,7 +93,8 @@ def open_stream(
             start=False,
         )
     except (OSError, ValueError) as exc:
-        pa.terminate()
+        if own:
+            pa.terminate()
         raise AudioDeviceError(
             f"no usable audio {kind} device ({exc}); is an audio server running?"
         ) from None

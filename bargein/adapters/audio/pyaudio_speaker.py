@@ -1,29 +1,46 @@
-"""The speaker: a PortAudio callback stream that knows what has actually left the device.
+"""The speaker on any PortAudio host: a deep device buffer that a flush drops by aborting.
 
-The callback pulls one block at a time from the shared Playout and stamps it with PortAudio's
-``output_buffer_dac_time``; ``heard_ms()`` compares those stamps with ``stream.get_time()``,
-so audio still waiting in the device's buffers is not counted as heard. The stream runs from
-construction to close (playing silence when idle), because a newly started stream drops its
-first 5-10 ms. ``flush()`` never touches the stream: it swaps the queue for a 5 ms fade, which
-the next callback plays, and reports what will have sounded by then. Audio already inside the
-device (PortAudio keeps two blocks, PulseAudio ~10 ms more) still plays out before the fade;
-``FlushReport.silent_after_ms`` says when the output is silent.
+Why this mechanism (measured on PortAudio 19.6 through ALSA's pulse plugin into a PulseAudio
+null sink, judged by the sink's monitor): PortAudio cannot take back what it has handed on. A
+fade written by the next callback sounds only after everything the device holds (two periods
+and the server's buffer: ≈30 ms at 240-frame blocks), and a buffer small enough to stop soon
+is one a busy machine runs dry (6-200 dropouts a minute of reply beside two CPU hogs). So:
 
-This is the portable path (any PortAudio host). On a PulseAudio or PipeWire-pulse server,
-``PulseSpeaker`` stops within one block and never runs dry under load; ``open_speaker()``
-chooses it there. ``underruns`` counts the callbacks PortAudio flagged as late
-(``paOutputUnderflow``) while audio was queued: dropouts the listener heard.
+- **A deep buffer, no dropouts.** The device period is at least ``buffer_ms / 2`` (PortAudio
+  keeps two; 50 ms by default): the audio thread can be late by that much without a dropout.
+  pyaudio does not pass a suggested latency, so the period is what sets the depth.
+- **A flush aborts the stream.** Closing an active stream aborts it (pyaudio has no
+  ``abort()``), which drops what PortAudio and the server hold: the sound stops where the
+  device was, 1.5-2.5 ms after the call (its cost on the caller's thread; ``stop_stream()``
+  waits for a period instead, and sound goes on meanwhile). A second stream, opened
+  beforehand, is started in a worker thread, so the next reply needs no wait to open one.
+- **No fade.** The fade a flush would play cannot reach the listener: the cut is a hard one
+  at the device's position, and a newly started stream loses its first 3.5-4.5 ms (measured:
+  of a fade played first, only its last 10-25 samples sounded, 4-6 ms after the cut). So a
+  flush here is a cut where the audio was, with the step that makes (the bench's
+  ``cut/speech`` column); ``PulseSpeaker`` is the path that stops without a click. A started
+  stream's first block carries silence, so what a reply plays is not what gets lost.
+- **Heard-ms exact at the cut.** Each block is stamped with PortAudio's
+  ``output_buffer_dac_time``, mapped onto ``time.monotonic()`` per stream (``MonotonicClock``),
+  so the count survives a restart whatever a host's stream clock does. At a flush, what had
+  reached the DAC when the abort returned was heard; nothing after it was.
 
-``duck(gain)`` lowers the level from the next callback's block on (a 5 ms ramp); like a flush
-it cannot reach the blocks already inside the device. ``tap_reference(tap)`` hands every
-block the callback writes, silence included, at 24 kHz with its DAC time on
-``time.monotonic()`` in ms: the echo canceller's reference.
+``underruns`` counts the callbacks PortAudio flagged as late (``paOutputUnderflow``) while audio
+was queued: dropouts the listener heard. ``duck(gain)`` lowers the level from the next
+callback's block on (a 5 ms ramp); it cannot reach the blocks already inside the device, so it
+is heard up to the buffer's depth later. ``tap_reference(tap)`` hands every block the callback
+writes, silence included, at 24 kHz with its DAC time on ``time.monotonic()`` in ms: the echo
+canceller's reference. On a PulseAudio or PipeWire-pulse server, ``open_speaker()`` chooses
+``PulseSpeaker`` instead.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -40,38 +57,52 @@ from bargein.adapters.audio.protocols import FlushReport
 from bargein.adapters.audio.resample import StreamResampler
 from bargein.core.pcm import RATE, pcm16_samples
 from bargein.errors import AudioDeviceError
+from bargein.logs import get_logger
+
+log = get_logger(__name__)
+
+BUFFER_MS = 100.0
+"""Default device buffering: two periods of 50 ms. Beside two CPU hogs, 20-40 ms of buffer
+ran dry several times a minute (measured); see the bench's ``--load`` run."""
+_START_ATTEMPTS = 3
+
+
+class _Output:
+    """One PortAudio stream of the speaker, with its own clock mapping (a restarted stream
+    may count time from elsewhere) and whether it has played its first block yet."""
+
+    __slots__ = ("clock", "fresh", "stream")
+
+    def __init__(self) -> None:
+        self.stream: Any = None
+        self.clock = MonotonicClock()
+        self.fresh = True
 
 
 class PyAudioSpeaker:
     """AudioSink on the default (or given) PortAudio output device.
 
-    ``block_frames`` is the device block in 24 kHz frames (240, 480 or 960 = 10, 20, 40 ms):
-    smaller blocks stop sooner and cost more wake-ups. ``device_rate`` forces the device rate
-    (otherwise 24 kHz when the device takes it, else its default rate, resampled to).
+    ``block_frames`` (24 kHz frames) is the least callback block; the device's period is the
+    larger of it and ``buffer_ms / 2``. A flush drops the buffer, so its depth does not delay a
+    stop. ``device_rate`` forces the device rate (otherwise 24 kHz when the device takes it,
+    else its default rate, resampled to).
     """
 
     def __init__(
         self,
         *,
         block_frames: int = 240,
+        buffer_ms: float = BUFFER_MS,
         device_index: int | None = None,
         device_rate: int | None = None,
     ) -> None:
-        if block_frames <= 0:
-            raise AudioDeviceError(f"block_frames must be positive, got {block_frames}")
-        opener = functools.partial(
-            open_stream,
-            output=True,
-            block_frames=block_frames,
-            callback=self._callback,
-            device_index=device_index,
-            rate=device_rate,
-        )
-        self._pa, self._stream, self.device_rate = opener()
+        if block_frames <= 0 or buffer_ms < 0:
+            raise AudioDeviceError(
+                f"block_frames must be positive and buffer_ms not negative, got {block_frames}"
+                f" and {buffer_ms}"
+            )
         self.block_frames = block_frames
-        self._playout = Playout(self.device_rate)
-        self._resamplers: dict[str, StreamResampler] = {}
-        self._latency = float(self._stream.get_output_latency())
+        self.period_frames = max(block_frames, round(buffer_ms / 2 * RATE / 1000))
         pyaudio = load_pyaudio()
         self._continue = int(pyaudio.paContinue)
         self._underflow_flag = int(pyaudio.paOutputUnderflow)
@@ -79,24 +110,102 @@ class PyAudioSpeaker:
         self._closed_at: float | None = None
         self._tap: ReferenceTap | None = None
         self._tap_resampler: StreamResampler | None = None
-        self._monotonic = MonotonicClock()
+        self._resamplers: dict[str, StreamResampler] = {}
+        self._device_lock = threading.Lock()  # every open, start and close of a stream
+        self._wake = threading.Condition()
+        self._restart_due = False
+        self._failure: AudioDeviceError | None = None
+        self._opener = functools.partial(
+            open_stream, output=True, block_frames=self.period_frames,
+            device_index=device_index,
+        )
+        first = _Output()
+        opener = functools.partial(
+            self._opener, callback=functools.partial(self._callback, first), rate=device_rate
+        )
+        self._pa, first.stream, self.device_rate = opener()
+        self._playout = Playout(self.device_rate)
         self._blocks = SampleClock(self.device_rate)
-        self._pa, self._stream = start_stream(self._pa, self._stream, opener, "output")
+        self._latency = float(first.stream.get_output_latency())
+        self._pa, first.stream = start_stream(self._pa, first.stream, opener, "output")
+        self._live: _Output | None = first
+        try:
+            self._spare: _Output | None = self._open()
+        except AudioDeviceError:
+            self._pa.terminate()
+            raise
+        self._worker = threading.Thread(
+            target=self._restarts, name="bargein-speaker-restart", daemon=True
+        )
+        self._worker.start()
+
+    def _open(self) -> _Output:
+        """A stream on this speaker's PyAudio, opened and not started."""
+        out = _Output()
+        _, out.stream, _ = self._opener(
+            callback=functools.partial(self._callback, out), rate=self.device_rate, pa=self._pa
+        )
+        return out
+
+    def _start(self, out: _Output) -> _Output:
+        """Start ``out`` (with the lock held); a start that timed out on a starved machine is
+        tried again on a stream opened afresh."""
+        for attempt in range(_START_ATTEMPTS):
+            if attempt:
+                out = self._open()
+            try:
+                out.stream.start_stream()
+                return out
+            except OSError as exc:
+                out.stream.close()
+                if attempt == _START_ATTEMPTS - 1:
+                    raise AudioDeviceError(
+                        f"the audio output stream did not start again ({exc})"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _restarts(self) -> None:
+        """The worker: after each flush, start the spare stream and open the next spare."""
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._restart_due or self._closed_at is not None)
+                if self._closed_at is not None:
+                    return
+                self._restart_due = False
+            try:
+                with self._device_lock:
+                    if self._closed_at is not None or self._live is not None:
+                        continue
+                    spare, self._spare = self._spare, None
+                    self._live = self._start(spare if spare is not None else self._open())
+                    self._spare = self._open()
+            except AudioDeviceError as exc:
+                log.error("speaker_restart_failed", error=str(exc))
+                self._failure = exc
 
     def _callback(
-        self, _in: bytes | None, frame_count: int, time_info: dict[str, float], status: int
+        self,
+        out: _Output,
+        _in: bytes | None,
+        frame_count: int,
+        time_info: dict[str, float],
+        status: int,
     ) -> tuple[bytes, int]:
+        current = time_info["current_time"]
+        offset = out.clock.offset(current)
+        starts_at = (time_info["output_buffer_dac_time"] or current + self._latency) + offset
         underflow = bool(status & self._underflow_flag)
-        if underflow and self._playout.queued_samples():
-            self._underruns += 1
-        starts_at = time_info["output_buffer_dac_time"] or (
-            time_info["current_time"] + self._latency
-        )
-        block = self._playout.pull(frame_count, starts_at)
+        if out.fresh:  # a newly started stream loses its first few ms: they carry silence
+            out.fresh = False
+            underflow = True  # the reference's clock starts again here
+            block = np.zeros(frame_count, dtype=np.int16)
+        else:
+            if underflow and self._playout.has_queued():
+                self._underruns += 1
+            block = self._playout.pull(frame_count, starts_at)
         tap = self._tap
         if tap is not None:
-            dac_s = starts_at + self._monotonic.offset(time_info["current_time"])
-            dac_ms = self._blocks.block(dac_s * 1000, frame_count, broke=underflow)
+            dac_ms = self._blocks.block(starts_at * 1000, frame_count, broke=underflow)
             written = block
             if self._tap_resampler is not None:
                 written = np.frombuffer(self._tap_resampler.process(block.tobytes()), "<i2")
@@ -111,7 +220,7 @@ class PyAudioSpeaker:
         self._tap = tap
 
     def _now(self) -> float:
-        return self._closed_at if self._closed_at is not None else float(self._stream.get_time())
+        return self._closed_at if self._closed_at is not None else time.monotonic()
 
     @property
     def output_latency_ms(self) -> float:
@@ -124,6 +233,8 @@ class PyAudioSpeaker:
         return self._underruns
 
     def play(self, item_id: str, pcm: bytes) -> None:
+        if self._failure is not None:
+            raise self._failure
         if self._closed_at is not None:
             return
         if self.device_rate != RATE:
@@ -139,11 +250,19 @@ class PyAudioSpeaker:
         self._playout.duck(gain)
 
     def flush(self) -> FlushReport:
+        """Abort the stream (what the device and the server hold is dropped, not heard), drop
+        the queue, and start the spare stream in the worker. Blocks for the abort only."""
         self._resamplers.clear()
-        final, silent_after_s = self._playout.flush(self._now())
-        return FlushReport(
-            heard_ms=to_ms(final, self.device_rate), silent_after_ms=silent_after_s * 1000
-        )
+        with self._device_lock:
+            live, self._live = self._live, None
+            if live is not None:
+                live.stream.close()  # an active stream is aborted
+            final, _ = self._playout.cut(self._now(), fade=False)
+        if live is not None:
+            with self._wake:
+                self._restart_due = True
+                self._wake.notify()
+        return FlushReport(heard_ms=to_ms(final, self.device_rate), silent_after_ms=0.0)
 
     def heard_ms(self) -> Mapping[str, float]:
         return to_ms(self._playout.heard_samples(self._now()), self.device_rate)
@@ -154,8 +273,11 @@ class PyAudioSpeaker:
 
     def close(self) -> None:
         """Stop at once (PortAudio aborts on close; buffered audio is dropped, not counted)."""
-        if self._closed_at is not None:
-            return
-        self._closed_at = float(self._stream.get_time())
-        self._stream.close()
-        self._pa.terminate()
+        with self._device_lock:
+            if self._closed_at is not None:
+                return
+            self._closed_at = time.monotonic()
+            self._pa.terminate()  # closes (aborts) the live stream and the spare
+        with self._wake:
+            self._wake.notify()
+        self._worker.join()
