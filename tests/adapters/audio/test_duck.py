@@ -250,5 +250,7 @@ def test_pyaudio_speaker_ducks_from_its_next_block() -> None:
         latency = sink.output_latency_ms
     finally:
         sink.close()
-    # what PortAudio holds (its latency) sounds first, then the next block ramps
-    _judge(item, down_at, up_at, reach_ms=latency + 2 * 10 + FADE_MS + 5)
+    # what PortAudio holds (its latency) sounds first, then the next block (a device period)
+    # ramps; levels are 5 ms windows
+    period_ms = sink.period_frames / MS
+    _judge(item, down_at, up_at, reach_ms=latency + period_ms + FADE_MS + 5)
