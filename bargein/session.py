@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -378,9 +379,13 @@ class Session:
         self._queue: deque[e.Event] = deque()
         self._handling = False
         self._outbox: deque[c.ServerCommand] = deque()
-        self._outbox_ready = asyncio.Event()
-        """Set when the sender task has commands to send."""
-        self._sink_busy = False
+        self._sender_waits: asyncio.Future[None] | None = None
+        """What the sender task awaits while the outbox is empty (``_post`` resolves it): a
+        bare future, not an ``asyncio.Event``, which makes and drops one per wait anyway."""
+        self._busy = False
+        self._monitor_waits: asyncio.Future[None] | None = None
+        """What the monitor awaits while nothing plays and no linger counts (``_sink_busy``
+        turning True resolves it): an idle session has no timer ticking."""
         self._speech_stopped_at: float | None = None
         self._signal_at: float | None = None
         self._flush_silent_ms: float | None = None
@@ -597,8 +602,11 @@ class Session:
 
     async def _read_mic(self) -> None:
         vad = self._local_vad
+        lingers = self._linger_s is not None and hasattr(self.source, "exhausted")
         async for frame in self.source.frames():
             self.handle(e.MicAudio(frame.pcm, frame.captured_at_ms))
+            if lingers and self._monitor_waits is not None and self._input_over():
+                self._wake_monitor()  # the quiet is timed from now on
             if vad is not None:
                 edges = vad.feed(np.frombuffer(frame.pcm, dtype="<i2"))
                 self._mic_ms += len(frame.pcm) / BYTES_PER_MS
@@ -616,24 +624,61 @@ class Session:
         canceller's reference would run ahead of it). While the connection is down commands
         are dropped, because the server session they were meant for is gone (a reconnect
         starts a new one)."""
-        ready, outbox = self._outbox_ready, self._outbox
+        outbox, send = self._outbox, self.transport.send
+        loop = asyncio.get_running_loop()
         while True:
-            if not outbox:
-                ready.clear()
-                await ready.wait()
-                continue
-            command = outbox.popleft()
-            try:
-                await self.transport.send(command)
-            except NotConnected:
-                log.debug("command_dropped_while_disconnected", kind=type(command).__name__)
+            while outbox:
+                command = outbox.popleft()
+                try:
+                    await send(command)
+                except NotConnected:
+                    log.debug("command_dropped_while_disconnected",
+                              kind=type(command).__name__)
+            waits = self._sender_waits = loop.create_future()
+            await waits
+
+    @property
+    def _sink_busy(self) -> bool:
+        """The sink was given audio that the monitor has not yet seen played out."""
+        return self._busy
+
+    @_sink_busy.setter
+    def _sink_busy(self, busy: bool) -> None:
+        self._busy = busy
+        if busy:
+            self._wake_monitor()
+
+    def _wake_monitor(self) -> None:
+        waits, self._monitor_waits = self._monitor_waits, None
+        if waits is not None and not waits.done():
+            waits.set_result(None)
 
     async def _monitor(self) -> None:
         """Report the speaker's progress, and when it has played everything; end the
-        session once a finite input is over and the conversation has gone quiet."""
+        session once a finite input is over and the conversation has gone quiet.
+
+        It polls every ``progress_interval_s`` while the sink has audio, and once a finite
+        input is over (to time the quiet, ``linger_s``); otherwise it waits, no timer, until
+        audio is played or the input is over (the microphone's task says so), and then
+        polls on the grid of its last poll, from that moment on: at the times it would have
+        polled at had it gone on polling, so the polls fall where they always did."""
+        loop = asyncio.get_running_loop()
+        interval = self._interval
+        lingers = self._linger_s is not None and hasattr(self.source, "exhausted")
+        last = self._clock()
         while True:
-            await self._sleep(self._interval)
-            if self._sink_busy:
+            if self._busy or (lingers and self._input_over()):
+                await self._sleep(interval)
+            else:
+                waits = self._monitor_waits = loop.create_future()
+                await waits
+                # the first time on the grid of the last poll from now on (not the last
+                # poll's own: it has been)
+                elapsed = self._clock() - last
+                polls = max(1, math.ceil(elapsed / interval - 1e-6))
+                await self._sleep(last + polls * interval - self._clock())
+            last = self._clock()
+            if self._busy:
                 idle = self.sink.idle  # before the count: idle then means the count is whole
                 heard = dict(self.sink.heard_ms())
                 if idle:
@@ -837,7 +882,11 @@ class Session:
     def _post(self, command: c.ServerCommand) -> None:
         """Queue ``command`` for the wire and wake the sender task."""
         self._outbox.append(command)
-        self._outbox_ready.set()
+        waits = self._sender_waits
+        if waits is not None:
+            self._sender_waits = None
+            if not waits.done():
+                waits.set_result(None)
 
     def _run_tool(self, command: c.RunTool) -> None:
         """Run the call in a task of its own; its output goes back to the core."""

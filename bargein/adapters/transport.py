@@ -249,6 +249,9 @@ class _Connect(connect):
 _PROXY_OPTION: Final = "proxy" in inspect.signature(connect.__init__).parameters
 """websockets 15 and later take ``proxy`` (and read the environment's proxies unless it is
 None); earlier versions use no proxy at all."""
+_TEXT_FROM_BYTES: Final = "text" in inspect.signature(ClientConnection.send).parameters
+"""websockets 14 and later send UTF-8 bytes as a text frame (``send(data, text=True)``), so
+a frame the codec encoded to bytes goes out as is, not decoded to ``str`` and encoded back."""
 
 
 def _is_loopback_address(address: str) -> bool:
@@ -414,7 +417,10 @@ class RealtimeTransport:
         if ws is None:
             raise NotConnected("not connected to the Realtime server")
         try:
-            await ws.send(self.codec.encode(command))
+            if _TEXT_FROM_BYTES:
+                await ws.send(self.codec.encode_bytes(command), text=True)
+            else:
+                await ws.send(self.codec.encode(command))
         except ConnectionClosed as exc:
             raise NotConnected(f"the connection closed ({_Closed.of(exc).description})") from None
 

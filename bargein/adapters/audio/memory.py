@@ -177,22 +177,26 @@ class MemorySource:
         self._frame = frame_ms * RATE // 1000
         self._origin = clock.samples
         self._closed = False
-        self._wake: asyncio.Event | None = None
+        self._wake: asyncio.Future[None] | None = None
+        """What ``frames()`` awaits until the clock has passed its next frame (a bare
+        future: an ``asyncio.Event`` would make one per wait anyway)."""
+
+    def _on_tick(self, _: int) -> None:
+        wake, self._wake = self._wake, None
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
     async def frames(self) -> AsyncIterator[AudioFrame]:
-        wake = self._wake = asyncio.Event()
-
-        def on_tick(_: int) -> None:
-            wake.set()
-
-        self._clock.subscribe(on_tick)
+        loop = asyncio.get_running_loop()
+        clock = self._clock
+        clock.subscribe(self._on_tick)
         try:
             index, pcm, size = 0, self._pcm, self._frame * SAMPLE_BYTES
             while not self._closed:
                 start = index * self._frame
-                if self._origin + start + self._frame > self._clock.samples:
-                    wake.clear()
-                    await wake.wait()
+                if self._origin + start + self._frame > clock._samples:
+                    wake = self._wake = loop.create_future()
+                    await wake
                     continue
                 chunk = pcm[start * SAMPLE_BYTES : start * SAMPLE_BYTES + size]
                 if len(chunk) < size:  # the pcm is over: silence from there on
@@ -200,9 +204,8 @@ class MemorySource:
                 yield AudioFrame(chunk, (self._origin + start) * 1000.0 / RATE)
                 index += 1
         finally:
-            self._clock.unsubscribe(on_tick)
+            clock.unsubscribe(self._on_tick)
 
     def close(self) -> None:
         self._closed = True
-        if self._wake is not None:
-            self._wake.set()
+        self._on_tick(0)
