@@ -36,8 +36,12 @@ sessions' objects stops the loop for 100-200 ms now and then, which is most of t
 calls ``gc.freeze()`` once the sessions are set up, as long-running servers do, so the
 set-up is never scanned again; the default leaves the collector as a program finds it.
 
+``--trees base@DIR`` runs each N once more per tree, interleaved, with bargein imported from
+``DIR`` (a ``git worktree`` of an older commit, say): the same harness and server, side by
+side in one run.
+
     .venv/bin/python bench/bench_scale.py [--server sim|memory] [--sessions 25,50,100,150,300]
-        [--seconds 20] [--warmup 5]
+        [--seconds 20] [--warmup 5] [--trees label@DIR,...]
 """
 
 from __future__ import annotations
@@ -235,6 +239,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--gc", choices=("default", "freeze"), default="default",
                         help="freeze: gc.freeze() once the sessions are set up")
+    parser.add_argument("--trees", default="",
+                        help="comma-separated label@DIR: also run bargein from DIR, "
+                             "interleaved with this checkout, for before/after in one run")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--sim-pid", type=int, default=0, help=argparse.SUPPRESS)
@@ -253,32 +260,42 @@ def main() -> None:
                                   stdout=subprocess.PIPE, text=True)
         assert server.stdout is not None
         url = server.stdout.readline().strip()
+    trees = [("this", "")] + [(t.partition("@")[0], os.path.abspath(t.partition("@")[2]))
+                              for t in args.trees.split(",") if t]
     rows: list[dict[str, Any]] = []
     try:
         for n in (int(x) for x in args.sessions.split(",")):
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", str(n), "--server", args.server,
-                 "--url", url, "--seconds", str(args.seconds), "--warmup", str(args.warmup),
-                 "--gc", args.gc,
-                 "--sim-pid", str(server.pid if server is not None else 0)],
-                capture_output=True, text=True, check=False,
-                env={**os.environ, "PYTHONWARNINGS": "ignore"})
-            if out.returncode != 0:
-                print(f"{n} sessions: failed: {out.stderr.strip().splitlines()[-1:]}")
-                continue
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            _print_row(rows[-1], header=len(rows) == 1, server=args.server, gc_mode=args.gc,
-                       seconds=args.seconds)
+            for label, tree in trees:
+                env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+                if tree:
+                    env["PYTHONPATH"] = tree
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", str(n), "--server", args.server,
+                     "--url", url, "--seconds", str(args.seconds), "--warmup",
+                     str(args.warmup), "--gc", args.gc,
+                     "--sim-pid", str(server.pid if server is not None else 0)],
+                    capture_output=True, text=True, check=False, env=env)
+                if out.returncode != 0:
+                    print(f"{label}, {n} sessions: failed: "
+                          f"{out.stderr.strip().splitlines()[-1:]}")
+                    continue
+                rows.append({**json.loads(out.stdout.strip().splitlines()[-1]),
+                             "tree": label, "load": os.getloadavg()[0]})
+                _print_row(rows[-1], header=len(rows) == 1, server=args.server,
+                           gc_mode=args.gc, seconds=args.seconds)
     finally:
         if server is not None:
             server.stdin.close()  # type: ignore[union-attr]
             server.wait()
-    kept = [r["sessions"] for r in rows if r["late_p95_ms"] <= LATE_OK_MS]
-    if rows:
-        cpu = statistics.median(r["cpu_ms_per_s"] for r in rows)
-        print(f"largest N keeping mic lateness p95 <= {LATE_OK_MS:g} ms in one process "
-              f"(one core): {max(kept) if kept else 'none'}; median CPU {cpu:.2f} ms per "
-              f"session-second, i.e. {1000 / cpu:.0f} sessions per core by CPU alone")
+    for label, _ in trees:
+        mine = [r for r in rows if r["tree"] == label]
+        kept = [r["sessions"] for r in mine if r["late_p95_ms"] <= LATE_OK_MS]
+        if mine:
+            cpu = statistics.median(r["cpu_ms_per_s"] for r in mine)
+            print(f"{label}: largest N keeping mic lateness p95 <= {LATE_OK_MS:g} ms in one "
+                  f"process (one core): {max(kept) if kept else 'none'}; median CPU "
+                  f"{cpu:.2f} ms per session-second, i.e. {1000 / cpu:.0f} sessions per core "
+                  "by CPU alone")
 
 
 def _print_row(row: dict[str, Any], *, header: bool, server: str, gc_mode: str,
@@ -289,13 +306,15 @@ def _print_row(row: dict[str, Any], *, header: bool, server: str, gc_mode: str,
         print(f"N bargein sessions in one process, {seconds:g} s measured; server: {where}; "
               f"garbage collector: {gc_mode}; "
               "CPU of this process only")
-        print(f"{'N':>5} {'cpu ms/session-s':>17} {'core':>6} {'sim core':>9} {'wall s':>7} "
-              f"{'late p50':>9} {'p95':>7} {'max':>7} {'replies':>8} {'barge-ins':>10}  keeps up")
+        print(f"{'bargein':>8} {'N':>5} {'cpu ms/session-s':>17} {'core':>6} {'sim core':>9} "
+              f"{'wall s':>7} {'late p50':>9} {'p95':>7} {'max':>7} {'replies':>8} "
+              f"{'barge-ins':>10} {'load':>5}  keeps up")
     ok = "yes" if row["late_p95_ms"] <= LATE_OK_MS else "no"
-    print(f"{row['sessions']:5d} {row['cpu_ms_per_s']:17.2f} {row['core']:6.2f} "
+    print(f"{row['tree']:>8} {row['sessions']:5d} {row['cpu_ms_per_s']:17.2f} {row['core']:6.2f} "
           f"{row['sim_core']:9.2f} "
           f"{row['wall_s']:7.1f} {row['late_p50_ms']:9.1f} {row['late_p95_ms']:7.1f} "
-          f"{row['late_max_ms']:7.1f} {row['replies']:8d} {row['barge_ins']:10d}  {ok}",
+          f"{row['late_max_ms']:7.1f} {row['replies']:8d} {row['barge_ins']:10d} "
+          f"{row['load']:5.2f}  {ok}",
           flush=True)
 
 

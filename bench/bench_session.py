@@ -12,6 +12,10 @@ step, and the memory server queues every event. So the same driving runs again w
 session (a task only takes the server's events), interleaved with the session's runs, and
 the table prints both and their difference, the session's own cost. Medians of 5 each.
 
+``--trees base@DIR`` runs the same rounds with bargein imported from ``DIR`` too (a ``git
+worktree`` of an older commit, say), interleaved: before and after in one run. Each run is
+a process of its own.
+
 At real time, N sessions in one process (the event loop's own turns included), is
 ``bench_scale.py``; the same job over a socket against the simulator, beside a bare
 websockets + msgspec client, the official SDK and openai-agents in the same run, is
@@ -20,9 +24,14 @@ websockets + msgspec client, the official SDK and openai-agents in the same run,
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import logging
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import structlog
@@ -68,22 +77,39 @@ async def driver_run() -> tuple[float, float]:
 
 
 def main() -> None:
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        cache_logger_on_first_use=True,
-    )
-    runs, drives = [], []
-    for _ in range(RUNS):  # interleaved, so that a busy moment weighs on both alike
-        runs.append(asyncio.run(one_run()))
-        drives.append(asyncio.run(driver_run()))
-    own = [(r[0] - d[0], r[1] - d[1]) for r, d in zip(runs, drives, strict=True)]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trees", default="",
+                        help="comma-separated label@DIR: also run bargein from DIR, "
+                             "interleaved with this checkout")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        structlog.configure(
+            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+            cache_logger_on_first_use=True,
+        )
+        print(json.dumps({"run": asyncio.run(one_run()), "drive": asyncio.run(driver_run())}))
+        return
+    trees = [("this", "")] + [(t.partition("@")[0], os.path.abspath(t.partition("@")[2]))
+                              for t in args.trees.split(",") if t]
+    results: dict[str, list[dict[str, list[float]]]] = {label: [] for label, _ in trees}
+    for _ in range(RUNS):  # interleaved, so that a busy moment weighs on all alike
+        for label, tree in trees:
+            env = {**os.environ, "PYTHONPATH": tree} if tree else dict(os.environ)
+            out = subprocess.run([sys.executable, __file__, "--child"], capture_output=True,
+                                 text=True, check=True, env=env)
+            results[label].append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"{'same job, in memory, virtual time; medians of ' + str(RUNS):52} "
-          f"{'cpu ms/s':>9} {'wall ms/s':>10}")
-    for name, rows in (("bargein Session, driven", runs),
-                       ("the driving alone (no session)", drives),
-                       ("bargein Session, its own (the difference)", own)):
-        print(f"{name:52} {statistics.median(r[0] for r in rows):9.2f} "
-              f"{statistics.median(r[1] for r in rows):10.2f}")
+          f"{'cpu ms/s':>9} {'wall ms/s':>10}  (load {os.getloadavg()[0]:.2f})")
+    for label, _ in trees:
+        runs = [r["run"] for r in results[label]]
+        drives = [r["drive"] for r in results[label]]
+        own = [(r[0] - d[0], r[1] - d[1]) for r, d in zip(runs, drives, strict=True)]
+        for name, rows in ((f"[{label}] bargein Session, driven", runs),
+                           (f"[{label}] the driving alone (no session)", drives),
+                           (f"[{label}] bargein Session, its own (the difference)", own)):
+            print(f"{name:52} {statistics.median(r[0] for r in rows):9.2f} "
+                  f"{statistics.median(r[1] for r in rows):10.2f}")
     print("target <= 3.5 ms CPU per session-second; at real time, N sessions in one process: "
           "bench_scale.py; beside the SDK and openai-agents on one job: bench_clients.py")
 
