@@ -644,6 +644,12 @@ class Conversation(MachineDriver):
         self._mic.uncommitted = 0
         return [*commands, c.ClearInputAudio(self._event_id())]
 
+    @property
+    def key_down(self) -> bool:
+        """Push-to-talk: the key is down, the user has the floor (the conversation is not
+        quiet, whatever its state)."""
+        return self._key_down
+
     def _on_talk_released(self, ev: e.TalkReleased) -> list[c.Command]:
         """Push-to-talk: the user's turn is over; commit it and ask for the reply."""
         if not self._key_down:

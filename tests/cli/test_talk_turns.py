@@ -86,12 +86,16 @@ async def test_push_to_talk_sends_the_turn_between_two_presses_of_enter(tmp_path
         def sent(kind: str) -> int:
             return len(sim.records[0].client_events(kind)) if sim.records else 0
 
+        def kinds() -> list[str]:  # what was sent, for a failure's message
+            return [ev.type for ev in sim.records[0] if ev.type != "input_audio_buffer.append"
+                    ] if sim.records else []
+
         await eventually(lambda: sent("session.update") == 1)
         assert sent("input_audio_buffer.append") == 0  # nothing before the key
         proc.stdin.write(b"\n")  # the key goes down (maybe before the session is live)
         await eventually(lambda: sent("input_audio_buffer.append") >= frames_of_question)
         proc.stdin.write(b"\n")  # ...and up: the turn is sent
-        await eventually(lambda: sent("response.create") == 1)
+        await eventually(lambda: sent("response.create") == 1, kinds)
         proc.stdin.close()
         out, err = await asyncio.wait_for(proc.communicate(), DEADLINE_S)
         record = sim.records[0]
