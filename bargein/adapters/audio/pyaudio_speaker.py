@@ -7,8 +7,12 @@ and the server's buffer: ≈30 ms at 240-frame blocks), and a buffer small enoug
 is one a busy machine runs dry (6-200 dropouts a minute of reply beside two CPU hogs). So:
 
 - **A deep buffer, no dropouts.** The device period is at least ``buffer_ms / 2`` (PortAudio
-  keeps two; 50 ms by default): the audio thread can be late by that much without a dropout.
+  keeps two; 250 ms by default): the audio thread can be late by that much without a dropout.
   pyaudio does not pass a suggested latency, so the period is what sets the depth.
+- **A reply starts at once all the same.** Audio handed to a running stream sounds after
+  everything it holds, silence included; so audio that arrives while the speaker is idle has
+  the worker abort the idle stream and start the spare, whose first block sounds at once
+  (what the idle stream had already taken goes back to the queue: ``Playout.rewind``).
 - **A flush aborts the stream.** Closing an active stream aborts it (pyaudio has no
   ``abort()``), which drops what PortAudio and the server hold: the sound stops where the
   device was, 1.5-2.5 ms after the call (its cost on the caller's thread; ``stop_stream()``
@@ -19,7 +23,7 @@ is one a busy machine runs dry (6-200 dropouts a minute of reply beside two CPU 
   of a fade played first, only its last 10-25 samples sounded, 4-6 ms after the cut). So a
   flush here is a cut where the audio was, with the step that makes (the bench's
   ``cut/speech`` column); ``PulseSpeaker`` is the path that stops without a click. A started
-  stream's first block carries silence, so what a reply plays is not what gets lost.
+  stream's first 10 ms are silence, so what a reply plays is not what gets lost.
 - **Heard-ms exact at the cut.** Each block is stamped with PortAudio's
   ``output_buffer_dac_time``, mapped onto ``time.monotonic()`` per stream (``MonotonicClock``),
   so the count survives a restart whatever a host's stream clock does. At a flush, what had
@@ -28,10 +32,11 @@ is one a busy machine runs dry (6-200 dropouts a minute of reply beside two CPU 
 ``underruns`` counts the callbacks PortAudio flagged as late (``paOutputUnderflow``) while audio
 was queued: dropouts the listener heard. ``duck(gain)`` lowers the level from the next
 callback's block on (a 5 ms ramp); it cannot reach the blocks already inside the device, so it
-is heard up to the buffer's depth later. ``tap_reference(tap)`` hands every block the callback
-writes, silence included, at 24 kHz with its DAC time on ``time.monotonic()`` in ms: the echo
-canceller's reference. On a PulseAudio or PipeWire-pulse server, ``open_speaker()`` chooses
-``PulseSpeaker`` instead.
+is heard up to the buffer's depth and a period later (up to 750 ms by default: the price of
+the deep buffer; an abort would cut the reply with a gap and a click instead).
+``tap_reference(tap)`` hands every block the callback writes, silence included, at 24 kHz
+with its DAC time on ``time.monotonic()`` in ms: the echo canceller's reference. On a
+PulseAudio or PipeWire-pulse server, ``open_speaker()`` chooses ``PulseSpeaker`` instead.
 """
 
 from __future__ import annotations
@@ -61,22 +66,48 @@ from bargein.logs import get_logger
 
 log = get_logger(__name__)
 
-BUFFER_MS = 100.0
-"""Default device buffering: two periods of 50 ms. Beside two CPU hogs, 20-40 ms of buffer
-ran dry several times a minute (measured); see the bench's ``--load`` run."""
+BUFFER_MS = 500.0
+"""Default device buffering: two periods of 250 ms. Beside two CPU hogs on a shared 2-core
+machine the audio thread's callbacks came up to 760 ms apart: a 100 ms buffer ran dry 16 times
+a minute, a 500 ms one never in the same run (measured)."""
 _START_ATTEMPTS = 3
+_CLOCK_MOVED_S = 0.020  # callbacks' readings this far above the calibration: the clock moved
+_HEAD_MS = 10.0  # silence a started stream plays first: it loses its first 3.5-4.5 ms
 
 
 class _Output:
-    """One PortAudio stream of the speaker, with its own clock mapping (a restarted stream
-    may count time from elsewhere) and whether it has played its first block yet."""
+    """One PortAudio stream of the speaker: where its stream time stands on
+    ``time.monotonic()``, and whether it has played its first block yet."""
 
-    __slots__ = ("clock", "fresh", "stream")
+    __slots__ = ("clock", "fresh", "offset", "stream")
 
     def __init__(self) -> None:
         self.stream: Any = None
         self.clock = MonotonicClock()
+        self.offset = 0.0
         self.fresh = True
+
+    def calibrate(self) -> None:
+        """Read the stream's clock between two monotonic readings (the tightest of three): the
+        offset is then exact to microseconds. A callback's own reading carries however long it
+        waited for the interpreter lock, tens of ms on a busy machine (measured: counts at a
+        flush 2.5-3 ms short with it)."""
+        spans = []
+        for _ in range(3):
+            before = time.monotonic()
+            at = float(self.stream.get_time())
+            after = time.monotonic()
+            spans.append((after - before, (before + after) / 2 - at))
+        self.offset = min(spans)[1]
+
+    def follow(self, current_time: float) -> float:
+        """The offset for a callback at ``current_time``: the calibrated one, unless the
+        callbacks' own readings (never below the truth) have moved away from it, as when a
+        host's stream clock is the wall clock and that is stepped or slewed."""
+        seen = self.clock.offset(current_time)
+        if seen < self.offset or seen - self.offset > _CLOCK_MOVED_S:
+            self.offset = seen
+        return self.offset
 
 
 class PyAudioSpeaker:
@@ -127,6 +158,7 @@ class PyAudioSpeaker:
         self._playout = Playout(self.device_rate)
         self._blocks = SampleClock(self.device_rate)
         self._latency = float(first.stream.get_output_latency())
+        first.calibrate()
         self._pa, first.stream = start_stream(self._pa, first.stream, opener, "output")
         self._live: _Output | None = first
         try:
@@ -154,6 +186,7 @@ class PyAudioSpeaker:
             if attempt:
                 out = self._open()
             try:
+                out.calibrate()
                 out.stream.start_stream()
                 return out
             except OSError as exc:
@@ -174,8 +207,12 @@ class PyAudioSpeaker:
                 self._restart_due = False
             try:
                 with self._device_lock:
-                    if self._closed_at is not None or self._live is not None:
-                        continue
+                    if self._closed_at is not None:
+                        return
+                    live, self._live = self._live, None
+                    if live is not None:  # idle: what it handed (silence, or the first of
+                        live.stream.close()  # new audio) goes back to the queue
+                        self._playout.rewind(time.monotonic())
                     spare, self._spare = self._spare, None
                     self._live = self._start(spare if spare is not None else self._open())
                     self._spare = self._open()
@@ -192,13 +229,16 @@ class PyAudioSpeaker:
         status: int,
     ) -> tuple[bytes, int]:
         current = time_info["current_time"]
-        offset = out.clock.offset(current)
+        offset = out.follow(current)
         starts_at = (time_info["output_buffer_dac_time"] or current + self._latency) + offset
         underflow = bool(status & self._underflow_flag)
         if out.fresh:  # a newly started stream loses its first few ms: they carry silence
             out.fresh = False
             underflow = True  # the reference's clock starts again here
+            head = min(frame_count, round(_HEAD_MS * self.device_rate / 1000))
             block = np.zeros(frame_count, dtype=np.int16)
+            block[head:] = self._playout.pull(
+                frame_count - head, starts_at + head / self.device_rate)
         else:
             if underflow and self._playout.has_queued():
                 self._underruns += 1
@@ -242,7 +282,16 @@ class PyAudioSpeaker:
                 item_id, StreamResampler(RATE, self.device_rate)
             )
             pcm = resampler.process(pcm)
+        starting = self._playout.idle(time.monotonic())
         self._playout.push(item_id, pcm16_samples(pcm))
+        if starting:  # behind a deep buffer of silence: start a stream afresh to be heard soon
+            self._restart()
+
+    def _restart(self) -> None:
+        """Have the worker abort the live stream, if any, and start the spare."""
+        with self._wake:
+            self._restart_due = True
+            self._wake.notify()
 
     def duck(self, gain: float) -> None:
         """Play from the next block on at ``gain`` (1.0 restores), ramped over 5 ms. Queued
@@ -259,9 +308,7 @@ class PyAudioSpeaker:
                 live.stream.close()  # an active stream is aborted
             final, _ = self._playout.cut(self._now(), fade=False)
         if live is not None:
-            with self._wake:
-                self._restart_due = True
-                self._wake.notify()
+            self._restart()
         return FlushReport(heard_ms=to_ms(final, self.device_rate), silent_after_ms=0.0)
 
     def heard_ms(self) -> Mapping[str, float]:

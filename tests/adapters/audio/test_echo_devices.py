@@ -140,7 +140,7 @@ def test_the_pyaudio_speaker_hands_each_block_ahead_of_its_dac_time() -> None:
         (dac_ms, time.monotonic() * 1000, len(written))))
     try:
         speaker.play("a", speak("One two three.", "espeak"))
-        wait_until(lambda: speaker.idle and len(taps) >= 100,
+        wait_until(lambda: speaker.idle and len(taps) * speaker.period_frames >= 5 * 24000,
                    message="waiting for the item to play out")
     finally:
         speaker.tap_reference(None)
@@ -151,4 +151,6 @@ def test_the_pyaudio_speaker_hands_each_block_ahead_of_its_dac_time() -> None:
     assert all(n == period for _, _, n in taps)
     assert np.median(dac - handed) > 0, np.round(dac - handed, 1)  # ahead of playback
     gaps = np.diff(dac)
-    assert np.mean(np.abs(gaps - period / MS) < 0.01) >= 0.9, np.round(gaps, 2)
+    # the count's 1 ms slews towards the device's stamps come at most once a second
+    uneven = np.count_nonzero(np.abs(gaps - period / MS) >= 0.01)
+    assert uneven <= 1 + len(gaps) * period / (MS * 1000), np.round(gaps, 2)

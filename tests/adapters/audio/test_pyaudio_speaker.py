@@ -53,9 +53,11 @@ def _wait_idle(speaker: PyAudioSpeaker) -> None:
     wait_until(lambda: speaker.idle, DEADLINE_S, "the speaker never went idle")
 
 
-HEARD_MS = 2.0
-"""How far a count at a flush may be from the monitor: the null sink renders a few ms ahead of
-its DAC time, in pieces, and the abort lands at the end of one (measured: -2.1 to +0.5 ms)."""
+HEARD_MS = 3.0
+"""How far a count at a flush may be from the monitor. The speaker counts by DAC time; the null
+sink hands its monitor each sample when it renders it, its latency ahead of that (2-3 ms, the
+bench's ``after sounding``), and the abort lands at the end of a rendered piece: the monitor
+holds up to 3 ms more than was heard at the DAC (measured on a busy machine: 2.2-2.8 ms)."""
 
 
 def _tolerance_ms(speaker: PyAudioSpeaker) -> float:
