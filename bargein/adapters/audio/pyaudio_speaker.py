@@ -198,7 +198,8 @@ class PyAudioSpeaker:
         raise AssertionError("unreachable")
 
     def _restarts(self) -> None:
-        """The worker: after each flush, start the spare stream and open the next spare."""
+        """The worker: after a flush, or when audio comes to an idle speaker, abort the live
+        stream (if any), start the spare and open the next spare."""
         while True:
             with self._wake:
                 self._wake.wait_for(lambda: self._restart_due or self._closed_at is not None)
