@@ -28,6 +28,10 @@ of the window, the fraction of one core that is ("core"; near 1.0 this process i
 bottleneck, and CPU per session-second is then just 1000 / N), the simulator's own share of
 a core over the window ("sim core", from ``/proc``; near 1.0 the simulator is the
 bottleneck), mic lateness p50/p95/max, replies and barge-ins settled in the window.
+"us/frame" is the window's CPU per microphone frame sent (the whole process's, replies and
+playback included): it is the figure to compare when a run falls behind (on a busy machine,
+say), as a process that falls behind does less work per wall second and its CPU per
+session-second then reads low.
 "keeps up" means p95 <= 40 ms (issue 14's bar). A bench, not a test: nothing is asserted.
 
 The garbage collector: with the default thresholds, a full collection over a few hundred
@@ -216,6 +220,7 @@ async def child(server: str, url: str, sessions: int, seconds: float, warmup: fl
         await session.close()
     late = sorted(x for m in meters for x in m.late_ms)
     return {"sessions": sessions, "cpu_ms_per_s": cpu * 1000 / (sessions * wall),
+            "cpu_us_per_frame": cpu * 1e6 / len(late) if late else float("nan"),
             "core": cpu / wall, "sim_core": sim_core, "wall_s": wall, "frames": len(late),
             "late_p50_ms": _pct(late, 0.50), "late_p95_ms": _pct(late, 0.95),
             "late_max_ms": late[-1] if late else float("nan"), "replies": replies,
@@ -306,11 +311,13 @@ def _print_row(row: dict[str, Any], *, header: bool, server: str, gc_mode: str,
         print(f"N bargein sessions in one process, {seconds:g} s measured; server: {where}; "
               f"garbage collector: {gc_mode}; "
               "CPU of this process only")
-        print(f"{'bargein':>8} {'N':>5} {'cpu ms/session-s':>17} {'core':>6} {'sim core':>9} "
+        print(f"{'bargein':>8} {'N':>5} {'cpu ms/session-s':>17} {'us/frame':>9} {'core':>6} "
+              f"{'sim core':>9} "
               f"{'wall s':>7} {'late p50':>9} {'p95':>7} {'max':>7} {'replies':>8} "
               f"{'barge-ins':>10} {'load':>5}  keeps up")
     ok = "yes" if row["late_p95_ms"] <= LATE_OK_MS else "no"
-    print(f"{row['tree']:>8} {row['sessions']:5d} {row['cpu_ms_per_s']:17.2f} {row['core']:6.2f} "
+    print(f"{row['tree']:>8} {row['sessions']:5d} {row['cpu_ms_per_s']:17.2f} "
+          f"{row['cpu_us_per_frame']:9.1f} {row['core']:6.2f} "
           f"{row['sim_core']:9.2f} "
           f"{row['wall_s']:7.1f} {row['late_p50_ms']:9.1f} {row['late_p95_ms']:7.1f} "
           f"{row['late_max_ms']:7.1f} {row['replies']:8d} {row['barge_ins']:10d} "
