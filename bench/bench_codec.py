@@ -1,4 +1,5 @@
-"""Decoding one audio delta frame (JSON + base64) into a core event, against the official SDK.
+"""Decoding one audio delta frame (JSON + base64) into a core event, against the official SDK;
+and encoding one 20 ms microphone frame into the bytes of a text frame.
 
 Every candidate turns the same wire frames into the same thing where it can: bargein's codec
 and the three JSON-library variants produce ``AudioDelta`` with PCM bytes; the SDK rows show
@@ -7,6 +8,12 @@ models without validating them, and a validating pydantic parse of the server-ev
 alone and followed by the base64 decode a user still needs to get audio. Candidates run
 interleaved in rounds so that machine noise hits them alike; the table shows the median
 microseconds per frame and each SDK row's ratio to bargein's codec.
+
+Encoding, the other way: a ``SendAudio`` of 20 ms (50 a second per session) into the UTF-8
+bytes websockets sends: bargein's ``encode_bytes`` (the frame joined from its parts), the
+route it took before (a payload dict serialised by msgspec, decoded to ``str``, encoded to
+UTF-8 again by websockets), a bare msgspec client's and the SDK's (``json.dumps`` and
+``base64``).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from openai._models import construct_type_unchecked
 from openai.types.realtime.realtime_server_event import RealtimeServerEvent
 
 from bargein.adapters.codec import WireCodec
+from bargein.core.commands import SendAudio
 from bargein.core.events import AudioDelta
 from bargein.core.pcm import BYTES_PER_MS
 
@@ -135,7 +143,45 @@ def main() -> int:
             median = statistics.median(runs)
             print(f"{name:42} {median:10.2f} {min(runs):8.2f} "
                   f"{statistics.median(walls[name]):9.2f} {median / ours:16.1f}")
+    encoding(codec)
     return 0
+
+
+def encoding(codec: WireCodec) -> None:
+    """One 20 ms microphone frame to the bytes of its text frame, four routes."""
+    pcm = [bytes((n + i) % 251 for i in range(20 * BYTES_PER_MS)) for n in range(64)]
+    commands = [SendAudio(p) for p in pcm]
+    kind = "input_audio_buffer.append"
+    routes: dict[str, Callable[[SendAudio], bytes]] = {
+        "bargein encode_bytes (joined)": codec.encode_bytes,
+        "  before: payload, msgspec, str, utf-8": lambda cmd: msgspec.json.encode(
+            codec.to_payload(cmd)).decode().encode(),
+        "bare: msgspec dict, pybase64": lambda cmd: msgspec.json.encode(
+            {"type": kind, "audio": pybase64.b64encode(cmd.audio).decode()}),
+        "SDK: json.dumps, base64": lambda cmd: json.dumps(
+            {"type": kind, "audio": base64.b64encode(cmd.audio).decode()}).encode(),
+    }
+    for name, route in routes.items():  # the same JSON out of every route
+        assert json.loads(route(commands[0])) == json.loads(codec.encode_bytes(commands[0])), name
+    timings: dict[str, list[float]] = {name: [] for name in routes}
+    walls: dict[str, list[float]] = {name: [] for name in routes}
+    for _ in range(ROUNDS):
+        for name, route in routes.items():
+            cpu, start = time.thread_time(), time.perf_counter()
+            for _ in range(FRAMES_PER_ROUND // len(commands)):
+                for command in commands:
+                    route(command)
+            count = FRAMES_PER_ROUND // len(commands) * len(commands)
+            walls[name].append((time.perf_counter() - start) / count * 1e6)
+            timings[name].append((time.thread_time() - cpu) / count * 1e6)
+    ours = statistics.median(timings["bargein encode_bytes (joined)"])
+    print(f"\nmicrophone frame of 20 ms ({len(codec.encode_bytes(commands[0]))} bytes of JSON)")
+    print(f"{'route':42} {'cpu med us':>10} {'cpu min':>8} {'wall med':>9} "
+          f"{'x bargein (cpu)':>16}")
+    for name, runs in timings.items():
+        median = statistics.median(runs)
+        print(f"{name:42} {median:10.2f} {min(runs):8.2f} "
+              f"{statistics.median(walls[name]):9.2f} {median / ours:16.1f}")
 
 
 if __name__ == "__main__":
