@@ -7,12 +7,12 @@ and the server's buffer: ≈30 ms at 240-frame blocks), and a buffer small enoug
 is one a busy machine runs dry (6-200 dropouts a minute of reply beside two CPU hogs). So:
 
 - **A deep buffer, no dropouts.** The device period is at least ``buffer_ms / 2`` (PortAudio
-  keeps two; 250 ms by default): the audio thread can be late by that much without a dropout.
+  keeps two; 50 ms by default): the audio thread can be late by that much without a dropout.
   pyaudio does not pass a suggested latency, so the period is what sets the depth.
 - **A reply starts at once all the same.** Audio handed to a running stream sounds after
-  everything it holds, silence included; so audio that arrives while the speaker is idle has
-  the worker abort the idle stream and start the spare, whose first block sounds at once
-  (what the idle stream had already taken goes back to the queue: ``Playout.rewind``).
+  everything it holds, silence included; so once audio that came to an idle speaker fills two
+  periods, the worker aborts the idle stream and starts the spare, whose first block sounds at
+  once (what the idle stream had already taken goes back to the queue: ``Playout.rewind``).
 - **A flush aborts the stream.** Closing an active stream aborts it (pyaudio has no
   ``abort()``), which drops what PortAudio and the server hold: the sound stops where the
   device was, 1.5-2.5 ms after the call (its cost on the caller's thread; ``stop_stream()``
@@ -32,7 +32,7 @@ is one a busy machine runs dry (6-200 dropouts a minute of reply beside two CPU 
 ``underruns`` counts the callbacks PortAudio flagged as late (``paOutputUnderflow``) while audio
 was queued: dropouts the listener heard. ``duck(gain)`` lowers the level from the next
 callback's block on (a 5 ms ramp); it cannot reach the blocks already inside the device, so it
-is heard up to the buffer's depth and a period later (up to 750 ms by default: the price of
+is heard up to the buffer's depth and a period later (up to 150 ms by default: the price of
 the deep buffer; an abort would cut the reply with a gap and a click instead).
 ``tap_reference(tap)`` hands every block the callback writes, silence included, at 24 kHz
 with its DAC time on ``time.monotonic()`` in ms: the echo canceller's reference. On a
@@ -66,10 +66,12 @@ from bargein.logs import get_logger
 
 log = get_logger(__name__)
 
-BUFFER_MS = 500.0
-"""Default device buffering: two periods of 250 ms. Beside two CPU hogs on a shared 2-core
-machine the audio thread's callbacks came up to 760 ms apart: a 100 ms buffer ran dry 16 times
-a minute, a 500 ms one never in the same run (measured)."""
+BUFFER_MS = 100.0
+"""Default device buffering: two periods of 50 ms. Deeper rides out more (beside two CPU hogs
+on a shared 2-core machine at load 7-12 the audio thread's callbacks came up to 760 ms apart:
+a 100 ms buffer ran dry 16 times a minute, a 500 ms one never in the same run, measured), but a
+callback takes a whole period at once and plays what is not there yet as silence: with 250 ms
+periods a reply streamed at twice real time had a 640 ms hole near its start (measured)."""
 _START_ATTEMPTS = 3
 _CLOCK_MOVED_S = 0.020  # callbacks' readings this far above the calibration: the clock moved
 _HEAD_MS = 10.0  # silence a started stream plays first: it loses its first 3.5-4.5 ms
@@ -145,6 +147,7 @@ class PyAudioSpeaker:
         self._device_lock = threading.Lock()  # every open, start and close of a stream
         self._wake = threading.Condition()
         self._restart_due = False
+        self._starting = False  # audio came to an idle speaker; not yet enough to restart
         self._failure: AudioDeviceError | None = None
         self._opener = functools.partial(
             open_stream, output=True, block_frames=self.period_frames,
@@ -156,6 +159,8 @@ class PyAudioSpeaker:
         )
         self._pa, first.stream, self.device_rate = opener()
         self._playout = Playout(self.device_rate)
+        self._prefill = (2 * self.period_frames * self.device_rate // RATE
+                         + round(_HEAD_MS * self.device_rate / 1000))
         self._blocks = SampleClock(self.device_rate)
         self._latency = float(first.stream.get_output_latency())
         first.calibrate()
@@ -283,9 +288,14 @@ class PyAudioSpeaker:
                 item_id, StreamResampler(RATE, self.device_rate)
             )
             pcm = resampler.process(pcm)
-        starting = self._playout.idle(time.monotonic())
+        if self._playout.idle(time.monotonic()):
+            self._starting = True
         self._playout.push(item_id, pcm16_samples(pcm))
-        if starting:  # behind a deep buffer of silence: start a stream afresh to be heard soon
+        # behind a buffer of silence: start a stream afresh to be heard soon, once there is
+        # enough to fill it (a started stream takes two periods at once, and what it lacks
+        # it plays as silence)
+        if self._starting and self._playout.queued_samples() >= self._prefill:
+            self._starting = False
             self._restart()
 
     def _restart(self) -> None:
@@ -303,6 +313,7 @@ class PyAudioSpeaker:
         """Abort the stream (what the device and the server hold is dropped, not heard), drop
         the queue, and start the spare stream in the worker. Blocks for the abort only."""
         self._resamplers.clear()
+        self._starting = False
         with self._device_lock:
             live, self._live = self._live, None
             if live is not None:
