@@ -2,12 +2,13 @@
 
 ``open_speaker()`` is what a program (or the CLI) calls for "the speaker". The native
 ``PulseSpeaker`` is chosen whenever a PulseAudio server (or PipeWire's pulse server) is
-reachable, because only the server can drop what it was handed: it stops within one block of
-a flush without a click and counts heard audio exactly, with a 2 s buffer that rides out a
-busy machine; through PortAudio the device's blocks and the server's buffer play out after a
-flush (≈30 ms at 240 frames) and a small buffer runs dry under load (see ``pulse_speaker``).
-Elsewhere (macOS, Windows, bare ALSA) the portable ``PyAudioSpeaker`` plays. No device at all
-is one ``AudioDeviceError`` line.
+reachable, because only the server can drop what it was handed and fade what follows: it
+stops within one block of a flush without a click and counts heard audio exactly, with a 2 s
+buffer that rides out a busy machine. Through PortAudio a flush can only abort the stream:
+``PyAudioSpeaker`` stops at once and counts exactly too, but with a hard cut (a click), and a
+duck reaches the listener only after its 100 ms buffer (see ``pyaudio_speaker``). Elsewhere
+(macOS, Windows, bare ALSA) that portable speaker plays. No device at all is one
+``AudioDeviceError`` line.
 """
 
 from __future__ import annotations
