@@ -7,7 +7,10 @@ adapter resamples), and the translation of PortAudio failures into AudioDeviceEr
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import ctypes
+import ctypes.util
 import math
 import os
 import statistics
@@ -44,9 +47,38 @@ def load_pyaudio() -> Any:
     return pyaudio
 
 
+_ALSA_HANDLER: list[object] = []
+"""The no-op ALSA error handler, kept alive while the library may call it."""
+
+
+def _quiet_alsa() -> None:
+    """Route ALSA's own messages (``ALSA lib pcm.c:...: underrun occurred``, printed to
+    stderr from C whenever a stream is recovered) nowhere: a library prints nothing unless
+    asked, and PortAudio reports what matters (an underflow is counted, a failure raised).
+    ALSA has one handler per process; it is set once, when bargein first opens a device, and
+    only where libasound is loaded (Linux)."""
+    if _ALSA_HANDLER:
+        return
+    try:
+        alsa = ctypes.CDLL(ctypes.util.find_library("asound") or "libasound.so.2")
+    except OSError:
+        return
+    # void handler(const char *file, int line, const char *function, int err, const char *fmt,
+    # ...): the variadic tail is never read
+    handler_type = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                                    ctypes.c_int, ctypes.c_char_p)
+    handler = handler_type(lambda *_: None)
+    alsa.snd_lib_error_set_handler(handler)
+    _ALSA_HANDLER.append(handler)
+    # ALSA's default again before the interpreter (and the handler) goes away
+    atexit.register(alsa.snd_lib_error_set_handler, None)
+
+
 def new_pyaudio() -> Any:
-    """A PyAudio instance, created without the host APIs' probing noise on stderr."""
+    """A PyAudio instance, created without the host APIs' probing noise on stderr (and ALSA's
+    later messages silenced: ``_quiet_alsa``)."""
     pyaudio = load_pyaudio()
+    _quiet_alsa()
     with _quiet_stderr():
         return pyaudio.PyAudio()
 
