@@ -43,7 +43,7 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check bargein tests bench examples
 
 typecheck: $(VENV)/.dev
-	$(VENV)/bin/mypy --strict bargein examples tests
+	$(VENV)/bin/mypy --strict bargein examples tests bench
 
 pytest: $(VENV)/.dev
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
