@@ -328,11 +328,11 @@ class Session:
     **How it ends.** ``wait()`` returns the reason when the session ends by itself or is
     asked to: ``"input over"`` once a source that ends (one with an ``exhausted`` property,
     as ``WavSource``) is over and the conversation has been quiet (listening, no
-    push-to-talk key down, nothing playing) for ``linger_s`` seconds (``None``: never for
-    that reason); ``"server closed"`` when the server ended the connection; whatever
-    ``finish(reason)`` said (the CLI says ``"stopped by the user"``). A failure is raised
-    by ``wait()``. A microphone never ends: such a session runs until the server closes
-    or ``finish()``.
+    push-to-talk key down, no reply asked for and not yet begun, nothing playing) for
+    ``linger_s`` seconds (``None``: never for that reason); ``"server closed"`` when the
+    server ended the connection; whatever ``finish(reason)`` said (the CLI says ``"stopped
+    by the user"``). A failure is raised by ``wait()``. A microphone never ends: such a
+    session runs until the server closes or ``finish()``.
     ``bargein.talk()`` does all of this (and opens the connection and the audio) in one call.
 
     **After a reconnect** the new server session knows nothing of the conversation; with
@@ -697,7 +697,7 @@ class Session:
             return
         conversation = self.conversation
         quiet = (conversation.in_state("listening") and not conversation.key_down
-                 and not self._sink_busy and self.sink.idle)
+                 and not conversation.reply_asked and not self._sink_busy and self.sink.idle)
         now = self._clock()
         if not quiet:
             self._quiet_since = None

@@ -9,8 +9,8 @@ the closed ``Session``, whose ``figures`` hold each response's figures. The natu
 the first of:
 
 - the input is over (a WAV file was streamed whole) and the conversation has been quiet
-  (listening, no push-to-talk key down, nothing playing) for ``linger_s`` seconds:
-  ``"input over"``;
+  (listening, no push-to-talk key down, no reply asked for and not yet begun, nothing
+  playing) for ``linger_s`` seconds: ``"input over"``;
 - the server closed the connection: ``"server closed"``;
 - ``session.finish(reason)`` was called (a button, a signal handler): ``reason``.
 

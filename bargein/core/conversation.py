@@ -267,6 +267,9 @@ class Conversation(MachineDriver):
         """The deadlines, once ``watch()`` was called (``bargein.core.liveness``)."""
         self._reply_seen = False
         self._reply_quiet = 0
+        self._asked: str | None = None
+        """The event id of the last ``response.create`` sent, until it is answered
+        (``response.created``), refused (an error naming it) or lost with the connection."""
         self._overheard: dict[str, None] = {}
         """Server speech items that began while a reply played on (a two-phase table
         judging them, or not cutting for them): their transcripts are classified."""
@@ -349,6 +352,9 @@ class Conversation(MachineDriver):
         if IDLE_TIMER in self._timers and kind in _WAKES:
             self._timers.discard(IDLE_TIMER)
             commands = [c.CancelTimer(IDLE_TIMER), *commands]
+        for command in commands:
+            if type(command) is c.CreateResponse:
+                self._asked = command.event_id
         if self.liveness is not None:
             commands = self._watch_reply(kind, commands)
         if commands and log.enabled("debug"):  # the fields cost to build: only when wanted
@@ -422,6 +428,7 @@ class Conversation(MachineDriver):
 
     def _on_response_created(self, ev: e.ResponseCreated) -> list[c.Command]:
         rid = ev.response_id
+        self._asked = None
         if rid in self._old_session:  # the new server session's own response, same id
             self._old_session.discard(rid)
             self._gated.discard(rid)
@@ -508,6 +515,8 @@ class Conversation(MachineDriver):
         return []
 
     def _on_error(self, ev: e.ServerError) -> list[c.Command]:
+        if ev.event_id and ev.event_id == self._asked:
+            self._asked = None  # the response.create was refused: no reply is coming
         benign, sent = self._sent.refused(ev.event_id, ev.code, ev.param)
         if benign:
             # The server had already finished (cancel) or holds less audio than we counted
@@ -538,6 +547,7 @@ class Conversation(MachineDriver):
 
     def _abandon(self) -> list[c.Command]:
         self._connected = self._session_ready = False
+        self._asked = None
         self._gated |= self.ledger.open_responses()
         self._gated |= self._generating
         self._gated |= {held.response_id for held in self._held}
@@ -643,6 +653,12 @@ class Conversation(MachineDriver):
         commands = self._barge_in(ev, "interrupt") if self._machine.legal("interrupt") else []
         self._mic.uncommitted = 0
         return [*commands, c.ClearInputAudio(self._event_id())]
+
+    @property
+    def reply_asked(self) -> bool:
+        """A ``response.create`` was sent and not yet answered: a reply is coming (the
+        conversation is not quiet). Given up after the liveness bound (``reply_never_created``)."""
+        return self._asked is not None
 
     @property
     def key_down(self) -> bool:
@@ -822,15 +838,17 @@ class Conversation(MachineDriver):
         return [c.CancelTimer(READY_TIMER)]
 
     def _watch_reply(self, kind: type, commands: list[c.Command]) -> list[c.Command]:
-        """Start the reply watch when a response is generating, stop it when none is."""
+        """Start the reply watch when a response is generating or asked for, stop it when
+        none is."""
         if kind in _SIGNS_OF_LIFE:
             self._reply_seen = True
         running = REPLY_TIMER in self._timers
-        if self._generating and not running and self.liveness is not None:
+        awaited = self._generating or self._asked is not None
+        if awaited and not running and self.liveness is not None:
             self._timers.add(REPLY_TIMER)
             self._reply_seen, self._reply_quiet = False, 0
             return [*commands, c.StartTimer(REPLY_TIMER, self.liveness.reply_check_ms)]
-        if running and not self._generating:
+        if running and not awaited:
             self._timers.discard(REPLY_TIMER)
             return [*commands, c.CancelTimer(REPLY_TIMER)]
         return commands
@@ -855,7 +873,7 @@ class Conversation(MachineDriver):
             log.info("session_never_ready", error=str(error), waited_ms=liveness.ready_ms)
             return [c.GiveUp(error)]
         if not self._generating:
-            return []
+            return self._reply_never_created(liveness) if self._asked is not None else []
         if self._reply_seen or self._playing:
             self._reply_seen, self._reply_quiet = False, 0
         else:
@@ -864,6 +882,20 @@ class Conversation(MachineDriver):
                 return self._reply_dead(liveness)
         self._timers.add(REPLY_TIMER)
         return [c.StartTimer(REPLY_TIMER, liveness.reply_check_ms)]
+
+    def _reply_never_created(self, liveness: Liveness) -> list[c.Command]:
+        """A ``response.create`` with no answer at a check: once it has had none for the
+        bound, it is given up (reported) and the conversation is at rest again."""
+        self._reply_quiet += 1
+        if self._reply_quiet < liveness.reply_checks:
+            self._timers.add(REPLY_TIMER)
+            return [c.StartTimer(REPLY_TIMER, liveness.reply_check_ms)]
+        error = ReplyStalled(
+            f"the server never answered response.create ({self._asked}): no response.created "
+            f"within {liveness.reply_bound_ms / 1000:g} s; the conversation goes on")
+        log.warning("reply_never_created", error=str(error), event_id=self._asked)
+        self._asked = None
+        return [c.Report(error)]
 
     def _reply_dead(self, liveness: Liveness) -> list[c.Command]:
         """Nothing of the generating replies for the bound: declare them dead, do the

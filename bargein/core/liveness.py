@@ -14,6 +14,11 @@ its clock, so they are tested on a virtual one (``bargein.testing.VirtualTime``)
   (``reply_dead``), ``stats.dead_replies``, a ``Report`` of ``ReplyStalled``, and the
   barge-in's own work (flush, ``response.cancel``, gate, settle each item at what was heard),
   then ``playback_finished`` moves the machine on: the conversation goes on.
+- **A reply asked for that never begins.** A ``response.create`` the server neither
+  answers (``response.created``) nor refuses (an error naming its event id) is watched the
+  same way; after the same bound it is given up with one warning (``reply_never_created``)
+  and a ``Report`` of ``ReplyStalled``. Until then the conversation is not quiet
+  (``Conversation.reply_asked``: a finite input's session does not end before the reply).
 - **A lost ``response.done``.** The same watch: once the reply's audio has played out and
   nothing of it comes, it is recovered the same way and reported as ``ResponseDoneLost``.
 

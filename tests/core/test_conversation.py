@@ -8,6 +8,7 @@ from bargein.adapters.session_config import SessionConfig
 from bargein.core import Conversation, TransitionRecord
 from bargein.core import commands as c
 from bargein.core import events as e
+from bargein.core.liveness import REPLY_TIMER, Liveness
 from bargein.errors import StateTableError
 from bargein.states import BARGE_IN_TRIGGERS, DEFAULT_TABLE, State, StateTable, Transition
 from bargein.testing import capture_logs, feed
@@ -770,3 +771,21 @@ def test_a_refused_delete_is_reconciled_and_logged_with_its_command() -> None:
     (logged,) = [x for x in logs if x["event"] == "server_error_reconciled"]
     assert logged["command"] == {"kind": "DeleteItem", "item_id": "i1",
                                  "event_id": delete.event_id}
+
+
+def test_a_reply_asked_for_is_awaited_until_created_refused_or_lost() -> None:
+    conv = Conversation()
+    conv.liveness = Liveness()
+    feed(conv, e.SessionReady())
+    (ask, watch) = conv.handle(e.RequestResponse())
+    assert isinstance(ask, c.CreateResponse) and watch == c.StartTimer(REPLY_TIMER, 2500)
+    assert conv.reply_asked
+    assert conv.handle(e.ResponseCreated("r1"))[-1:] == []  # the watch goes on, generating
+    assert not conv.reply_asked
+    feed(conv, e.ResponseDone("r1", "completed"))
+    (ask, _) = conv.handle(e.RequestResponse())
+    out = conv.handle(e.ServerError("invalid_request_error", "bad", "nope", ask.event_id))
+    assert not conv.reply_asked and out == [c.CancelTimer(REPLY_TIMER)]
+    (ask, _) = conv.handle(e.RequestResponse())
+    feed(conv, e.Disconnected("gone"))
+    assert not conv.reply_asked
