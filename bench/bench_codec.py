@@ -135,14 +135,8 @@ def main() -> int:
                     decode(frame)
                 walls[name].append((time.perf_counter() - start) / len(data) * 1e6)
                 timings[name].append((time.thread_time() - cpu) / len(data) * 1e6)
-        ours = statistics.median(timings["bargein codec (msgspec typed struct)"])
-        print(f"\naudio delta of {duration} ms ({len(data[0])} bytes of JSON)")
-        print(f"{'route':42} {'cpu med us':>10} {'cpu min':>8} {'wall med':>9} "
-              f"{'x bargein (cpu)':>16}")
-        for name, runs in timings.items():
-            median = statistics.median(runs)
-            print(f"{name:42} {median:10.2f} {min(runs):8.2f} "
-                  f"{statistics.median(walls[name]):9.2f} {median / ours:16.1f}")
+        _table(f"audio delta of {duration} ms ({len(data[0])} bytes of JSON)", timings, walls,
+               "bargein codec (msgspec typed struct)")
     encoding(codec)
     return 0
 
@@ -174,8 +168,15 @@ def encoding(codec: WireCodec) -> None:
             count = FRAMES_PER_ROUND // len(commands) * len(commands)
             walls[name].append((time.perf_counter() - start) / count * 1e6)
             timings[name].append((time.thread_time() - cpu) / count * 1e6)
-    ours = statistics.median(timings["bargein encode_bytes (joined)"])
-    print(f"\nmicrophone frame of 20 ms ({len(codec.encode_bytes(commands[0]))} bytes of JSON)")
+    _table(f"microphone frame of 20 ms ({len(codec.encode_bytes(commands[0]))} bytes of JSON)",
+           timings, walls, "bargein encode_bytes (joined)")
+
+
+def _table(title: str, timings: dict[str, list[float]], walls: dict[str, list[float]],
+           ours_name: str) -> None:
+    """One route per row: CPU median and min, wall median (us), and CPU against ours."""
+    ours = statistics.median(timings[ours_name])
+    print(f"\n{title}")
     print(f"{'route':42} {'cpu med us':>10} {'cpu min':>8} {'wall med':>9} "
           f"{'x bargein (cpu)':>16}")
     for name, runs in timings.items():

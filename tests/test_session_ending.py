@@ -6,23 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
-from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
+from bargein.adapters.audio.memory import MemorySink
 from bargein.adapters.session_config import PushToTalk, SessionConfig
 from bargein.core import events as e
 from bargein.session import Session
 from bargein.testing import MemoryServer, VirtualTime, capture_logs, reply
-
-
-class EndingSource(MemorySource):
-    """Silence that is over (``exhausted``) once the clock reaches ``over_ms``."""
-
-    def __init__(self, clock: VirtualClock, over_ms: float) -> None:
-        super().__init__(clock)
-        self.at, self.over_ms = clock, over_ms
-
-    @property
-    def exhausted(self) -> bool:
-        return self.at.ms >= self.over_ms
+from tests.support.audio_sources import EndingSource
 
 
 async def test_a_key_held_down_keeps_the_session_from_ending_until_the_turn_is_sent() -> None:

@@ -16,6 +16,7 @@ from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
 from bargein.core import events as e
 from bargein.session import Session, StateChanged
 from bargein.testing import MemoryServer, VirtualTime, reply
+from tests.support.audio_sources import EndingSource
 
 
 class PolledSink(MemorySink):
@@ -29,18 +30,6 @@ class PolledSink(MemorySink):
     def heard_ms(self) -> Mapping[str, float]:
         self.polls.append(self.at.ms)
         return super().heard_ms()
-
-
-class EndingSource(MemorySource):
-    """Silence that is over (``exhausted``) once the clock reaches ``over_ms``."""
-
-    def __init__(self, clock: VirtualClock, over_ms: float) -> None:
-        super().__init__(clock)
-        self.at, self.over_ms = clock, over_ms
-
-    @property
-    def exhausted(self) -> bool:
-        return self.at.ms >= self.over_ms
 
 
 async def test_an_idle_session_sleeps_on_no_timer_and_polls_a_reply_on_its_grid() -> None:
