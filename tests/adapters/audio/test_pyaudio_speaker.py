@@ -53,11 +53,13 @@ def _wait_idle(speaker: PyAudioSpeaker) -> None:
     wait_until(lambda: speaker.idle, DEADLINE_S, "the speaker never went idle")
 
 
-HEARD_MS = 3.0
+HEARD_MS = 5.0
 """How far a count at a flush may be from the monitor. The speaker counts by DAC time; the null
 sink hands its monitor each sample when it renders it, its latency ahead of that (2-3 ms, the
 bench's ``after sounding``), and the abort lands at the end of a rendered piece: the monitor
-holds up to 3 ms more than was heard at the DAC (measured on a busy machine: 2.2-2.8 ms)."""
+holds a few ms more than was heard at the DAC (measured on a busy machine: 2.2-2.8 ms; 3.6 ms
+once in a whole suite run beside two CPU hogs). A count off by a block or a clock error is
+off by tens of ms."""
 
 
 def _tolerance_ms(speaker: PyAudioSpeaker) -> float:
