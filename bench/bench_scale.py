@@ -34,6 +34,12 @@ say), as a process that falls behind does less work per wall second and its CPU 
 session-second then reads low.
 "keeps up" means p95 <= 40 ms (issue 14's bar). A bench, not a test: nothing is asserted.
 
+With ``--server memory`` each N also runs once with no sessions at all ("driving"): the
+ticker, the script and the memory servers, each server's events taken by a bare task. It is
+what the harness costs in this process; a session row minus it is the sessions' own CPU at
+real time (their mic path, core, playout and progress polling, and their share of the event
+loop's turns), the figure ``bench_session.py`` measures on virtual time.
+
 The garbage collector: with the default thresholds, a full collection over a few hundred
 sessions' objects stops the loop for 100-200 ms now and then, which is most of the p95 at
 150 sessions (measured: p95 81 ms with it, 5 ms with it disabled, same CPU). ``--gc freeze``
@@ -82,6 +88,7 @@ from bargein.testing.memory_server import deltas
 
 GROUPS = 6
 LATE_OK_MS = 40.0
+DRIVING = "driving"  # the row of the same run with no sessions (memory server only)
 REPLY_MS = 3000
 REPLY_AFTER_MS = 900  # speech ends at 600 ms; the simulator's VAD waits 300 ms
 
@@ -148,13 +155,15 @@ def cpu_s_of(pid: int) -> float:
 
 
 async def child(server: str, url: str, sessions: int, seconds: float, warmup: float,
-                sim_pid: int = 0, freeze: bool = False) -> dict[str, Any]:
+                sim_pid: int = 0, freeze: bool = False, drive_only: bool = False
+                ) -> dict[str, Any]:
     total_s = warmup + seconds + 2
     pcms = [mic_pcm(total_s + GROUPS)[g * 48_000:] for g in range(GROUPS)]
     clocks = [VirtualClock() for _ in range(GROUPS)]
     meters = [Meter() for _ in range(sessions)]
     script = Script()
     live: list[tuple[Session, Meter]] = []
+    readers: list[asyncio.Task[None]] = []
     due: list[dict[int, tuple[bytes, float]]] = [{} for _ in range(sessions)]
     zeros = [0.0] * GROUPS  # when each group's clock started, set as the ticker starts
 
@@ -169,6 +178,9 @@ async def child(server: str, url: str, sessions: int, seconds: float, warmup: fl
             memory = MemoryServer(answer=True)
             script.groups[group].append(memory)
             transport = memory.transport
+            if drive_only:  # the driving alone: the server's events taken, nothing else
+                readers.append(asyncio.create_task(_take(transport)))
+                return
         clock = clocks[group]
         source = DueSource(MemorySource(clock, pcms[group]), zeros, group, due[n])
         session = Session(TimedTransport(transport, due[n], meters[n]), source,
@@ -216,6 +228,8 @@ async def child(server: str, url: str, sessions: int, seconds: float, warmup: fl
     replies = sum(_replies(s) for s, _ in live) - settled_before
     if server == "memory":
         driver.cancel()
+    for reader in readers:
+        reader.cancel()
     for session, _ in live:
         await session.close()
     late = sorted(x for m in meters for x in m.late_ms)
@@ -225,6 +239,11 @@ async def child(server: str, url: str, sessions: int, seconds: float, warmup: fl
             "late_p50_ms": _pct(late, 0.50), "late_p95_ms": _pct(late, 0.95),
             "late_max_ms": late[-1] if late else float("nan"), "replies": replies,
             "barge_ins": sum(m.barge_ins for m in meters)}
+
+
+async def _take(transport: Transport) -> None:
+    async for _ in transport.events():
+        pass
 
 
 def _replies(session: Session) -> int:
@@ -248,6 +267,7 @@ def main() -> None:
                         help="comma-separated label@DIR: also run bargein from DIR, "
                              "interleaved with this checkout, for before/after in one run")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--drive-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--sim-pid", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -256,7 +276,7 @@ def main() -> None:
         logging.disable(logging.CRITICAL)
         print(json.dumps(asyncio.run(child(args.server, args.url, args.child, args.seconds,
                                            args.warmup, args.sim_pid,
-                                           args.gc == "freeze"))))
+                                           args.gc == "freeze", args.drive_only))))
         return
     server = None
     url = ""
@@ -267,10 +287,11 @@ def main() -> None:
         url = server.stdout.readline().strip()
     trees = [("this", "")] + [(t.partition("@")[0], os.path.abspath(t.partition("@")[2]))
                               for t in args.trees.split(",") if t]
+    runs = trees + ([(DRIVING, "")] if args.server == "memory" else [])
     rows: list[dict[str, Any]] = []
     try:
         for n in (int(x) for x in args.sessions.split(",")):
-            for label, tree in trees:
+            for label, tree in runs:
                 env = {**os.environ, "PYTHONWARNINGS": "ignore"}
                 if tree:
                     env["PYTHONPATH"] = tree
@@ -278,7 +299,8 @@ def main() -> None:
                     [sys.executable, __file__, "--child", str(n), "--server", args.server,
                      "--url", url, "--seconds", str(args.seconds), "--warmup",
                      str(args.warmup), "--gc", args.gc,
-                     "--sim-pid", str(server.pid if server is not None else 0)],
+                     "--sim-pid", str(server.pid if server is not None else 0),
+                     *(["--drive-only"] if label == DRIVING else [])],
                     capture_output=True, text=True, check=False, env=env)
                 if out.returncode != 0:
                     print(f"{label}, {n} sessions: failed: "
@@ -292,6 +314,7 @@ def main() -> None:
         if server is not None:
             server.stdin.close()  # type: ignore[union-attr]
             server.wait()
+    driving = {r["sessions"]: r["cpu_ms_per_s"] for r in rows if r["tree"] == DRIVING}
     for label, _ in trees:
         mine = [r for r in rows if r["tree"] == label]
         kept = [r["sessions"] for r in mine if r["late_p95_ms"] <= LATE_OK_MS]
@@ -301,6 +324,11 @@ def main() -> None:
                   f"process (one core): {max(kept) if kept else 'none'}; median CPU "
                   f"{cpu:.2f} ms per session-second, i.e. {1000 / cpu:.0f} sessions per core "
                   "by CPU alone")
+        own = [r["cpu_ms_per_s"] - driving[r["sessions"]] for r in mine
+               if r["sessions"] in driving]
+        if own:
+            print(f"{label}: the sessions' own CPU (minus the driving alone at the same N), "
+                  f"median {statistics.median(own):.2f} ms per session-second")
 
 
 def _print_row(row: dict[str, Any], *, header: bool, server: str, gc_mode: str,
@@ -315,7 +343,8 @@ def _print_row(row: dict[str, Any], *, header: bool, server: str, gc_mode: str,
               f"{'sim core':>9} "
               f"{'wall s':>7} {'late p50':>9} {'p95':>7} {'max':>7} {'replies':>8} "
               f"{'barge-ins':>10} {'load':>5}  keeps up")
-    ok = "yes" if row["late_p95_ms"] <= LATE_OK_MS else "no"
+    ok = ("-" if row["tree"] == DRIVING
+          else "yes" if row["late_p95_ms"] <= LATE_OK_MS else "no")
     print(f"{row['tree']:>8} {row['sessions']:5d} {row['cpu_ms_per_s']:17.2f} "
           f"{row['cpu_us_per_frame']:9.1f} {row['core']:6.2f} "
           f"{row['sim_core']:9.2f} "
