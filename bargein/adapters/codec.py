@@ -337,6 +337,8 @@ class WireCodec:
             payload = {"type": "conversation.item.create", "item": {
                 "type": "function_call_output", "call_id": command.call_id,
                 "output": command.output}}
+            if command.after_item_id:
+                payload["previous_item_id"] = command.after_item_id
         elif isinstance(command, CreateMessage):
             kind = ("input_text" if command.role == "user"
                     else "output_text" if self.api == "ga" else "text")

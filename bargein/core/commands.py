@@ -111,11 +111,15 @@ class ClearInputAudio:
 
 @dataclass(frozen=True, slots=True)
 class SendToolOutput:
-    """``conversation.item.create`` of a ``function_call_output`` item for an open call."""
+    """``conversation.item.create`` of a ``function_call_output`` item: a call's output, or
+    the answer of a call that did not run to its end (``bargein.core.tool_calls``), which
+    is inserted right after the call's item ``after_item_id`` (the wire's
+    ``previous_item_id``); an output without it is appended."""
 
     call_id: str
     output: str = field(repr=False)
     event_id: str = ""
+    after_item_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

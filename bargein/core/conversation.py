@@ -472,7 +472,8 @@ class Conversation(MachineDriver):
     def _on_tool_call(self, ev: e.ToolCall) -> list[c.Command]:
         """Run the call, unless its reply was cut off (see ``bargein.core.tool_calls``)."""
         cut = ev.response_id in self._gated or self._paused
-        return self._tools.call(ev, cut=cut, policies=self.tool_policies)
+        return self._tools.call(ev, cut=cut, policies=self.tool_policies,
+                               event_id=self._event_id)
 
     def _on_tool_result(self, ev: e.ToolResult) -> list[c.Command]:
         commands = self._tools.result(ev, self._event_id, self._generating)
@@ -701,7 +702,8 @@ class Conversation(MachineDriver):
         commands = self._fire(trigger, ev)
         if isinstance(ev, e.SpeechStarted | e.UserInterrupt | e.TalkPressed):  # a new turn:
             commands += self._tools.interrupted(  # calls end too
-                self._tools.open_responses() - self._generating, "the user spoke while it ran")
+                self._tools.open_responses() - self._generating, "the user spoke while it ran",
+                self._event_id)
         if TURN_TIMER in self._timers and isinstance(ev, e.LocalSpeechStarted):
             self._timers.discard(TURN_TIMER)
             commands.append(c.CancelTimer(TURN_TIMER))
@@ -771,7 +773,7 @@ class Conversation(MachineDriver):
         # a barge-in is a new turn: the calls of every reply end too (running_tools' own)
         return commands + self._tools.interrupted(
             responses | set(cancelled) | self._tools.open_responses(),
-            f"the reply was interrupted ({trigger})")
+            f"the reply was interrupted ({trigger})", self._event_id)
 
     def _on_flushed(self, ev: e.PlaybackFlushed) -> list[c.Command]:
         """The speaker says what was heard: truncate or delete each interrupted item."""

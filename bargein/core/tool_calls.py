@@ -6,10 +6,19 @@ The rules, each kept here:
 - A call runs only when it is whole (its item ``completed``) and its reply was not cut off,
   refused during a pause, or lost with its connection: a call whose reply was interrupted
   before its arguments were done never runs.
-- An output is sent only for an open call: one that runs and was not cancelled.
+- A program's output is sent only for an open call: one that runs and was not cancelled.
+- Every whole call the server keeps gets exactly one output, so that no reply sees a call
+  that never answered: the program's, or one saying the call did not run to its end. A
+  call cancelled by a barge-in (``cancel`` policy) or a pause gets ``CANCELLED_OUTPUT``; a
+  whole call whose reply was cut off, which never ran, gets ``NOT_RUN_OUTPUT``. Such an
+  output is inserted right after the call's item (the user's new words may already follow
+  it), and no follow-up reply is asked for: the user has the floor. A call whose arguments
+  never ended gets nothing (the server's item is incomplete), nor does a call ended by a
+  lost connection (the server session is gone).
 - Every call ends: its output is sent, or it is cancelled (a barge-in under the ``cancel``
   policy, a pause, the connection lost), and each cancellation is logged with its reason;
-  an output that comes for a cancelled call is dropped, and logged.
+  an output that comes for a cancelled call is dropped, and logged. A call announced again
+  after it ended neither runs again nor gets a second output.
 - The follow-up reply is asked for once per reply that called tools, when that reply is
   done and every call it made has its output; not for calls a barge-in let finish
   (``finish`` policy): the user is speaking, and the reply to them will see the outputs.
@@ -29,6 +38,7 @@ The rules, each kept here:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
@@ -38,10 +48,20 @@ from bargein.logs import get_logger
 
 log = get_logger(__name__)
 
+CANCELLED_OUTPUT = json.dumps(
+    {"cancelled": "the call was interrupted before it finished; it has no result"})
+"""The output of a call a barge-in (or a pause) cancelled."""
+NOT_RUN_OUTPUT = json.dumps(
+    {"not_run": "the reply that made the call was interrupted; the call was not run"})
+"""The output of a whole call whose reply was cut off: it never ran."""
+ENDED_LIMIT = 64
+"""How many ended call ids are kept, to ignore a call announced again after it ended."""
+
 
 @dataclass(slots=True)
 class _OpenCall:
     response_id: str
+    item_id: str
     name: str
     policy: str
     follow_up: bool = True
@@ -55,26 +75,39 @@ class _OpenCall:
 class ToolCalls:
     """The open calls and the replies owed a follow-up (see the module's note)."""
 
-    __slots__ = ("_answered", "_open")
+    __slots__ = ("_answered", "_ended", "_open")
 
     def __init__(self) -> None:
         self._open: dict[str, _OpenCall] = {}
         self._answered: set[str] = set()
         """Replies with an output sent for one of their calls: a follow-up is due once they
         are done and none of their calls is open."""
+        self._ended: dict[str, None] = {}
+        """The last ``ENDED_LIMIT`` calls that ended (oldest first)."""
 
-    def call(self, ev: e.ToolCall, *, cut: bool, policies: Mapping[str, str]) -> list[c.Command]:
-        """The model called a tool: run it, unless the call or its reply is not whole."""
+    def call(self, ev: e.ToolCall, *, cut: bool, policies: Mapping[str, str],
+             event_id: Callable[[], str]) -> list[c.Command]:
+        """The model called a tool: run it, unless the call or its reply is not whole (a
+        whole call of a cut reply is answered ``NOT_RUN_OUTPUT``)."""
+        if ev.call_id in self._open or ev.call_id in self._ended:
+            return []  # the same call announced twice: it runs, or is answered, once
         if not ev.complete or cut:
             log.info("tool_call_not_run", tool=ev.name, call_id=ev.call_id,
-                     reason="its reply was cut off" if cut else "its arguments never ended")
-            return []
-        if ev.call_id in self._open:
-            return []  # the same call announced twice: it runs once
-        self._open[ev.call_id] = _OpenCall(ev.response_id, ev.name,
+                     reason="its reply was cut off" if ev.complete else
+                     "its arguments never ended")
+            if not ev.complete:
+                return []
+            self._end(ev.call_id)
+            return [c.SendToolOutput(ev.call_id, NOT_RUN_OUTPUT, event_id(), ev.item_id)]
+        self._open[ev.call_id] = _OpenCall(ev.response_id, ev.item_id, ev.name,
                                            policies.get(ev.name, "cancel"))
         log.info("tool_call", tool=ev.name, call_id=ev.call_id)
         return [c.RunTool(ev.call_id, ev.name, ev.arguments)]
+
+    def _end(self, call_id: str) -> None:
+        self._ended[call_id] = None
+        if len(self._ended) > ENDED_LIMIT:
+            del self._ended[next(iter(self._ended))]
 
     def result(self, ev: e.ToolResult, event_id: Callable[[], str],
                generating: Collection[str]) -> list[c.Command]:
@@ -89,6 +122,7 @@ class ToolCalls:
             log.info("tool_result_held", tool=call.name, call_id=ev.call_id)
             return []
         del self._open[ev.call_id]
+        self._end(ev.call_id)
         commands: list[c.Command] = [c.SendToolOutput(ev.call_id, ev.output, event_id())]
         if call.follow_up:
             self._answered.add(call.response_id)
@@ -108,9 +142,11 @@ class ToolCalls:
         self._answered.discard(response_id)
         return [c.CreateResponse(event_id())]
 
-    def interrupted(self, responses: Collection[str], reason: str) -> list[c.Command]:
-        """Replies were cut off: their calls are cancelled, finish without a follow-up, or
-        have their output held (``hold``: held again by a second barge-in)."""
+    def interrupted(self, responses: Collection[str], reason: str,
+                    event_id: Callable[[], str]) -> list[c.Command]:
+        """Replies were cut off: their calls are cancelled (and answered
+        ``CANCELLED_OUTPUT``), finish without a follow-up, or have their output held
+        (``hold``: held again by a second barge-in)."""
         commands: list[c.Command] = []
         for call_id, call in list(self._open.items()):
             if call.response_id not in responses:
@@ -121,8 +157,10 @@ class ToolCalls:
                 call.replied = False
                 continue
             del self._open[call_id]
+            self._end(call_id)
             log.info("tool_call_cancelled", tool=call.name, call_id=call_id, reason=reason)
-            commands.append(c.CancelTool(call_id))
+            commands += [c.CancelTool(call_id),
+                         c.SendToolOutput(call_id, CANCELLED_OUTPUT, event_id(), call.item_id)]
         self._answered -= set(responses)
         return commands
 
@@ -144,6 +182,7 @@ class ToolCalls:
         commands: list[c.Command] = []
         for call_id, call in ready:
             del self._open[call_id]
+            self._end(call_id)
             log.info("tool_result_released", tool=call.name, call_id=call_id)
             commands.append(c.SendToolOutput(call_id, call.output or "", event_id()))
         return [*commands, c.CreateResponse(event_id())]
@@ -161,4 +200,5 @@ class ToolCalls:
             commands.append(c.CancelTool(call_id))
         self._open.clear()
         self._answered.clear()
+        self._ended.clear()  # the next server session's call ids are its own
         return commands

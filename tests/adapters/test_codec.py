@@ -22,6 +22,7 @@ from bargein.core.commands import (
     DeleteItem,
     PlayAudio,
     SendAudio,
+    SendToolOutput,
     TruncateItem,
     UpdateSession,
 )
@@ -264,6 +265,17 @@ def test_decode_never_raises_on_arbitrary_fields_of_known_types(
             },
         ),
         (DeleteItem("item_1"), {"type": "conversation.item.delete", "item_id": "item_1"}),
+        (
+            SendToolOutput("call_1", '{"a": 1}', event_id="e4"),
+            {"type": "conversation.item.create", "event_id": "e4", "item": {
+                "type": "function_call_output", "call_id": "call_1", "output": '{"a": 1}'}},
+        ),
+        (
+            SendToolOutput("call_1", '{"cancelled": "x"}', after_item_id="item_fc"),
+            {"type": "conversation.item.create", "previous_item_id": "item_fc", "item": {
+                "type": "function_call_output", "call_id": "call_1",
+                "output": '{"cancelled": "x"}'}},
+        ),
         (CreateResponse(event_id="e3"), {"type": "response.create", "event_id": "e3"}),
         (
             SendAudio(b"\x01\x00\xff\x7f"),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from bargein.adapters.codec import WireCodec
+from bargein.core.commands import SendToolOutput
+from bargein.core.tool_calls import CANCELLED_OUTPUT
 from tests.support.wire_models import validate_client_event, validate_server_event
 
 GA_SESSION_UPDATE: dict[str, Any] = {
@@ -107,3 +111,16 @@ def test_server_event_names_differ_between_flavours() -> None:
 def test_rejects_an_unknown_flavour() -> None:
     with pytest.raises(AssertionError, match="unknown api flavour"):
         validate_client_event({"type": "response.cancel"}, "v2")
+
+
+@pytest.mark.parametrize("api", ["ga", "beta"])
+def test_a_cancelled_calls_output_placed_after_its_call_is_an_official_client_event(
+        api: str) -> None:
+    """bargein's answer to a cancelled call (``previous_item_id``: right after the call)."""
+    frame = WireCodec(api).encode(  # type: ignore[arg-type]
+        SendToolOutput("call_1", CANCELLED_OUTPUT, "evt_1", after_item_id="item_fc"))
+    payload = json.loads(frame)
+    assert payload["previous_item_id"] == "item_fc"
+    validate_client_event(payload, api)
+    with pytest.raises(AssertionError):
+        validate_client_event({**payload, "previous_item": "item_fc"}, api)

@@ -1,13 +1,18 @@
 """Tool calls in the core (``bargein.core.tool_calls``): event sequences in, commands out.
 Each of the rules: what runs, what is sent, when the follow-up is asked for, and what a
-barge-in, a new turn or a lost connection does to a call."""
+barge-in, a new turn or a lost connection does to a call (and which calls are answered as
+cancelled or not run)."""
 
 from __future__ import annotations
+
+import json
+from unittest.mock import ANY
 
 from bargein.adapters.session_config import SessionConfig, ToolSpec
 from bargein.core import Conversation
 from bargein.core import commands as c
 from bargein.core import events as e
+from bargein.core.tool_calls import CANCELLED_OUTPUT, NOT_RUN_OUTPUT
 from bargein.testing import capture_logs, feed
 
 SPECS = (ToolSpec("lookup", "", {"type": "object"}),
@@ -59,45 +64,88 @@ def test_two_calls_of_one_reply_have_one_follow_up_after_both() -> None:
     assert kinds(conv.handle(e.ToolResult("c1", "one"))) == ["SendToolOutput", "CreateResponse"]
 
 
-def test_a_call_whose_arguments_never_ended_or_whose_reply_was_cut_never_runs() -> None:
+def answer(out: list[c.Command]) -> list[tuple[str, str, str]]:
+    """The outputs among ``out``: (call id, output, the item it goes after)."""
+    return [(x.call_id, x.output, x.after_item_id) for x in out
+            if isinstance(x, c.SendToolOutput)]
+
+
+def test_a_call_whose_arguments_never_ended_never_runs_and_gets_nothing() -> None:
     with capture_logs() as logs:
-        calling(complete=False)
-        conv = calling(audio_ms=500)
-        conv.handle(e.UserInterrupt())
-        assert conv.handle(e.ToolCall("r1", "fc2", "c2", "lookup", "{}")) == []
-    reasons = [x["reason"] for x in logs if x["event"] == "tool_call_not_run"]
-    assert reasons == ["its arguments never ended", "its reply was cut off"]
+        conv = calling(complete=False)
+    assert conv.handle(e.ResponseDone("r1", "cancelled")) == []
+    assert [x["reason"] for x in logs if x["event"] == "tool_call_not_run"] == [
+        "its arguments never ended"]
 
 
-def test_a_barge_in_cancels_a_call_and_its_late_output_is_dropped() -> None:
+def test_a_whole_call_of_a_cut_reply_never_runs_and_is_answered_not_run_after_its_item() -> None:
+    """The server keeps the whole call: it gets an output saying it did not run, inserted
+    after the call's item, and no follow-up (the user has the floor)."""
+    conv = calling(audio_ms=500)
+    conv.handle(e.UserInterrupt())
+    with capture_logs() as logs:
+        out = conv.handle(e.ToolCall("r1", "fc2", "c2", "lookup", "{}"))
+    assert kinds(out) == ["SendToolOutput"]
+    assert answer(out) == [("c2", NOT_RUN_OUTPUT, "fc2")]
+    assert json.loads(NOT_RUN_OUTPUT) == {"not_run": ANY}
+    assert [x["reason"] for x in logs if x["event"] == "tool_call_not_run"] == [
+        "its reply was cut off"]
+    assert conv.handle(e.ToolCall("r1", "fc2", "c2", "lookup", "{}")) == []  # told again
+    assert not [x for x in conv.handle(e.ResponseDone("r1", "cancelled"))
+                if isinstance(x, c.CreateResponse)]
+
+
+def test_a_barge_in_cancels_a_call_answers_it_cancelled_and_drops_its_late_output() -> None:
     conv = calling(audio_ms=500)
     with capture_logs() as logs:
         out = conv.handle(e.UserInterrupt())
         assert c.CancelTool("c1") in out
+        assert answer(out) == [("c1", CANCELLED_OUTPUT, "fc1")]
+        assert json.loads(CANCELLED_OUTPUT) == {"cancelled": ANY}
+        assert not [x for x in out if isinstance(x, c.CreateResponse)]
         assert conv.handle(e.ToolResult("c1", "too late")) == []
     assert [x["event"] for x in logs if x["event"].startswith("tool_")] == [
         "tool_call_cancelled", "tool_result_dropped"]
+    conv.handle(e.PlaybackFlushed({"i1": 200}))
+    assert conv.handle(e.ResponseDone("r1", "cancelled")) == []  # no follow-up
+    assert conv.handle(e.ToolCall("r1", "fc1", "c1", "lookup", '{"q": 1}')) == []  # again
+
+
+def test_a_pause_cancels_a_call_and_answers_it_cancelled() -> None:
+    conv = calling(audio_ms=500)
+    out = conv.handle(e.UserStop())
+    assert c.CancelTool("c1") in out and answer(out) == [("c1", CANCELLED_OUTPUT, "fc1")]
 
 
 def test_a_finish_tool_sends_its_output_after_a_barge_in_but_asks_for_no_follow_up() -> None:
     conv = calling("book", audio_ms=500)
-    assert not [x for x in conv.handle(e.UserInterrupt()) if isinstance(x, c.CancelTool)]
-    assert kinds(conv.handle(e.ToolResult("c1", "booked"))) == ["SendToolOutput"]
+    interrupted = conv.handle(e.UserInterrupt())
+    assert not [x for x in interrupted if isinstance(x, c.CancelTool | c.SendToolOutput)]
+    out = conv.handle(e.ToolResult("c1", "booked"))
+    assert answer(out) == [("c1", "booked", "")]  # appended, as any program's output
     assert conv.handle(e.ResponseDone("r1", "cancelled")) == []
 
 
 def test_the_user_speaking_while_a_call_runs_ends_it_as_a_barge_in_would() -> None:
     conv = calling()
     conv.handle(e.ResponseDone("r1", "completed"))  # nothing plays: the call runs
-    assert c.CancelTool("c1") in conv.handle(e.SpeechStarted("u2", 5000))
+    out = conv.handle(e.SpeechStarted("u2", 5000))
+    assert c.CancelTool("c1") in out and answer(out) == [("c1", CANCELLED_OUTPUT, "fc1")]
+    assert not [x for x in out if isinstance(x, c.CreateResponse)]
     assert conv.handle(e.ToolResult("c1", "late")) == []
 
 
-def test_a_lost_connection_cancels_every_open_call() -> None:
+def test_a_call_announced_again_after_its_output_went_does_not_run_again() -> None:
+    conv = calling()
+    conv.handle(e.ToolResult("c1", "ok"))
+    assert conv.handle(e.ToolCall("r1", "fc1", "c1", "lookup", '{"q": 1}')) == []
+
+
+def test_a_lost_connection_cancels_every_open_call_and_sends_no_output() -> None:
     conv = calling()
     with capture_logs() as logs:
         out = conv.handle(e.Disconnected("gone"))
-    assert c.CancelTool("c1") in out
+    assert c.CancelTool("c1") in out and answer(out) == []  # the server session is gone
     assert [x["log_level"] for x in logs if x["event"] == "tool_call_cancelled"] == ["warning"]
     conv.handle(e.Reconnected())
     assert conv.handle(e.ToolResult("c1", "late")) == []
@@ -135,7 +183,8 @@ def test_a_local_onset_in_running_tools_is_a_barge_in_that_cancels_the_call() ->
     conv = calling()
     conv.handle(e.ResponseDone("r1", "completed"))
     out = conv.handle(e.LocalSpeechStarted(0.0))
-    assert kinds(out) == ["FlushPlayback", "CancelTool"] and conv.state == "interrupted"
+    assert kinds(out) == ["FlushPlayback", "CancelTool", "SendToolOutput"]
+    assert answer(out) == [("c1", CANCELLED_OUTPUT, "fc1")] and conv.state == "interrupted"
     conv.handle(e.PlaybackFlushed({}))
     assert conv.state == "listening"
     assert conv.handle(e.ToolResult("c1", "late")) == []
