@@ -394,7 +394,9 @@ class Session:
         self._done: asyncio.Future[str] | None = None
         self._closed = False
         self._closed_published = False
-        self._linger_s = linger_s
+        self._linger_s = linger_s if hasattr(source, "exhausted") else None
+        """How long the quiet after a finite input's end lasts before the session ends;
+        ``None``: it never ends for that (not asked for, or a source that never ends)."""
         self._quiet_since: float | None = None
         self._texts: dict[str, tuple[str, list[str]]] = {}
         """Assistant transcripts not yet final: item id -> (response id, deltas)."""
@@ -603,7 +605,7 @@ class Session:
 
     async def _read_mic(self) -> None:
         vad = self._local_vad
-        lingers = self._linger_s is not None and hasattr(self.source, "exhausted")
+        lingers = self._linger_s is not None
         async for frame in self.source.frames():
             self.handle(e.MicAudio(frame.pcm, frame.captured_at_ms))
             if lingers and self._monitor_waits is not None and self._input_over():
@@ -665,7 +667,7 @@ class Session:
         polled at had it gone on polling, so the polls fall where they always did."""
         loop = asyncio.get_running_loop()
         interval = self._interval
-        lingers = self._linger_s is not None and hasattr(self.source, "exhausted")
+        lingers = self._linger_s is not None
         last = self._clock()
         while True:
             if self._busy or (lingers and self._input_over()):
@@ -690,6 +692,7 @@ class Session:
             self._check_quiet()
 
     def _input_over(self) -> bool:
+        """A finite input is over (its source says ``exhausted``)."""
         return bool(getattr(self.source, "exhausted", False))
 
     def _check_quiet(self) -> None:
