@@ -20,9 +20,11 @@ is given up on, in the order they are queued among the events.
 ``MemoryServer(answer=True)`` also answers like the real server: ``session.created`` on
 each connection, ``session.updated`` for a ``session.update``, a cancelled ``response.done``
 for a cancel of the active response (``response_cancel_not_active`` otherwise), a
-truncation or deletion confirmed (or refused, as the real server refuses them), and, with
-``interrupt_response`` on, its own cancel when the test pushes ``SpeechStarted`` during a
-response. It answers only what the session sends; replies are still the test's to script.
+truncation or deletion confirmed (or refused, as the real server refuses them), a tool
+output placed after an item it never sent (``SendToolOutput.after_item_id``: the wire's
+``previous_item_id``) refused with ``item_not_found``, and, with ``interrupt_response``
+on, its own cancel when the test pushes ``SpeechStarted`` during a response. It answers
+only what the session sends; replies are still the test's to script.
 """
 
 from __future__ import annotations
@@ -173,6 +175,7 @@ class MemoryServer:
         self._interrupt_response = True
         self._active: str | None = None
         self._audio_bytes: dict[str, int] = {}
+        self._calls: set[str] = set()  # the function_call items the test pushed
         if answer:
             self._session_created()
 
@@ -276,6 +279,8 @@ class MemoryServer:
                                                 + len(entry.audio))
         elif isinstance(entry, e.OutputItemAdded):
             self._audio_bytes.setdefault(entry.item_id, 0)
+        elif isinstance(entry, e.ToolCall):
+            self._calls.add(entry.item_id)
         elif isinstance(entry, e.ItemDeleted):
             self._audio_bytes.pop(entry.item_id, None)
         elif isinstance(entry, _Drop | _Fail):
@@ -348,6 +353,12 @@ class MemoryServer:
                              command.event_id, "invalid_request_error", "audio_end_ms")
             else:
                 yield e.ItemTruncated(command.item_id, command.audio_end_ms)
+        elif isinstance(command, c.SendToolOutput):
+            after = command.after_item_id
+            if after and after not in self._calls and after not in self._audio_bytes:
+                yield _error("item_not_found",
+                             f"Item with id '{after}' not found: cannot insert after it.",
+                             command.event_id, "invalid_request_error", "previous_item_id")
         elif isinstance(command, c.DeleteItem):
             if command.item_id in self._audio_bytes:
                 yield e.ItemDeleted(command.item_id)

@@ -14,6 +14,12 @@ on what came back, the core's promises:
 - every cancel names a response the server announced and has not finished, once; every
   server command's event id is fresh; every timer cancelled was running, and the core's
   timers are the ones its commands started;
+- tool calls: a call runs once; the program's output goes once, only for a call that ran,
+  has its result and was not cancelled, appended; a call cancelled while the server
+  session lives (a barge-in, a pause), and a whole call announced and not run (its reply
+  was cut), gets exactly one cancellation output in that same step, inserted right after
+  the call's item (``after_item_id``), and that step asks for no reply; a lost connection
+  sends no output; no call gets a second output;
 - no microphone audio sent while ``idle``, no action that raised, a state of the table.
 
 "Never stuck" is the exploration's (``bargein.testing.explore``): it needs the whole graph.
@@ -64,6 +70,8 @@ class World:
     """Tool calls the core ran (``RunTool``) whose result has not come."""
     tool_events: Counter[str] = field(default_factory=Counter)
     """Per call id: ``run``, ``result``, ``cancel``, ``output`` (what happened to it)."""
+    call_items: dict[str, str] = field(default_factory=dict)
+    """The item of each whole call the server announced, by call id."""
 
     def copy(self) -> World:
         """An independent copy (its containers hold strings only: copied one level deep)."""
@@ -72,7 +80,7 @@ class World:
             played=Counter(self.played), live=set(self.live), stale=set(self.stale),
             settled=Counter(self.settled), cancelled=set(self.cancelled),
             event_ids=set(self.event_ids), timers=set(self.timers), calls=set(self.calls),
-            tool_events=Counter(self.tool_events))
+            tool_events=Counter(self.tool_events), call_items=dict(self.call_items))
 
     # --- what may happen next ----------------------------------------------------------
 
@@ -138,8 +146,12 @@ class World:
         if isinstance(event, e.ToolResult):
             self.calls.discard(event.call_id)
             self.tool_events[f"{event.call_id} result"] += 1
+        owed = self._owed(event, commands)
+        if isinstance(event, e.ToolCall) and event.complete:
+            self.call_items[event.call_id] = event.item_id
         for command in commands:
             problems += self._check(command, event)
+        problems += self._closed(event, commands, owed)
         cut = stats.interruptions > interruptions or isinstance(event, e.Disconnected | e.UserStop)
         if cut and any(isinstance(x, c.FlushPlayback) for x in commands):
             self.stale |= self.live
@@ -154,6 +166,7 @@ class World:
         if isinstance(event, e.Disconnected | e.Reconnected):  # a new server session: its
             self.calls.clear()  # call ids are its own, the old session's calls are over
             self.tool_events.clear()
+            self.call_items.clear()
         if stats.action_errors > errors:
             problems.append("an action raised or returned something that is not a command")
         if self.timers != conversation.timers:
@@ -205,9 +218,39 @@ class World:
             self.timers.discard(command.name)
         return out
 
+    def _owed(self, event: e.Event, commands: list[c.Command]) -> set[str]:
+        """The calls that must get a cancellation output in this step: those cancelled
+        while the server session lives, and a whole call announced for the first time and
+        not run."""
+        if isinstance(event, e.Disconnected | e.Reconnected):
+            return set()
+        owed = {x.call_id for x in commands if isinstance(x, c.CancelTool)}
+        seen = self.tool_events
+        if isinstance(event, e.ToolCall) and event.complete and not any(
+                seen[f"{event.call_id} {what}"] for what in ("run", "output")) and not any(
+                isinstance(x, c.RunTool) and x.call_id == event.call_id for x in commands):
+            owed.add(event.call_id)
+        return owed
+
+    def _closed(self, event: e.Event, commands: list[c.Command], owed: set[str]) -> list[str]:
+        """Each call owed a cancellation output got exactly one, and no reply was asked
+        for with it; a lost connection sends no output."""
+        outputs = [x for x in commands if isinstance(x, c.SendToolOutput)]
+        if isinstance(event, e.Disconnected | e.Reconnected) and outputs:
+            return ["a tool output sent for a server session that is gone"]
+        closing = sorted(x.call_id for x in outputs if x.after_item_id)
+        out: list[str] = []
+        if closing != sorted(owed):
+            out.append(f"cancellation outputs for calls {closing}, but {sorted(owed)} were "
+                       "cancelled or not run")
+        if closing and any(isinstance(x, c.CreateResponse) for x in commands):
+            out.append("a reply asked for with a cancellation output: the user has the floor")
+        return out
+
     def _tool_command(self, command: c.RunTool | c.CancelTool | c.SendToolOutput) -> list[str]:
-        """A call runs once; an output goes once, only for a call that ran, has its result
-        and was not cancelled; a cancel only for a call that runs."""
+        """A call runs once; the program's output goes once, only for a call that ran, has
+        its result and was not cancelled; a cancellation output once, only for a call
+        cancelled or not run, right after its item; a cancel only for a call that runs."""
         call, seen = command.call_id, self.tool_events
         if isinstance(command, c.RunTool):
             self.calls.add(call)
@@ -220,6 +263,13 @@ class World:
                 return [f"cancel of tool call {call}: not running"]
             return []
         seen[f"{call} output"] += 1
+        if command.after_item_id:
+            item = self.call_items.get(call)
+            if item is None or command.after_item_id != item or seen[f"{call} output"] > 1 \
+                    or (seen[f"{call} run"] and not seen[f"{call} cancel"]):
+                return [f"cancellation output of tool call {call}: not a whole call cancelled "
+                        f"or not run, not after its item {item}, or a second output"]
+            return []
         if not seen[f"{call} result"] or seen[f"{call} cancel"] or seen[f"{call} output"] > 1:
             return [f"output of tool call {call}: no result, cancelled, or sent twice"]
         return []

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+from dataclasses import replace
+
 import pytest
 
 from bargein.core import commands as c
 from bargein.core.actions import ActionContext
+from bargein.core.tool_calls import ToolCalls
 from bargein.states import DEFAULT_TABLE, State, Transition
 from bargein.testing import check_machine, explore, machine_tests
 from examples.machines import CONFIRM, GREETING, THINKING, TOOLS
@@ -69,3 +73,36 @@ def test_an_edge_whose_guards_never_hold_is_reported() -> None:
     found = explore(table)
     assert found.problems == ["edge idle --speech_stopped [playing]--> listening was never "
                               "fired by any sequence (its guards never held)"]
+
+
+def test_a_cancelled_call_left_without_its_output_is_reported(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old defect: a barge-in cancelled the call and sent nothing for it, so the server
+    kept a call that never answered."""
+    interrupted = ToolCalls.interrupted
+
+    def unanswered(self: ToolCalls, responses: Collection[str], reason: str,
+                   event_id: Callable[[], str]) -> list[c.Command]:
+        return [x for x in interrupted(self, responses, reason, event_id)
+                if not isinstance(x, c.SendToolOutput)]
+
+    monkeypatch.setattr(ToolCalls, "interrupted", unanswered)
+    with pytest.raises(AssertionError) as caught:
+        check_machine(DEFAULT_TABLE)
+    assert "cancellation outputs for calls [], but ['r1_call'] were cancelled or not run, " \
+        "after: response created -> r1 calls a tool -> server hears speech" in str(caught.value)
+
+
+def test_a_cancellation_output_appended_instead_of_after_its_call_is_reported(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    interrupted = ToolCalls.interrupted
+
+    def appended(self: ToolCalls, responses: Collection[str], reason: str,
+                 event_id: Callable[[], str]) -> list[c.Command]:
+        return [replace(x, after_item_id="") if isinstance(x, c.SendToolOutput) else x
+                for x in interrupted(self, responses, reason, event_id)]
+
+    monkeypatch.setattr(ToolCalls, "interrupted", appended)
+    with pytest.raises(AssertionError, match=r"output of tool call r1_call: no result, "
+                                             r"cancelled, or sent twice"):
+        check_machine(DEFAULT_TABLE)

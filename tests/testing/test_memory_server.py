@@ -179,6 +179,25 @@ async def test_answering_cancels_truncations_deletions_and_session_updates() -> 
     reader.task.cancel()
 
 
+async def test_answering_a_tool_output_placed_after_an_item_it_never_sent_refuses_it() -> None:
+    server = MemoryServer(answer=True)
+    reader = Reader(server.transport)
+    await server.emit(e.ToolCall("r1", "fc1", "c1", "lookup", "{}"))
+    del reader.events[:]
+    for command in (
+        c.SendToolOutput("c1", '{"cancelled": "x"}', "ev1", after_item_id="fc1"),
+        c.SendToolOutput("c1", "ok", "ev2"),  # appended: nothing to check
+        c.SendToolOutput("c2", '{"cancelled": "x"}', "ev3", after_item_id="fc2"),
+    ):
+        await server.transport.send(command)
+    await server.settle()
+    (error,) = reader.events
+    assert isinstance(error, e.ServerError) and (error.code, error.event_id, error.param) == (
+        "item_not_found", "ev3", "previous_item_id")
+    assert server.commands(c.SendToolOutput)[0].after_item_id == "fc1"
+    reader.task.cancel()
+
+
 async def test_answering_cancels_on_speech_when_interrupt_response_is_on() -> None:
     server = MemoryServer(answer=True)
     reader = Reader(server.transport)
