@@ -1,15 +1,18 @@
 """Tools over the simulator: the model calls a registered function, bargein runs it, sends
 its output for that call id and asks for the follow-up, which speaks the output; and a
-barge-in over the reply that made a call cancels it, its output never sent."""
+barge-in over the reply that made a call cancels it, the server's conversation getting, right
+after the call, an output saying so (the program's output never sent), and no follow-up."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from bargein.adapters.session_config import SessionConfig
 from bargein.core import events as e
+from bargein.core.tool_calls import CANCELLED_OUTPUT, NOT_RUN_OUTPUT
 from bargein.session import Transcript
 from bargein.sim import Faults, Reply, ToolCall
 from bargein.sim.record import ConnectionRecord
@@ -25,6 +28,32 @@ pytestmark = pytest.mark.e2e
 
 def record_of(sim: Simulator) -> ConnectionRecord:
     return sim.records[0]
+
+
+def items_in_order(record: ConnectionRecord) -> list[dict[str, Any]]:
+    """The server's conversation, as its ``conversation.item.added`` events placed it (each
+    after its ``previous_item_id``; none: first)."""
+    order: list[dict[str, Any]] = []
+    for added in record.server_events("conversation.item.added"):
+        ids = [item["id"] for item in order]
+        after = added["previous_item_id"]
+        order.insert(ids.index(after) + 1 if after is not None else 0, added["item"])
+    return order
+
+
+def answered_after_its_call(record: ConnectionRecord, output: str) -> None:
+    """The client answered the one call with ``output``, placed right after the call's item,
+    and asked for no follow-up; the server placed it there."""
+    (call,) = [x["item"] for x in record.server_events("response.output_item.done")
+               if x["item"]["type"] == "function_call"]
+    (sent,) = record.client_events("conversation.item.create")
+    assert sent["item"] == {"type": "function_call_output", "call_id": call["call_id"],
+                            "output": output}
+    assert sent["previous_item_id"] == call["id"]
+    order = [(x["type"], x.get("call_id")) for x in items_in_order(record)]
+    at = order.index(("function_call", call["call_id"]))
+    assert order[at + 1] == ("function_call_output", call["call_id"])
+    assert len(record.client_events("response.create")) == 1, "no follow-up"
 
 
 async def test_a_call_runs_and_the_follow_up_speaks_its_output() -> None:
@@ -59,7 +88,10 @@ async def test_a_call_runs_and_the_follow_up_speaks_its_output() -> None:
     check_client_events(sim, "ga")
 
 
-async def test_a_barge_in_cancels_a_running_call_and_no_output_is_sent() -> None:
+async def test_a_barge_in_cancels_a_running_call_and_answers_it_cancelled_after_its_item(
+) -> None:
+    """The call comes before the reply's words, so the output placed after the call sits
+    before them: inserted, not appended."""
     started, cancelled = asyncio.Event(), asyncio.Event()
 
     async def book(seat: str) -> str:
@@ -86,16 +118,21 @@ async def test_a_barge_in_cancels_a_running_call_and_no_output_is_sent() -> None
         await asyncio.wait_for(cancelled.wait(), 60)
         await run.until(lambda: bool(run.interrupted()))
         record = sim.records[0]
-    assert not record.client_events("conversation.item.create"), "no output for it"
-    assert len(record.client_events("response.create")) == 1, "no follow-up"
+        await run.until(lambda: any(x["item"]["type"] == "function_call_output" for x in
+                                    record.server_events("conversation.item.added")))
+    answered_after_its_call(record, CANCELLED_OUTPUT)
+    assert [x["type"] for x in items_in_order(record)] == [
+        "function_call", "function_call_output", "message"]
     assert run.interrupted()[0].settlements[0].action == "truncate"
     assert not record.server_events("error")
+    check_client_events(sim, "ga")
 
 
 async def test_a_call_that_completes_after_its_reply_was_cut_never_runs() -> None:
     """A distant server (its cancel takes effect 8 s late) finishes the reply, and the
     function call in it, after the user barged in: the call is of a cut reply, and never
-    runs (``examples.tools`` records every call)."""
+    runs (``examples.tools`` records every call); the whole call the server keeps is
+    answered, right after it, that it did not run."""
     examples_tools.CALLS.clear()
     script = (Reply(("One moment, please.", ToolCall("departure", {"city": "York"}))),)
     async with serving(script=script, speed=2.0, faults=Faults(cancel_delay_ms=8000)) as sim, \
@@ -109,12 +146,14 @@ async def test_a_call_that_completes_after_its_reply_was_cut_never_runs() -> Non
         # had the call too
         await run.until(lambda: run.session.conversation.stats.benign_errors >= 1)
         record = sim.records[0]
+        await run.until(lambda: any(x["item"]["type"] == "function_call_output" for x in
+                                    record.server_events("conversation.item.added")))
     (done,) = record.server_events("response.done")
     assert done["response"]["status"] == "completed"  # the server did finish the call...
     assert [x["name"] for x in record.server_events("response.function_call_arguments.done")
             ] == ["departure"]
     assert examples_tools.CALLS == []  # ...and it never ran
-    assert not record.client_events("conversation.item.create")
+    answered_after_its_call(record, NOT_RUN_OUTPUT)
     (error,) = record.server_events("error")
     assert error["error"]["code"] == "response_cancel_not_active"  # provoked: the late cancel
 

@@ -161,11 +161,15 @@ class Replies:
         pinned = pinned_text(settings.instructions)
         if pinned is not None:
             return [Say(pinned)]
-        answers = [
-            answer_text(self.pending.pop(item.call_id), item.output)
-            for item in list(self.items.values())
-            if item.kind == "function_call_output" and item.call_id in self.pending
-        ]
+        items = list(self.items.values())
+        last_user = max((at for at, item in enumerate(items) if item.role == "user"),
+                        default=-1)
+        answers = []
+        for at, item in enumerate(items):
+            if item.kind == "function_call_output" and item.call_id in self.pending:
+                call = self.pending.pop(item.call_id)
+                if at > last_user:  # before the user's newer words, the reply is theirs
+                    answers.append(answer_text(call, item.output))
         if answers:
             return [Say(" ".join(answers))]
         script = self.config.script

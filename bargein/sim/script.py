@@ -8,7 +8,9 @@
   streamed (``response.function_call_arguments.delta``/``.done``) and the response ends;
   the client runs the function and sends a ``function_call_output`` item for its
   ``call_id``, then a ``response.create``: that response says ``answer``, with ``{output}``
-  replaced by the output the client sent (``{name}`` by the function's name). ``name=None``
+  replaced by the output the client sent (``{name}`` by the function's name); an output
+  placed before the conversation's last user message (a call the user interrupted) is
+  taken but not said, and the response answers the user (the next entry). ``name=None``
   calls the first function the session declares; ``arguments=None`` makes arguments up
   from the function's JSON schema (the first ``enum`` value, ``"example"``, ``1``, ``true``).
   As upstream, a tool the session (or the response) does not declare is never called, and

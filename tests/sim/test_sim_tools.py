@@ -157,6 +157,32 @@ async def test_the_default_script_calls_a_declared_tool_and_answers_with_its_out
             'Here is what I found: {"sky": "clear"}')
 
 
+async def test_an_output_placed_before_the_users_newer_words_is_taken_but_not_said() -> None:
+    """A call the user interrupted: its output, placed right after the call, sits before the
+    user's message; the next reply answers the user, and the output is not said later."""
+    script = (ToolCall("get_weather", {"city": "Paris", "unit": "c"}, answer="It is {output}."),
+              "You said something.")
+    async with serving(script=script) as sim:
+        client = await with_tools(sim.realtime_url, WEATHER)
+        await client.send({"type": "response.create"})
+        (call,) = (await client.until("response.done"))[-1]["response"]["output"]
+        await client.send({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "Never mind."}]}})
+        await client.send({"type": "conversation.item.create", "previous_item_id": call["id"],
+                           "item": {"type": "function_call_output", "call_id": call["call_id"],
+                                    "output": '{"cancelled": "interrupted"}'}})
+        added = (await client.until("conversation.item.added"))[-1]
+        assert added["previous_item_id"] == call["id"]
+        said = []
+        for _ in range(2):
+            await client.send({"type": "response.create"})
+            (output,) = (await client.until("response.done"))[-1]["response"]["output"]
+            said.append(output["content"][0]["transcript"] if output["type"] == "message"
+                        else output["type"])
+        assert said == ["You said something.", "function_call"], "the user is answered"
+
+
 async def test_without_tools_the_default_script_skips_its_call() -> None:
     async with serving(script=DEFAULT_SCRIPT) as sim:
         client = await Client.open(sim.realtime_url)
