@@ -9,10 +9,11 @@ function in ``talk(tools=[...])`` is wrapped with the defaults.
 What happens to a call when the user barges in over the reply that made it is the tool's
 ``on_barge_in``:
 
-- ``"cancel"`` (the default): the call is cancelled; its output is never sent, and a result
-  that comes later is dropped (and logged). An async function is cancelled; a sync one runs
-  on in its daemon thread, its result dropped (Python cannot stop a thread; a daemon thread
-  never holds the program's exit).
+- ``"cancel"`` (the default): the call is cancelled; the model is told so instead of its
+  output (``{"cancelled": ...}``, placed right after the call in the server's conversation,
+  with no follow-up reply), and a result that comes later is dropped (and logged). An async
+  function is cancelled; a sync one runs on in its daemon thread, its result dropped
+  (Python cannot stop a thread; a daemon thread never holds the program's exit).
 - ``"finish"``: the call runs to its end and its output is sent, but no follow-up reply is
   asked for: the user is speaking, and the reply to them will see the output.
 - ``"hold"``: the call runs to its end, but its output is held while the user has the
@@ -23,8 +24,11 @@ What happens to a call when the user barges in over the reply that made it is th
 A call runs at most ``timeout_s`` (30 s); a function that raises or runs out of time answers
 the model with ``{"error": "..."}``, and a warning says which and why: no call stays in
 progress. The rules the core keeps (``bargein.core.tool_calls``): a call whose reply was
-interrupted before its arguments were complete never runs; an output is sent only for a
-call that is open; every call ends (output, cancelled, or the connection lost).
+interrupted never runs (when its arguments were complete, the model is told it did not run:
+``{"not_run": ...}``, right after the call); the function's output is sent only for a call
+that is open; every call ends (output, cancelled, or the connection lost), and every whole
+call the server keeps gets exactly one output, except after a lost connection (the server
+session is gone).
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ The rules, each kept here:
 - Every call ends: its output is sent, or it is cancelled (a barge-in under the ``cancel``
   policy, a pause, the connection lost), and each cancellation is logged with its reason;
   an output that comes for a cancelled call is dropped, and logged. A call announced again
-  after it ended neither runs again nor gets a second output.
+  after it ended (one of the last ``ENDED_LIMIT``) neither runs again nor gets a second
+  output.
 - The follow-up reply is asked for once per reply that called tools, when that reply is
   done and every call it made has its output; not for calls a barge-in let finish
   (``finish`` policy): the user is speaking, and the reply to them will see the outputs.
