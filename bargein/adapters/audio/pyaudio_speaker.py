@@ -12,12 +12,23 @@ is one a busy machine runs dry (6-200 dropouts a minute of reply beside two CPU 
 - **A reply starts at once all the same.** Audio handed to a running stream sounds after
   everything it holds, silence included; so once audio that came to an idle speaker fills two
   periods, the worker aborts the idle stream and starts the spare, whose first block sounds at
-  once (what the idle stream had already taken goes back to the queue: ``Playout.rewind``).
+  once (what the idle stream had already taken goes back to the queue: ``Playout.rewind``);
+  not when a stream has started since the audio came, as after a flush: it took that first.
 - **A flush aborts the stream.** Closing an active stream aborts it (pyaudio has no
   ``abort()``), which drops what PortAudio and the server hold: the sound stops where the
   device was, 1.5-2.5 ms after the call (its cost on the caller's thread; ``stop_stream()``
   waits for a period instead, and sound goes on meanwhile). A second stream, opened
   beforehand, is started in a worker thread, so the next reply needs no wait to open one.
+- **A flush never waits for a start or an open.** Starting a stream (and opening the next
+  spare) can take tens of ms on a busy machine, or a second and retries when PortAudio's
+  start times out; the worker does both without the lock a flush takes, which is held only
+  to swap streams and abort one (≈2 ms). A flush that lands while the worker is starting a
+  stream has nothing sounding to abort: it drops the queue and counts what was heard at
+  once, and the worker aborts that stream as soon as its start returns (what it took after
+  the flush goes back to the queue), then starts another. An abort that fails is logged
+  (``speaker_abort_failed``) and the speaker goes on. ``close()`` aborts the live stream and
+  leaves the rest to the worker, waiting for it 2 s at most: a worker stuck in a wedged
+  device is left behind (a daemon thread) with a warning (``speaker_close_stuck``).
 - **No fade.** The fade a flush would play cannot reach the listener: the cut is a hard one
   at the device's position, and a newly started stream loses its first 3.5-4.5 ms (measured:
   of a fade played first, only its last 10-25 samples sounded, 4-6 ms after the cut). So a
@@ -41,6 +52,7 @@ PulseAudio or PipeWire-pulse server, ``open_speaker()`` chooses ``PulseSpeaker``
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -75,6 +87,7 @@ periods a reply streamed at twice real time had a 640 ms hole near its start (me
 _START_ATTEMPTS = 3
 _CLOCK_MOVED_S = 0.020  # callbacks' readings this far above the calibration: the clock moved
 _HEAD_MS = 10.0  # silence a started stream plays first: it loses its first 3.5-4.5 ms
+_CLOSE_WAIT_S = 2.0  # how long close() waits for the worker (and for the lock)
 
 
 class _Output:
@@ -144,10 +157,13 @@ class PyAudioSpeaker:
         self._tap: ReferenceTap | None = None
         self._tap_resampler: StreamResampler | None = None
         self._resamplers: dict[str, StreamResampler] = {}
-        self._device_lock = threading.Lock()  # every open, start and close of a stream
-        self._wake = threading.Condition()
-        self._restart_due = False
-        self._starting = False  # audio came to an idle speaker; not yet enough to restart
+        # the streams' state, and every abort of a stream; never held for a start or an open
+        self._lock = threading.Lock()
+        self._due = threading.Event()  # a restart (or the close) for the worker
+        self._busy = False  # the worker is starting or opening a stream, without the lock
+        self._abort_started = False  # a flush came meanwhile: abort the stream it starts
+        # the live stream that audio came to while idle: restarted once it fills two periods
+        self._idle_live: _Output | None = None
         self._failure: AudioDeviceError | None = None
         self._opener = functools.partial(
             open_stream, output=True, block_frames=self.period_frames,
@@ -184,47 +200,74 @@ class PyAudioSpeaker:
         )
         return out
 
-    def _start(self, out: _Output) -> _Output:
-        """Start ``out`` (with the lock held); a start that timed out on a starved machine is
-        tried again on a stream opened afresh."""
+    def _start(self, out: _Output | None) -> _Output:
+        """Start ``out`` (or a stream opened now); a start that timed out on a starved machine
+        is tried again on a stream opened afresh."""
         for attempt in range(_START_ATTEMPTS):
-            if attempt:
+            if attempt or out is None:
                 out = self._open()
             try:
                 out.calibrate()
                 out.stream.start_stream()
                 return out
             except OSError as exc:
-                out.stream.close()
+                with contextlib.suppress(OSError):
+                    out.stream.close()
                 if attempt == _START_ATTEMPTS - 1:
                     raise AudioDeviceError(
                         f"the audio output stream did not start again ({exc})"
                     ) from None
         raise AssertionError("unreachable")
 
+    @staticmethod
+    def _abort(out: _Output) -> None:
+        """Close ``out``'s stream (an active one is aborted). A failure is logged, not raised:
+        the stream is given up either way, and the caller's state stays whole."""
+        try:
+            out.stream.close()
+        except OSError as exc:
+            log.warning("speaker_abort_failed", error=str(exc))
+
     def _restarts(self) -> None:
         """The worker: after a flush, or when audio comes to an idle speaker, abort the live
-        stream (if any), start the spare and open the next spare."""
+        stream (if any), start the spare and open the next spare; after ``close()``,
+        terminate PortAudio (every stream of this speaker: ``close()`` leaves that here)."""
         while True:
-            with self._wake:
-                self._wake.wait_for(lambda: self._restart_due or self._closed_at is not None)
+            self._due.wait()
+            with self._lock:
+                self._due.clear()
                 if self._closed_at is not None:
-                    return
-                self._restart_due = False
+                    break
+                live, self._live = self._live, None
+                if live is not None:  # idle: what it handed (silence, or the first of
+                    self._abort(live)  # new audio) goes back to the queue
+                    self._playout.rewind(time.monotonic())
+                spare, self._spare = self._spare, None
+                self._busy, self._abort_started = True, False
             try:
-                with self._device_lock:
-                    if self._closed_at is not None:
-                        return
-                    live, self._live = self._live, None
-                    if live is not None:  # idle: what it handed (silence, or the first of
-                        live.stream.close()  # new audio) goes back to the queue
-                        self._playout.rewind(time.monotonic())
-                    spare, self._spare = self._spare, None
-                    self._live = self._start(spare if spare is not None else self._open())
-                    self._spare = self._open()
+                self._bring_up(spare)
             except AudioDeviceError as exc:
                 log.error("speaker_restart_failed", error=str(exc))
                 self._failure = exc
+            finally:
+                with self._lock:
+                    self._busy = False
+        self._pa.terminate()
+
+    def _bring_up(self, spare: _Output | None) -> None:
+        """Start ``spare`` (or a stream opened now) and open the next spare, without the lock.
+        A flush or a close meanwhile has the started stream aborted at once; a flush has also
+        asked for the next restart."""
+        out = self._start(spare)
+        with self._lock:
+            if self._abort_started or self._closed_at is not None:
+                self._abort(out)  # what it took after the cut was not heard: handed again
+                self._playout.rewind(time.monotonic())
+                return
+            self._live = out
+        spare = self._open()
+        with self._lock:
+            self._spare = spare
 
     def _callback(
         self,
@@ -289,20 +332,16 @@ class PyAudioSpeaker:
             )
             pcm = resampler.process(pcm)
         if self._playout.idle(time.monotonic()):
-            self._starting = True
+            self._idle_live = self._live  # None: a stream is to start, and takes this first
         self._playout.push(item_id, pcm16_samples(pcm))
-        # behind a buffer of silence: start a stream afresh to be heard soon, once there is
-        # enough to fill it (a started stream takes two periods at once, and what it lacks
-        # it plays as silence)
-        if self._starting and self._playout.queued_samples() >= self._prefill:
-            self._starting = False
-            self._restart()
-
-    def _restart(self) -> None:
-        """Have the worker abort the live stream, if any, and start the spare."""
-        with self._wake:
-            self._restart_due = True
-            self._wake.notify()
+        # behind the idle stream's buffer of silence: start a stream afresh to be heard soon,
+        # once there is enough to fill it (a started stream takes two periods at once, and
+        # what it lacks it plays as silence); not if another stream has started since
+        idle_live = self._idle_live
+        if idle_live is not None and self._playout.queued_samples() >= self._prefill:
+            self._idle_live = None
+            if idle_live is self._live:
+                self._due.set()
 
     def duck(self, gain: float) -> None:
         """Play from the next block on at ``gain`` (1.0 restores), ramped over 5 ms. Queued
@@ -311,16 +350,21 @@ class PyAudioSpeaker:
 
     def flush(self) -> FlushReport:
         """Abort the stream (what the device and the server hold is dropped, not heard), drop
-        the queue, and start the spare stream in the worker. Blocks for the abort only."""
+        the queue, and start the spare stream in the worker. Blocks for the abort only, never
+        for a stream the worker is starting or opening (one starting now is aborted by the
+        worker when its start returns)."""
         self._resamplers.clear()
-        self._starting = False
-        with self._device_lock:
+        self._idle_live = None
+        with self._lock:
             live, self._live = self._live, None
             if live is not None:
-                live.stream.close()  # an active stream is aborted
+                self._abort(live)
             final, _ = self._playout.cut(self._now(), fade=False)
-        if live is not None:
-            self._restart()
+            restart = live is not None or self._busy
+            if self._busy:
+                self._abort_started = True
+        if restart:
+            self._due.set()
         return FlushReport(heard_ms=to_ms(final, self.device_rate), silent_after_ms=0.0)
 
     def heard_ms(self) -> Mapping[str, float]:
@@ -331,12 +375,24 @@ class PyAudioSpeaker:
         return self._playout.idle(self._now())
 
     def close(self) -> None:
-        """Stop at once (PortAudio aborts on close; buffered audio is dropped, not counted)."""
-        with self._device_lock:
-            if self._closed_at is not None:
-                return
+        """Stop at once (the live stream is aborted; buffered audio is dropped, not counted);
+        the worker then terminates PortAudio. Returns within ``_CLOSE_WAIT_S``: a worker stuck
+        in a wedged device (in a start, an open or an abort) is left behind with a warning."""
+        deadline = time.monotonic() + _CLOSE_WAIT_S
+        if self._lock.acquire(timeout=_CLOSE_WAIT_S):
+            try:
+                if self._closed_at is not None:
+                    return
+                self._closed_at = time.monotonic()
+                live, self._live = self._live, None
+                if live is not None:
+                    self._abort(live)
+            finally:
+                self._lock.release()
+        elif self._closed_at is None:  # an abort holds the lock: the worker sees this after it
             self._closed_at = time.monotonic()
-            self._pa.terminate()  # closes (aborts) the live stream and the spare
-        with self._wake:
-            self._wake.notify()
-        self._worker.join()
+        self._due.set()
+        self._worker.join(max(0.0, deadline - time.monotonic()))
+        if self._worker.is_alive():
+            log.warning("speaker_close_stuck", waited_s=_CLOSE_WAIT_S,
+                        detail="a PortAudio call of the speaker's worker has not returned")

@@ -13,13 +13,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
 from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
+from bargein.logs import capture
 from tests.support import REPO
 from tests.support.pulse_env import (
     DEADLINE_S,
@@ -151,6 +155,137 @@ def test_plays_the_next_item_whole_after_a_flush() -> None:
     assert at >= 0, "the next item's first 10 ms never sounded"
     assert np.array_equal(recorded[at : at + len(samples)], samples), (
         "the next item did not sound whole")
+
+
+class _Held:
+    """A PortAudio call of the speaker that waits for the test before it runs: a start or an
+    open that takes as long as the test says (a slow or wedged device, made deterministic).
+    ``entered`` is set when the call begins waiting, ``left`` when it goes on; it goes on when
+    the test sets ``release`` (or after the deadline, so code that waits for it fails the
+    test instead of hanging it)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> None:
+        self.entered, self.release, self.left = (threading.Event(), threading.Event(),
+                                                 threading.Event())
+        real: Callable[..., Any] = getattr(owner, name)
+
+        def held(*args: Any, **kwargs: Any) -> Any:
+            if not self.entered.is_set():  # only the first call is held
+                self.entered.set()
+                self.release.wait(DEADLINE_S)
+                self.left.set()
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, held)
+
+    def wait_entered(self) -> None:
+        wait_until(self.entered.is_set, DEADLINE_S, "the worker never made the held call")
+
+
+def _spare_stream(speaker: PyAudioSpeaker) -> object:
+    spare = speaker._spare
+    assert spare is not None
+    return spare.stream
+
+
+def test_a_flush_while_the_worker_starts_a_stream_does_not_wait_for_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Audio comes to the idle speaker, so the worker aborts the idle stream and starts the
+    spare; that start hangs. A flush meanwhile returns without waiting for it, drops the reply
+    and counts what was heard; once the start returns, nothing of the reply sounds (the
+    stream that started is aborted), and the next item plays whole from a fresh stream."""
+    speaker = PyAudioSpeaker()
+    recorder = MonitorRecorder()
+    start = _Held(monkeypatch, _spare_stream(speaker), "start_stream")
+    first, second = speech_like(3000, seed=41), speech_like(700, seed=42)
+    try:
+        recorder.wait_recording()
+        _play(speaker, "a", first)  # two periods queued: the worker starts the spare
+        start.wait_entered()
+        report = speaker.flush()
+        flushed_while_held = not start.left.is_set()
+        start.release.set()
+        _play(speaker, "b", second)
+        _wait_idle(speaker)
+        heard = speaker.heard_ms()
+    finally:
+        start.release.set()
+        speaker.close()
+        recorded = recorder.stop()
+    assert flushed_while_held, "the flush waited for the worker's start"
+    heard_a = report.heard_ms.get("a", 0.0)  # what the idle stream sounded before its abort
+    assert heard.get("a", 0.0) == heard_a < 3000.0
+    assert heard["b"] == pytest.approx(700.0)
+    samples = np.frombuffer(second, dtype="<i2")
+    at = _find(recorded, samples[:240])
+    assert at >= 0, "the next item's first 10 ms never sounded"
+    assert np.array_equal(recorded[at : at + len(samples)], samples), (
+        "the next item did not sound whole")
+    # of the flushed reply, the monitor holds what was counted and nothing more
+    assert abs(sounding_ms(recorded[:at]) - heard_a) <= _tolerance_ms(speaker), (
+        sounding_ms(recorded[:at]), heard_a, speaker.underruns)
+
+
+def test_a_flush_while_the_worker_opens_the_next_spare_stops_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker has started the spare (the reply plays) and is opening the next spare; that
+    open hangs. A flush meanwhile returns without waiting for it, and the reply stops where
+    the count says."""
+    speaker = PyAudioSpeaker()
+    recorder = MonitorRecorder()
+    opening = _Held(monkeypatch, speaker, "_opener")
+    item = speech_like(5000, seed=43)
+    try:
+        recorder.wait_recording()
+        _play(speaker, "a", item)
+        opening.wait_entered()
+        _wait_heard(speaker, "a", 300)
+        report = speaker.flush()
+        flushed_while_held = not opening.left.is_set()
+        opening.release.set()
+        _wait_idle(speaker)
+        underruns = speaker.underruns
+    finally:
+        opening.release.set()
+        speaker.close()
+        recorded = recorder.stop()
+    assert flushed_while_held, "the flush waited for the worker's open"
+    heard = report.heard_ms["a"]
+    assert 300.0 <= heard < 5000.0
+    base, end = _item_span(recorded, item)
+    if underruns == 0:  # a dropout moves the item against its DAC-time count
+        assert abs(heard - (end - base) / MS) <= HEARD_MS, (heard, (end - base) / MS)
+    assert abs(sounding_ms(recorded) - heard) <= _tolerance_ms(speaker), (
+        sounding_ms(recorded), heard, underruns)
+
+
+@pytest.mark.parametrize("call", ["start_stream", "close"])
+def test_close_returns_when_the_worker_is_stuck(
+    monkeypatch: pytest.MonkeyPatch, call: str
+) -> None:
+    """A worker stuck in a PortAudio call (the spare's start, or the idle stream's abort,
+    which holds the lock a close takes) does not hang ``close()``: it returns, with a
+    warning, while the call still hangs; once the call returns, the worker ends."""
+    speaker = PyAudioSpeaker()
+    live = speaker._live
+    assert live is not None
+    stuck = _Held(monkeypatch, _spare_stream(speaker) if call == "start_stream"
+                  else live.stream, call)
+    try:
+        with capture() as logs:
+            _play(speaker, "a", speech_like(1000, seed=44))  # the worker restarts
+            stuck.wait_entered()
+            speaker.close()
+            closed_while_held = not stuck.left.is_set()
+    finally:
+        stuck.release.set()
+    assert closed_while_held, "close() waited for the stuck worker"
+    warned = [x for x in logs if x["event"] == "speaker_close_stuck"]
+    assert [x["log_level"] for x in warned] == ["warning"], logs
+    worker = speaker._worker
+    wait_until(lambda: not worker.is_alive(), DEADLINE_S, "the worker never ended")
 
 
 def test_reference_tap_keeps_sane_dac_times_across_a_restart() -> None:
