@@ -192,6 +192,10 @@ Observation = (
 Observer = Callable[[Observation], None]
 
 
+END_POLL_MIN_S = 0.005
+"""The shortest sleep between two polls of a playing sink: an end estimate a little early
+(a device's callback not yet run, a virtual clock between ticks) costs a few polls, no spin."""
+
 KEEP_RESPONSES = 1000
 """The most recent responses whose figures (``Session.figures``) and items' transcripts and
 heard counts a session keeps; older ones are forgotten as new ones end, so hours of
@@ -321,6 +325,14 @@ class Session:
     ``duck(1.0)``); on another sink they are ignored (a debug line), and the reply plays
     on at full gain while the sound is judged.
 
+    **The speaker's progress.** While a reply plays the session asks the sink what was
+    heard every ``progress_interval_s`` (0.1 s: the per-response figures and the core's
+    count move on at that pace; a flush reports the exact count whatever the pace), and
+    says the reply has played out (``PlaybackFinished``, the edge to ``listening``) at the
+    poll after its end. A sink that can tell when what it was given ends (``ends_in_s()``,
+    as every bargein sink does) is also polled at that moment, so the edge comes on time
+    rather than up to an interval late; another sink is polled on the interval alone.
+
     ``clock`` (seconds) and ``sleep`` are where the session takes its time from, as in the
     standard library's ``sched.scheduler(timefunc, delayfunc)``: wall-clock time by default;
     ``bargein.testing.VirtualTime`` runs a session on a ``VirtualClock`` instead.
@@ -352,7 +364,7 @@ class Session:
         sink: AudioSink,
         conversation: Conversation | None = None,
         *,
-        progress_interval_s: float = 0.02,
+        progress_interval_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         local_vad: VoiceDetector | None = None,
@@ -372,6 +384,7 @@ class Session:
         """Each response's figures, by response id, in the order they began: the most
         recent ``KEEP_RESPONSES``."""
         self._interval = progress_interval_s
+        self._ends_in: Callable[[], float] | None = getattr(sink, "ends_in_s", None)
         self._local_vad = local_vad
         self._clock = clock
         self._sleep = sleep
@@ -660,8 +673,10 @@ class Session:
         """Report the speaker's progress, and when it has played everything; end the
         session once a finite input is over and the conversation has gone quiet.
 
-        It polls every ``progress_interval_s`` while the sink has audio, and once a finite
-        input is over (to time the quiet, ``linger_s``); otherwise it waits, no timer, until
+        It polls every ``progress_interval_s`` while the sink has audio (sooner when the
+        sink says its audio ends sooner, but never less than ``END_POLL_MIN_S`` apart), and
+        once a finite input is over (to time the quiet, ``linger_s``); otherwise it waits,
+        no timer, until
         audio is played or the input is over (the microphone's task says so), and then
         polls on the grid of its last poll, from that moment on: at the times it would have
         polled at had it gone on polling, so the polls fall where they always did."""
@@ -671,7 +686,7 @@ class Session:
         last = self._clock()
         while True:
             if self._busy or (lingers and self._input_over()):
-                await self._sleep(interval)
+                await self._sleep(self._next_poll_s(interval))
             else:
                 waits = self._monitor_waits = loop.create_future()
                 await waits
@@ -690,6 +705,13 @@ class Session:
                 else:
                     self.handle(e.PlaybackProgress(heard))
             self._check_quiet()
+
+    def _next_poll_s(self, interval: float) -> float:
+        """How long the monitor sleeps while polling: the interval, or until the sink's audio
+        ends if it says that comes sooner."""
+        if self._busy and self._ends_in is not None:
+            return min(interval, max(END_POLL_MIN_S, self._ends_in()))
+        return interval
 
     def _input_over(self) -> bool:
         """A finite input is over (its source says ``exhausted``)."""

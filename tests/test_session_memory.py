@@ -117,7 +117,7 @@ async def test_a_whole_barge_in_truncates_to_exactly_what_was_heard() -> None:
         (600.0, "responding", "interrupted", "speech_started"),
         (600.0, "interrupted", "listening", "playback_flushed"),
         (900.0, "listening", "responding", "response_created"),
-        (1440.0, "responding", "listening", "playback_finished"),  # first poll after 1430
+        (1430.0, "responding", "listening", "playback_finished"),  # when it ended (ends_in_s)
     ]
     one, two = rig.session.figures["resp_1"], rig.session.figures["resp_2"]
     assert (one.interrupted, one.audio_end_ms, one.heard_ms) == (True, 505, 505.0)
@@ -301,7 +301,7 @@ async def test_a_custom_state_with_hooks() -> None:
         (0.0, "idle", "listening", "session_ready"),
         (0.0, "listening", "thinking", "speech_stopped"),
         (100.0, "thinking", "responding", "audio_started"),
-        (340.0, "responding", "listening", "playback_finished"),
+        (330.0, "responding", "listening", "playback_finished"),
     ]
     assert rig.session.figures["resp_1"].time_to_first_audio_ms == 100.0
 

@@ -142,6 +142,12 @@ class MemorySink:
     def idle(self) -> bool:
         return self._playout.idle(self._clock.samples / RATE)
 
+    def ends_in_s(self) -> float:
+        """Seconds until all audio given so far has sounded (the next pull's block sounds
+        ``latency_frames`` after it), if no more comes."""
+        now = self._clock.samples
+        return self._playout.ends_in(now / RATE, (max(self._next_pull, now) + self._latency) / RATE)
+
     def output(self) -> bytes:
         """What sounded, aligned to the clock: sample n is what played at clock sample
         ``output_start + n`` (``output_start`` is 0 unless ``keep_ms`` was given)."""

@@ -332,6 +332,17 @@ class Playout:
         with self._lock:
             return not self._queue and now >= self._handed_end
 
+    def ends_in(self, now: float, earliest: float) -> float:
+        """Seconds from ``now`` until the last sample given has sounded, if the device takes
+        the rest without a gap and the next queued sample sounds no sooner than ``earliest``
+        (both on the output clock); 0.0 when it has all sounded. An estimate: audio pushed
+        later, a duck's rewind or a dropout moves the end."""
+        with self._lock:
+            end = self._handed_end
+            if self._queue:
+                end = max(end, earliest) + sum(len(s.samples) for s in self._queue) / self.rate
+        return max(0.0, end - now)
+
 
 def to_ms(samples: Mapping[str, int], rate: int) -> dict[str, float]:
     """Sample counts at ``rate`` as milliseconds."""

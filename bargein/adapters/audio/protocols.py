@@ -61,6 +61,10 @@ class AudioSink(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional: ``ends_in_s() -> float``, the seconds until all audio given so far has
+    # sounded if no more comes (an estimate). The session then polls the sink at that
+    # moment too, so it reports the end of a reply on time (``Session``'s docstring).
+
 
 @runtime_checkable
 class Duckable(Protocol):

@@ -354,6 +354,12 @@ class PulseSpeaker:
     def idle(self) -> bool:
         return self._playout.idle(self._now())
 
+    def ends_in_s(self) -> float:
+        """Seconds until all audio given so far has sounded, if no more comes (the next
+        audio written sounds no sooner than the sink's latency from now)."""
+        now = self._now()
+        return self._playout.ends_in(now, now + self.output_latency_ms / 1000)
+
     def close(self) -> None:
         """Stop at once: what the server still holds is dropped, and not counted as heard."""
         if self._closed_at is not None:

@@ -374,6 +374,12 @@ class PyAudioSpeaker:
     def idle(self) -> bool:
         return self._playout.idle(self._now())
 
+    def ends_in_s(self) -> float:
+        """Seconds until all audio given so far has sounded, if no more comes (audio not yet
+        handed to the device sounds no sooner than its output latency from now)."""
+        now = self._now()
+        return self._playout.ends_in(now, now + self._latency)
+
     def close(self) -> None:
         """Stop at once (the live stream is aborted; buffered audio is dropped, not counted);
         the worker then terminates PortAudio. Returns within ``_CLOSE_WAIT_S``: a worker stuck

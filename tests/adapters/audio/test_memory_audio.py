@@ -39,6 +39,20 @@ def test_heard_lags_handed_by_the_output_latency() -> None:
     assert sink.idle
 
 
+def test_the_sink_foresees_when_its_audio_ends() -> None:
+    clock = VirtualClock()
+    sink = MemorySink(clock, block_frames=240, latency_frames=480)
+    assert sink.ends_in_s() == 0.0
+    sink.play("a", _tone(100))  # pulled from 0 ms on, each block sounding 20 ms later
+    assert sink.ends_in_s() == pytest.approx(0.120)
+    clock.advance_ms(30)  # pulled up to the block sounding 50-60; 60 ms queued
+    assert sink.ends_in_s() == pytest.approx(0.090)
+    sink.play("b", _tone(50))
+    assert sink.ends_in_s() == pytest.approx(0.140)
+    clock.advance_ms(140)
+    assert sink.idle and sink.ends_in_s() == 0.0
+
+
 def test_flush_counts_handed_blocks_and_the_fade_then_goes_silent() -> None:
     clock = VirtualClock()
     sink = MemorySink(clock, block_frames=240, latency_frames=480)

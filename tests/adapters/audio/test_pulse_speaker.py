@@ -187,6 +187,27 @@ def test_an_item_that_goes_on_after_running_dry_is_an_underrun() -> None:
         speaker.close()
 
 
+@pytest.mark.parametrize("kind", ["pulse", "pyaudio"])
+def test_each_speaker_foresees_when_its_audio_ends(kind: str) -> None:
+    """``ends_in_s()``: what the session's monitor times its end-of-reply poll by. The end it
+    foresees is no sooner than the audio's own length after it was given, no later than
+    that plus the device's latency and a margin, and 0 once all has sounded."""
+    speaker = PulseSpeaker(block_frames=240) if kind == "pulse" else PyAudioSpeaker()
+    try:
+        assert speaker.ends_in_s() == 0.0
+        given = time.monotonic()
+        speaker.play("a", speech_like(400, seed=7))
+        ends_in = speaker.ends_in_s()
+        asked = time.monotonic()
+        latency_s = speaker.output_latency_ms / 1000
+        assert asked + ends_in >= given + 0.400 - 0.002
+        assert asked + ends_in <= asked + 0.400 + latency_s + 0.250
+        _until(lambda: speaker.idle, "the audio to play out")
+        assert speaker.ends_in_s() == 0.0
+    finally:
+        speaker.close()
+
+
 def test_open_speaker_picks_the_native_speaker_when_a_server_answers() -> None:
     chosen = speaker_module.open_speaker()
     try:
