@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 from bargein.core import commands as c
 from bargein.core import events as e
+from bargein.core.recent import RecentIds
 from bargein.logs import get_logger
 
 log = get_logger(__name__)
@@ -83,8 +84,8 @@ class ToolCalls:
         self._answered: set[str] = set()
         """Replies with an output sent for one of their calls: a follow-up is due once they
         are done and none of their calls is open."""
-        self._ended: dict[str, None] = {}
-        """The last ``ENDED_LIMIT`` calls that ended (oldest first)."""
+        self._ended = RecentIds(ENDED_LIMIT)
+        """The last ``ENDED_LIMIT`` calls that ended."""
 
     def call(self, ev: e.ToolCall, *, cut: bool, policies: Mapping[str, str],
              event_id: Callable[[], str]) -> list[c.Command]:
@@ -98,17 +99,12 @@ class ToolCalls:
                      "its arguments never ended")
             if not ev.complete:
                 return []
-            self._end(ev.call_id)
+            self._ended.add(ev.call_id)
             return [c.SendToolOutput(ev.call_id, NOT_RUN_OUTPUT, event_id(), ev.item_id)]
         self._open[ev.call_id] = _OpenCall(ev.response_id, ev.item_id, ev.name,
                                            policies.get(ev.name, "cancel"))
         log.info("tool_call", tool=ev.name, call_id=ev.call_id)
         return [c.RunTool(ev.call_id, ev.name, ev.arguments)]
-
-    def _end(self, call_id: str) -> None:
-        self._ended[call_id] = None
-        if len(self._ended) > ENDED_LIMIT:
-            del self._ended[next(iter(self._ended))]
 
     def result(self, ev: e.ToolResult, event_id: Callable[[], str],
                generating: Collection[str]) -> list[c.Command]:
@@ -123,7 +119,7 @@ class ToolCalls:
             log.info("tool_result_held", tool=call.name, call_id=ev.call_id)
             return []
         del self._open[ev.call_id]
-        self._end(ev.call_id)
+        self._ended.add(ev.call_id)
         commands: list[c.Command] = [c.SendToolOutput(ev.call_id, ev.output, event_id())]
         if call.follow_up:
             self._answered.add(call.response_id)
@@ -158,7 +154,7 @@ class ToolCalls:
                 call.replied = False
                 continue
             del self._open[call_id]
-            self._end(call_id)
+            self._ended.add(call_id)
             log.info("tool_call_cancelled", tool=call.name, call_id=call_id, reason=reason)
             commands += [c.CancelTool(call_id),
                          c.SendToolOutput(call_id, CANCELLED_OUTPUT, event_id(), call.item_id)]
@@ -183,7 +179,7 @@ class ToolCalls:
         commands: list[c.Command] = []
         for call_id, call in ready:
             del self._open[call_id]
-            self._end(call_id)
+            self._ended.add(call_id)
             log.info("tool_result_released", tool=call.name, call_id=call_id)
             commands.append(c.SendToolOutput(call_id, call.output or "", event_id()))
         return [*commands, c.CreateResponse(event_id())]
