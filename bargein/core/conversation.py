@@ -352,9 +352,9 @@ class Conversation(MachineDriver):
         if IDLE_TIMER in self._timers and kind in _WAKES:
             self._timers.discard(IDLE_TIMER)
             commands = [c.CancelTimer(IDLE_TIMER), *commands]
-        for command in commands:
-            if type(command) is c.CreateResponse:
-                self._asked = command.event_id
+        asked = _reply_asked(commands)
+        if asked is not None:
+            self._asked = asked
         if self.liveness is not None:
             commands = self._watch_reply(kind, commands)
         if commands and log.enabled("debug"):  # the fields cost to build: only when wanted
@@ -489,7 +489,7 @@ class Conversation(MachineDriver):
         the audio sent while the reply played (the room, the echo's residue: no barge-in
         came of it) is cleared, so the user's next turn commits only itself."""
         if self._machine.state != LISTENING or self._generating or self._playing \
-                or any(type(command) is c.CreateResponse for command in before):
+                or _reply_asked(before) is not None:
             return before
         commands = self._tools.release(self._event_id)
         released = bool(commands)
@@ -931,6 +931,15 @@ _SIGNS_OF_LIFE: frozenset[type] = frozenset({
     e.PlaybackProgress,
 })
 """Events that show a reply is alive (besides its audio, counted on the hot path)."""
+
+
+def _reply_asked(commands: list[c.Command]) -> str | None:
+    """The event id of the last reply ``commands`` ask for (``response.create``), if any."""
+    asked = None
+    for command in commands:
+        if type(command) is c.CreateResponse:
+            asked = command.event_id
+    return asked
 
 
 def _nothing(_event: object) -> list[c.Command]:
