@@ -150,11 +150,18 @@ def test_plays_the_next_item_whole_after_a_flush() -> None:
         recorded = recorder.stop()
     assert heard["a"] == report.heard_ms["a"] < 3000.0
     assert heard["b"] == pytest.approx(700.0)
-    samples = np.frombuffer(second, dtype="<i2")
+    _sounds_whole(recorded, second)
+
+
+def _sounds_whole(recorded: npt.NDArray[np.int16], pcm: bytes) -> int:
+    """Where in ``recorded`` the item ``pcm`` sounds, checked to sound whole from its first
+    sample on."""
+    samples = np.frombuffer(pcm, dtype="<i2")
     at = _find(recorded, samples[:240])
     assert at >= 0, "the next item's first 10 ms never sounded"
     assert np.array_equal(recorded[at : at + len(samples)], samples), (
         "the next item did not sound whole")
+    return at
 
 
 class _Held:
@@ -217,11 +224,7 @@ def test_a_flush_while_the_worker_starts_a_stream_does_not_wait_for_the_start(
     heard_a = report.heard_ms.get("a", 0.0)  # what the idle stream sounded before its abort
     assert heard.get("a", 0.0) == heard_a < 3000.0
     assert heard["b"] == pytest.approx(700.0)
-    samples = np.frombuffer(second, dtype="<i2")
-    at = _find(recorded, samples[:240])
-    assert at >= 0, "the next item's first 10 ms never sounded"
-    assert np.array_equal(recorded[at : at + len(samples)], samples), (
-        "the next item did not sound whole")
+    at = _sounds_whole(recorded, second)
     # of the flushed reply, the monitor holds what was counted and nothing more
     assert abs(sounding_ms(recorded[:at]) - heard_a) <= _tolerance_ms(speaker), (
         sounding_ms(recorded[:at]), heard_a, speaker.underruns)
