@@ -676,10 +676,10 @@ class Session:
         It polls every ``progress_interval_s`` while the sink has audio (sooner when the
         sink says its audio ends sooner, but never less than ``END_POLL_MIN_S`` apart), and
         once a finite input is over (to time the quiet, ``linger_s``); otherwise it waits,
-        no timer, until
-        audio is played or the input is over (the microphone's task says so), and then
-        polls on the grid of its last poll, from that moment on: at the times it would have
-        polled at had it gone on polling, so the polls fall where they always did."""
+        no timer, until audio is played or the input is over (the microphone's task says
+        so), and then polls on the grid of its last poll, from that moment on: at the times
+        it would have polled at had it gone on polling, so the polls fall where they always
+        did."""
         loop = asyncio.get_running_loop()
         interval = self._interval
         lingers = self._linger_s is not None
