@@ -228,6 +228,12 @@ class PyAudioSpeaker:
         except OSError as exc:
             log.warning("speaker_abort_failed", error=str(exc))
 
+    def _abort_and_rewind(self, out: _Output) -> None:
+        """Abort ``out`` (with the lock held); what it took and had not sounded goes back to
+        the head of the queue (``Playout.rewind``), to be handed to the next stream."""
+        self._abort(out)
+        self._playout.rewind(time.monotonic())
+
     def _restarts(self) -> None:
         """The worker: after a flush, or when audio comes to an idle speaker, abort the live
         stream (if any), start the spare and open the next spare; after ``close()``,
@@ -240,8 +246,7 @@ class PyAudioSpeaker:
                     break
                 live, self._live = self._live, None
                 if live is not None:  # idle: what it handed (silence, or the first of
-                    self._abort(live)  # new audio) goes back to the queue
-                    self._playout.rewind(time.monotonic())
+                    self._abort_and_rewind(live)  # new audio) goes back to the queue
                 spare, self._spare = self._spare, None
                 self._busy, self._abort_started = True, False
             try:
@@ -261,8 +266,7 @@ class PyAudioSpeaker:
         out = self._start(spare)
         with self._lock:
             if self._abort_started or self._closed_at is not None:
-                self._abort(out)  # what it took after the cut was not heard: handed again
-                self._playout.rewind(time.monotonic())
+                self._abort_and_rewind(out)  # what it took after the cut: handed again
                 return
             self._live = out
         spare = self._open()
