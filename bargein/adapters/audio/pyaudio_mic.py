@@ -7,7 +7,7 @@ in ms on ``time.monotonic()``'s clock (the session's, and the speakers' DAC time
 PortAudio's ``input_buffer_adc_time`` for the stream's first block, then the sample count
 since, because the device's samples are contiguous while that estimate jitters with the
 scheduling of the audio thread on a busy machine (``device.SampleClock``: taken afresh on an
-input overflow or a stamp 100 ms away, and following a drifting device clock 1 ms a second
+input overflow or a stamp 100 ms away, and following a drifting device clock 0.3 ms a second
 at most, never by a step, which the echo canceller could not follow).
 
 ``processor`` is a step each frame passes through on the audio thread before it is queued:
@@ -72,6 +72,7 @@ class PyAudioMicrophone:
             rate=device_rate,
         )
         self._pa, self._stream, self.device_rate = opener()
+        self._monotonic.calibrate(self._stream)  # before the first block's stamp anchors the count
         self._blocks = SampleClock(self.device_rate)
         self._resampler = (
             StreamResampler(self.device_rate, RATE) if self.device_rate != RATE else None

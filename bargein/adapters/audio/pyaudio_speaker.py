@@ -85,44 +85,20 @@ a 100 ms buffer ran dry 16 times a minute, a 500 ms one never in the same run, m
 callback takes a whole period at once and plays what is not there yet as silence: with 250 ms
 periods a reply streamed at twice real time had a 640 ms hole near its start (measured)."""
 _START_ATTEMPTS = 3
-_CLOCK_MOVED_S = 0.020  # callbacks' readings this far above the calibration: the clock moved
 _HEAD_MS = 10.0  # silence a started stream plays first: it loses its first 3.5-4.5 ms
 _CLOSE_WAIT_S = 2.0  # how long close() waits for the worker (and for the lock)
 
 
 class _Output:
-    """One PortAudio stream of the speaker: where its stream time stands on
-    ``time.monotonic()``, and whether it has played its first block yet."""
+    """One PortAudio stream of the speaker: its clock on ``time.monotonic()``, and whether it
+    has played its first block yet."""
 
-    __slots__ = ("clock", "fresh", "offset", "stream")
+    __slots__ = ("clock", "fresh", "stream")
 
     def __init__(self) -> None:
         self.stream: Any = None
         self.clock = MonotonicClock()
-        self.offset = 0.0
         self.fresh = True
-
-    def calibrate(self) -> None:
-        """Read the stream's clock between two monotonic readings (the tightest of three): the
-        offset is then exact to microseconds. A callback's own reading carries however long it
-        waited for the interpreter lock, tens of ms on a busy machine (measured: counts at a
-        flush 2.5-3 ms short with it)."""
-        spans = []
-        for _ in range(3):
-            before = time.monotonic()
-            at = float(self.stream.get_time())
-            after = time.monotonic()
-            spans.append((after - before, (before + after) / 2 - at))
-        self.offset = min(spans)[1]
-
-    def follow(self, current_time: float) -> float:
-        """The offset for a callback at ``current_time``: the calibrated one, unless the
-        callbacks' own readings (never below the truth) have moved away from it, as when a
-        host's stream clock is the wall clock and that is stepped or slewed."""
-        seen = self.clock.offset(current_time)
-        if seen < self.offset or seen - self.offset > _CLOCK_MOVED_S:
-            self.offset = seen
-        return self.offset
 
 
 class PyAudioSpeaker:
@@ -179,7 +155,7 @@ class PyAudioSpeaker:
                          + round(_HEAD_MS * self.device_rate / 1000))
         self._blocks = SampleClock(self.device_rate)
         self._latency = float(first.stream.get_output_latency())
-        first.calibrate()
+        first.clock.calibrate(first.stream)
         self._pa, first.stream = start_stream(self._pa, first.stream, opener, "output")
         self._live: _Output | None = first
         try:
@@ -207,7 +183,7 @@ class PyAudioSpeaker:
             if attempt or out is None:
                 out = self._open()
             try:
-                out.calibrate()
+                out.clock.calibrate(out.stream)
                 out.stream.start_stream()
                 return out
             except OSError as exc:
@@ -282,7 +258,7 @@ class PyAudioSpeaker:
         status: int,
     ) -> tuple[bytes, int]:
         current = time_info["current_time"]
-        offset = out.follow(current)
+        offset = out.clock.offset(current)
         starts_at = (time_info["output_buffer_dac_time"] or current + self._latency) + offset
         underflow = bool(status & self._underflow_flag)
         if out.fresh:  # a newly started stream loses its first few ms: they carry silence
