@@ -247,14 +247,20 @@ class PyAudioSpeaker:
     def _bring_up(self, spare: _Output | None) -> None:
         """Start ``spare`` (or a stream opened now) and open the next spare, without the lock.
         A flush or a close meanwhile has the started stream aborted at once; a flush has also
-        asked for the next restart."""
+        asked for the next restart. A spare that fails to open is logged
+        (``speaker_spare_open_failed``) and the reply plays on: the next restart opens a stream
+        itself (a failure there fails the speaker)."""
         out = self._start(spare)
         with self._lock:
             if self._abort_started or self._closed_at is not None:
                 self._abort_and_rewind(out)  # what it took after the cut: handed again
                 return
             self._live = out
-        spare = self._open()
+        try:
+            spare = self._open()
+        except AudioDeviceError as exc:  # the live stream plays on; the next restart opens one
+            log.warning("speaker_spare_open_failed", error=str(exc))
+            return
         with self._lock:
             self._spare = spare
 

@@ -23,6 +23,7 @@ import numpy.typing as npt
 import pytest
 
 from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
+from bargein.errors import AudioDeviceError
 from bargein.logs import capture
 from tests.support import REPO
 from tests.support.pulse_env import (
@@ -263,6 +264,43 @@ def test_a_flush_while_the_worker_opens_the_next_spare_stops_at_once(
         assert abs(heard - (end - base) / MS) <= HEARD_MS, (heard, (end - base) / MS)
     assert abs(sounding_ms(recorded) - heard) <= _tolerance_ms(speaker), (
         sounding_ms(recorded), heard, underruns)
+
+
+def test_a_spare_that_fails_to_open_leaves_the_speaker_playing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker starts the spare for a reply, then fails to open the next spare: a warning,
+    and the reply plays to its end; the next item (a restart with no spare) plays whole from
+    a stream the worker opens then."""
+    speaker = PyAudioSpeaker()
+    real = speaker._opener
+    failed = threading.Event()
+
+    def open_once_failing(**kwargs: Any) -> tuple[Any, Any, int]:
+        if not failed.is_set():
+            failed.set()
+            raise AudioDeviceError("no usable audio output device (the test's)")
+        return real(**kwargs)
+
+    monkeypatch.setattr(speaker, "_opener", open_once_failing)
+    recorder = MonitorRecorder()
+    first, second = speech_like(1000, seed=45), speech_like(700, seed=46)
+    try:
+        recorder.wait_recording()
+        with capture() as logs:
+            _play(speaker, "a", first)  # the worker restarts; the next spare's open fails
+            wait_until(failed.is_set, DEADLINE_S, "the worker never opened a spare")
+            _wait_idle(speaker)
+            _play(speaker, "b", second)
+            _wait_idle(speaker)
+        heard = speaker.heard_ms()
+    finally:
+        speaker.close()
+        recorded = recorder.stop()
+    assert [x["event"] for x in logs if x["log_level"] == "warning"] == [
+        "speaker_spare_open_failed"], logs
+    assert heard["a"] == pytest.approx(1000.0) and heard["b"] == pytest.approx(700.0)
+    _sounds_whole(recorded, second)
 
 
 @pytest.mark.parametrize("call", ["start_stream", "close"])
