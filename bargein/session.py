@@ -739,7 +739,7 @@ class Session:
         if kind is e.MicAudio:  # 50 a second: no figures, no machine (the core's fast path)
             self._execute(self.conversation.handle(event))
             return
-        if kind is e.PlaybackProgress:  # 50 a second while a reply plays; the core only
+        if kind is e.PlaybackProgress:  # 10 a second while a reply plays; the core only
             self._on_heard(event.heard_ms)  # type: ignore[union-attr]  # records it
             self._execute(self.conversation.handle(event))
             return
