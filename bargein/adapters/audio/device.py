@@ -228,11 +228,11 @@ class SampleClock:
     stamps through PulseAudio moved 22 ms at once a few seconds into a capture while the
     samples did not (the canceller had been removing 50 dB), and a clock that stepped with them
     took the echo path from the canceller for 1.8 s, echo that a detector took for speech
-    (measured). Nor can it follow a fast slew: beside two CPU hogs the stamps sat 2-10 ms off
-    the count for seconds while the echo path stood still (a loopback on one PulseAudio
-    server), and a clock moving 1 ms a second after them took the echo removed from 50 dB to
-    5-25 dB in the seconds it moved (9 of 19 runs of the device echo test); at 0.3 ms a second
-    it kept 42-54 dB (6 of 6)."""
+    (measured). Nor can it follow a fast slew: beside two CPU hogs the stamps' median sat over
+    5 ms off the count for seconds while the echo path stood still (a loopback on one PulseAudio
+    server), and a clock moving 1 ms a second after them cost the echo canceller most of its
+    50 dB (the worst second of each such run: 5-20 dB; it moved in 10 of 19 runs of the device
+    echo test); at 0.3 ms a second every second kept 42-54 dB (6 of 6 runs)."""
 
     JUMP_MS = 100.0
     TOLERANCE_MS = 5.0
