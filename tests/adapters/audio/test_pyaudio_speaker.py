@@ -15,13 +15,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from bargein.adapters.audio.protocols import FlushReport
 from bargein.adapters.audio.pyaudio_speaker import PyAudioSpeaker
 from bargein.errors import AudioDeviceError
 from bargein.logs import capture
@@ -132,24 +133,41 @@ def test_flush_cuts_where_the_device_was_and_counts_it(block: int) -> None:
     assert sounding_ms(recorded[end:]) == 0.0
 
 
-def test_plays_the_next_item_whole_after_a_flush() -> None:
-    """After a flush the spare stream plays on: the next item, handed over at once, sounds
-    whole from its first sample (a started stream's lost first milliseconds carry silence),
-    and its count is exact."""
-    speaker = PyAudioSpeaker()
+T = TypeVar("T")
+
+
+def _play_two(
+    speaker: PyAudioSpeaker, first: bytes, second: bytes, between: Callable[[], T]
+) -> tuple[Mapping[str, float], npt.NDArray[np.int16], T]:
+    """Play ``first`` as "a", then ``between()``, then ``second`` as "b" to its end, with the
+    monitor recording; the speaker is closed. Returns the counts, the recording and what
+    ``between`` returned."""
     recorder = MonitorRecorder()
-    first, second = speech_like(3000, seed=11), speech_like(700, seed=12)
     try:
         recorder.wait_recording()
         _play(speaker, "a", first)
-        _wait_heard(speaker, "a", 500)
-        report = speaker.flush()
+        result = between()
         _play(speaker, "b", second)
         _wait_idle(speaker)
         heard = speaker.heard_ms()
     finally:
         speaker.close()
         recorded = recorder.stop()
+    return heard, recorded, result
+
+
+def test_plays_the_next_item_whole_after_a_flush() -> None:
+    """After a flush the spare stream plays on: the next item, handed over at once, sounds
+    whole from its first sample (a started stream's lost first milliseconds carry silence),
+    and its count is exact."""
+    speaker = PyAudioSpeaker()
+    first, second = speech_like(3000, seed=11), speech_like(700, seed=12)
+
+    def flush() -> FlushReport:
+        _wait_heard(speaker, "a", 500)
+        return speaker.flush()
+
+    heard, recorded, report = _play_two(speaker, first, second, flush)
     assert heard["a"] == report.heard_ms["a"] < 3000.0
     assert heard["b"] == pytest.approx(700.0)
     _sounds_whole(recorded, second)
@@ -283,20 +301,14 @@ def test_a_spare_that_fails_to_open_leaves_the_speaker_playing(
         return real(**kwargs)
 
     monkeypatch.setattr(speaker, "_opener", open_once_failing)
-    recorder = MonitorRecorder()
     first, second = speech_like(1000, seed=45), speech_like(700, seed=46)
-    try:
-        recorder.wait_recording()
-        with capture() as logs:
-            _play(speaker, "a", first)  # the worker restarts; the next spare's open fails
-            wait_until(failed.is_set, DEADLINE_S, "the worker never opened a spare")
-            _wait_idle(speaker)
-            _play(speaker, "b", second)
-            _wait_idle(speaker)
-        heard = speaker.heard_ms()
-    finally:
-        speaker.close()
-        recorded = recorder.stop()
+
+    def play_out() -> None:  # "a" restarts the stream; the next spare's open fails
+        wait_until(failed.is_set, DEADLINE_S, "the worker never opened a spare")
+        _wait_idle(speaker)
+
+    with capture() as logs:
+        heard, recorded, _ = _play_two(speaker, first, second, play_out)
     assert [x["event"] for x in logs if x["log_level"] == "warning"] == [
         "speaker_spare_open_failed"], logs
     assert heard["a"] == pytest.approx(1000.0) and heard["b"] == pytest.approx(700.0)
