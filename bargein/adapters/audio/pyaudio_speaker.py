@@ -201,10 +201,11 @@ class PyAudioSpeaker:
         """Close ``out``'s stream (an active one is aborted); return when its sound stopped, on
         ``time.monotonic()`` in seconds. The abort returns once the server has dropped what it
         held (1.5-2.5 ms); a time read after it also carries however long this thread then
-        waited to run again, up to 8 ms beside two CPU hogs (measured: a count at a flush that
-        far past the monitor's end). So the stop is the time before the call plus the shortest
-        abort this speaker has made: that wait only ever adds. A failure is logged, not raised:
-        the stream is given up either way, and the caller's state stays whole."""
+        waited to run again (beside two CPU hogs a count so taken was once 5.5 ms past the end
+        of the null sink's monitor, which itself runs 2-3 ms ahead of the DAC). So the stop is
+        the time before the call plus the shortest abort this speaker has made: that wait only
+        ever adds. A failure is logged, not raised: the stream is given up either way, and the
+        caller's state stays whole."""
         before = time.monotonic()
         try:
             out.stream.close()
