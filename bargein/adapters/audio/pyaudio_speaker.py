@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import threading
 import time
 from collections.abc import Mapping
@@ -138,7 +137,6 @@ class PyAudioSpeaker:
         self._lock = threading.Lock()
         self._due = threading.Event()  # a restart (or the close) for the worker
         self._busy = False  # the worker is starting or opening a stream, without the lock
-        self._abort_s = math.inf  # the shortest abort so far (see _abort)
         self._abort_started = False  # a flush came meanwhile: abort the stream it starts
         # the live stream that audio came to while idle: restarted once it fills two periods
         self._idle_live: _Output | None = None
@@ -197,23 +195,22 @@ class PyAudioSpeaker:
                     ) from None
         raise AssertionError("unreachable")
 
-    def _abort(self, out: _Output) -> float:
-        """Close ``out``'s stream (an active one is aborted); return when its sound stopped, on
-        ``time.monotonic()`` in seconds. The abort returns once the server has dropped what it
-        held (1.5-2.5 ms); a time read after it also carries however long this thread then
-        waited to run again (beside two CPU hogs a count so taken was once 5.5 ms past the end
-        of the null sink's monitor, which itself runs 2-3 ms ahead of the DAC). So the stop is
-        the time before the call plus the shortest abort this speaker has made: that wait only
-        ever adds. A failure is logged, not raised: the stream is given up either way, and the
-        caller's state stays whole."""
-        before = time.monotonic()
+    @staticmethod
+    def _abort(out: _Output) -> float:
+        """Close ``out``'s stream (an active one is aborted); return when its sound stopped, as
+        near as this thread can tell: when the abort returned, which is once the server has
+        dropped what it held (1.5-2.5 ms). A thread that then waits to run again counts that
+        wait as heard (beside two CPU hogs, a count once 5.5 ms past the end of the null
+        sink's monitor, which itself runs 2-3 ms ahead of the DAC). The time before the call
+        plus the shortest abort so far was tried instead: a slow abort, during which the sound
+        goes on, then counted short (5.9 ms before the monitor's end, beside two hogs), and its
+        median error was 0.4-0.6 ms larger (bench_speaker). A failure is logged, not raised:
+        the stream is given up either way, and the caller's state stays whole."""
         try:
             out.stream.close()
         except OSError as exc:
             log.warning("speaker_abort_failed", error=str(exc))
-            return time.monotonic()
-        self._abort_s = min(self._abort_s, time.monotonic() - before)
-        return before + self._abort_s
+        return time.monotonic()
 
     def _abort_and_rewind(self, out: _Output) -> None:
         """Abort ``out`` (with the lock held); what it took and had not sounded goes back to
