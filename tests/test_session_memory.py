@@ -25,7 +25,7 @@ from bargein.adapters.session_config import ServerVad, SessionConfig
 from bargein.core import commands as c
 from bargein.core import events as e
 from bargein.core.pcm import RATE
-from bargein.errors import ConnectionLost
+from bargein.errors import ConnectionLost, NotConnected
 from bargein.session import Closed, Interrupted, Observation, Session, StateChanged
 from bargein.states import DEFAULT_TABLE, State, Transition
 from bargein.testing import (
@@ -365,3 +365,59 @@ async def test_local_vad_barges_in_before_the_server_knows() -> None:
     assert truncate.audio_end_ms == barge.settlements[0].audio_end_ms
     # heard from 100 ms until a 20 ms mic frame past 600 ms was seen, + block and fade
     assert 505 <= truncate.audio_end_ms <= 505 + 40 + 15
+
+
+class _FailingSend(_FullSocket):
+    """A connection whose sends of one kind fail: before their first wait, or after it."""
+
+    def __init__(self, server: MemoryServer, error: Exception, *, after_wait: bool) -> None:
+        super().__init__(server)
+        self.error, self.after_wait = error, after_wait
+        self.drained.set()
+
+    async def send(self, command: c.ServerCommand) -> None:
+        if isinstance(command, c.CancelResponse):
+            if self.after_wait:
+                await asyncio.sleep(0)
+            raise self.error
+        await self.inner.send(command)
+
+
+@pytest.mark.parametrize("after_wait", [False, True], ids=["at once", "after a wait"])
+async def test_a_send_that_fails_fails_the_session(after_wait: bool) -> None:
+    """A send that raises what is not a dropped connection fails the session, whether it
+    failed where the command arose or in the sender task that finished it."""
+    time, server = VirtualTime(), MemoryServer()
+    socket = _FailingSend(server, RuntimeError("the encoder broke"), after_wait=after_wait)
+    session = Session(socket, MemorySource(time.clock), MemorySink(time.clock),
+                      clock=time.now, sleep=time.sleep)
+    async with session:
+        await server.emit(e.SessionReady())
+        await time.advance(100)
+        await server.emit(*reply("resp_1", "item_1", 2000, done=False))
+        await time.advance(100)
+        session.handle(e.UserInterrupt())
+        await time.advance(20)
+        with pytest.raises(RuntimeError, match="the encoder broke"):
+            await session.wait()
+
+
+@pytest.mark.parametrize("after_wait", [False, True], ids=["at once", "after a wait"])
+async def test_a_send_the_dropped_connection_refuses_is_dropped(after_wait: bool) -> None:
+    """``NotConnected``, where the command arose or in the sender task: the command is
+    dropped (its server session is gone) and the session goes on sending."""
+    time, server = VirtualTime(), MemoryServer()
+    socket = _FailingSend(server, NotConnected("down"), after_wait=after_wait)
+    session = Session(socket, MemorySource(time.clock), MemorySink(time.clock),
+                      clock=time.now, sleep=time.sleep)
+    async with session:
+        await server.emit(e.SessionReady())
+        await time.advance(100)
+        await server.emit(*reply("resp_1", "item_1", 2000, done=False))
+        await time.advance(100)
+        session.handle(e.UserInterrupt())
+        before = server.audio_ms()
+        await time.advance(100)
+        assert not session._ended().done()
+        assert "CancelResponse" not in kinds(server.commands())
+        assert server.audio_ms() >= before + 80, "the microphone's frames still go out"
