@@ -2,12 +2,10 @@
 
 The session is the only place in bargein that awaits. It never decides anything: every
 event goes to ``Conversation.handle()`` and every command that comes back is carried out
-in order — audio to the sink at once; a server command is sent at once too, as far as a
-send goes without waiting (``bargein.eager``), and whatever has to wait goes to one sender
-task, with every command behind it queued in its outbox, so the wire sees commands in the
-order the core emitted them and no other task waits on the network. Events caused while
-carrying out commands (a flush report) are queued behind the current event, never handled
-re-entrantly.
+in order — audio to the sink at once, server commands through one outbox that one sender
+task sends, so the wire sees them in the order the core emitted them and no other task
+waits on the network. Events caused while carrying out commands (a flush report) are
+queued behind the current event, never handled re-entrantly.
 
 Why one long module (~850 lines): the loops, the carrying out of every command family and
 the per-response figures and observations all read the same moment of the same event; the
@@ -29,8 +27,13 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from bargein import eager
-from bargein.adapters.audio.protocols import AudioSink, AudioSource, Duckable
+from bargein.adapters.audio.protocols import (
+    AudioFrame,
+    AudioSink,
+    AudioSource,
+    Delivering,
+    Duckable,
+)
 from bargein.adapters.audio.vad import VoiceDetector
 from bargein.core import Conversation, Interruption, TransitionRecord
 from bargein.core import commands as c
@@ -290,10 +293,6 @@ class ResponseFigures:
         return f"{self.response_id}: " + "; ".join(parts)
 
 
-def _dropped(command: c.ServerCommand) -> None:
-    log.debug("command_dropped_while_disconnected", kind=type(command).__name__)
-
-
 def split_heard(text: str, heard_ms: float, received_ms: float) -> tuple[str, str]:
     """Split an item's transcript into what was heard and what was not, by time.
 
@@ -401,11 +400,8 @@ class Session:
         self._handling = False
         self._outbox: deque[c.ServerCommand] = deque()
         self._sender_waits: asyncio.Future[None] | None = None
-        """What the sender task awaits while it is idle (``_post`` resolves it): a bare
-        future, not an ``asyncio.Event``, which makes and drops one per wait anyway."""
-        self._unfinished: tuple[c.ServerCommand, Awaitable[None]] | Exception | None = None
-        """A send ``_post`` started that had to wait, or how it failed: the sender task
-        finishes it (or raises the failure) first."""
+        """What the sender task awaits while the outbox is empty (``_post`` resolves it): a
+        bare future, not an ``asyncio.Event``, which makes and drops one per wait anyway."""
         self._busy = False
         self._monitor_waits: asyncio.Future[None] | None = None
         """What the monitor awaits while nothing plays and no linger counts (``_sink_busy``
@@ -610,11 +606,18 @@ class Session:
             if task.get_name() == "bargein-server":
                 self.finish("server closed")
             return
+        self._fail(task.get_name(), exc)
+
+    def _fail(self, where: str, exc: BaseException) -> None:
+        """The session fails with ``exc``: ``wait()`` raises it, the loops stop."""
+        done = self._ended()
+        if done.done():
+            return
         # A typed error (the server closed, every reconnection failed) is the session's
         # outcome: wait() raises it and the Closed observation says it, so the program
         # reports it once; logging it as an error too printed it twice. A bug is an error.
         report = log.info if isinstance(exc, BargeinError) else log.error
-        report("session_failed", task=task.get_name(), error=f"{type(exc).__name__}: {exc}")
+        report("session_failed", task=where, error=f"{type(exc).__name__}: {exc}")
         done.set_exception(exc)
         for other in self._tasks:
             other.cancel()
@@ -627,12 +630,23 @@ class Session:
             self.handle(event)
 
     async def _read_mic(self) -> None:
-        vad = self._local_vad
-        lingers = self._linger_s is not None
-        async for frame in self.source.frames():
+        """Take the microphone's frames: handed over by a source that delivers them
+        (``Delivering``: no task wake-up per frame), else from ``frames()``."""
+        if isinstance(self.source, Delivering):
+            await self.source.deliver(self._on_mic_frame)
+        else:
+            async for frame in self.source.frames():
+                self._on_mic_frame(frame)
+
+    def _on_mic_frame(self, frame: AudioFrame) -> None:
+        """One captured frame: to the core, and to the local voice detector if there is
+        one. A failure here fails the session, not the source that delivered the frame."""
+        try:
             self.handle(e.MicAudio(frame.pcm, frame.captured_at_ms))
-            if lingers and self._monitor_waits is not None and self._input_over():
+            if (self._linger_s is not None and self._monitor_waits is not None
+                    and self._input_over()):
                 self._wake_monitor()  # the quiet is timed from now on
+            vad = self._local_vad
             if vad is not None:
                 edges = vad.feed(np.frombuffer(frame.pcm, dtype="<i2"))
                 self._mic_ms += len(frame.pcm) / BYTES_PER_MS
@@ -643,30 +657,25 @@ class Session:
                         self._onset = None  # a duck, if it ducked, has taken it
                     else:
                         self.handle(e.LocalSpeechStopped(float(edge.at_ms)))
+        except Exception as exc:
+            self._fail("bargein-mic", exc)
 
     async def _send(self) -> None:
-        """Finish the sends that had to wait, and send the outbox in order, one task for
-        all: the microphone's task never waits on the network (a full socket would hold up
-        its voice detector, and the echo canceller's reference would run ahead of it).
-        While the connection is down commands are dropped, because the server session they
-        were meant for is gone (a reconnect starts a new one)."""
+        """Send the outbox in order, one task for all: the microphone's task never waits
+        on the network (a full socket would hold up its voice detector, and the echo
+        canceller's reference would run ahead of it). While the connection is down commands
+        are dropped, because the server session they were meant for is gone (a reconnect
+        starts a new one)."""
         outbox, send = self._outbox, self.transport.send
         loop = asyncio.get_running_loop()
         while True:
-            unfinished, self._unfinished = self._unfinished, None
-            if isinstance(unfinished, Exception):
-                raise unfinished
-            if unfinished is not None:
-                try:
-                    await unfinished[1]
-                except NotConnected:
-                    _dropped(unfinished[0])
             while outbox:
                 command = outbox.popleft()
                 try:
                     await send(command)
                 except NotConnected:
-                    _dropped(command)
+                    log.debug("command_dropped_while_disconnected",
+                              kind=type(command).__name__)
             waits = self._sender_waits = loop.create_future()
             await waits
 
@@ -924,28 +933,13 @@ class Session:
                 self._post(command)
 
     def _post(self, command: c.ServerCommand) -> None:
-        """Send ``command`` now, as far as it goes without waiting, if the sender task is
-        idle (``bargein.eager``: no task wake-up per microphone frame); the sender task
-        finishes a send that has to wait. Otherwise queue it behind the sends in hand, so
-        the wire sees commands in the order the core emitted them."""
+        """Queue ``command`` for the wire and wake the sender task."""
+        self._outbox.append(command)
         waits = self._sender_waits
-        if waits is None or self._outbox:
-            self._outbox.append(command)
-            return
-        try:
-            rest = eager.start(self.transport.send(command))
-        except NotConnected:
-            _dropped(command)
-            return
-        except Exception as exc:  # the sender task raises it, which fails the session
-            self._unfinished = exc
-        else:
-            if rest is None:
-                return
-            self._unfinished = (command, rest)
-        self._sender_waits = None
-        if not waits.done():
-            waits.set_result(None)
+        if waits is not None:
+            self._sender_waits = None
+            if not waits.done():
+                waits.set_result(None)
 
     def _run_tool(self, command: c.RunTool) -> None:
         """Run the call in a task of its own; its output goes back to the core."""

@@ -101,16 +101,24 @@ class DueSource:
                  due: dict[int, tuple[bytes, float]]) -> None:
         self._source, self._zeros, self._group, self._due = source, zeros, group, due
 
+    def _noted(self, frame: AudioFrame) -> AudioFrame:
+        due = self._due
+        # zeros[group]: the wall time the group's clock started from
+        due[id(frame.pcm)] = (frame.pcm,
+                              self._zeros[self._group] + (frame.captured_at_ms + FRAME_MS) / 1000)
+        if len(due) > 512:  # frames the core dropped (before the session was ready)
+            for key in list(due)[:256]:
+                del due[key]
+        return frame
+
+    async def deliver(self, on_frame: Callable[[AudioFrame], None]) -> None:
+        """What a session takes frames by (``Delivering``), with the source's."""
+        await self._source.deliver(lambda frame: on_frame(self._noted(frame)))
+
     async def frames(self) -> AsyncIterator[AudioFrame]:
-        due, zeros, group = self._due, self._zeros, self._group
+        """For an older bargein (``--trees``), whose sources and session only iterate."""
         async for frame in self._source.frames():
-            # zeros[group]: the wall time the group's clock started from
-            due[id(frame.pcm)] = (frame.pcm,
-                                  zeros[group] + (frame.captured_at_ms + FRAME_MS) / 1000)
-            if len(due) > 512:  # frames the core dropped (before the session was ready)
-                for key in list(due)[:256]:
-                    del due[key]
-            yield frame
+            yield self._noted(frame)
 
     def close(self) -> None:
         self._source.close()

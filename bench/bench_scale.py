@@ -130,10 +130,10 @@ class Script:
                 cycle = int(at_ms - group * 1000 >= CYCLE_MS)
                 rid, item = f"resp_{turn}_{cycle}", f"item_{turn}_{cycle}"
                 for server in self.groups[group]:
+                    server.sent.clear()  # its record of every frame: not the session's
                     if what == "delta":
                         server.push(e.AudioDelta(rid, item, self.chunks[k]))
                     elif what == "start":
-                        server.sent.clear()  # its record of every frame: not the session's
                         server.push(e.ResponseCreated(rid), e.OutputItemAdded(rid, item))
                     elif what == "done":
                         server.push(e.ResponseDone(rid, "completed"))

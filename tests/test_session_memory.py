@@ -20,7 +20,7 @@ import numpy.typing as npt
 import pytest
 
 from bargein import Conversation
-from bargein.adapters.audio.vad import EnergyVad
+from bargein.adapters.audio.vad import EnergyVad, VadEdge
 from bargein.adapters.session_config import ServerVad, SessionConfig
 from bargein.core import commands as c
 from bargein.core import events as e
@@ -386,7 +386,7 @@ class _FailingSend(_FullSocket):
 @pytest.mark.parametrize("after_wait", [False, True], ids=["at once", "after a wait"])
 async def test_a_send_that_fails_fails_the_session(after_wait: bool) -> None:
     """A send that raises what is not a dropped connection fails the session, whether it
-    failed where the command arose or in the sender task that finished it."""
+    failed before its first wait or after it."""
     time, server = VirtualTime(), MemoryServer()
     socket = _FailingSend(server, RuntimeError("the encoder broke"), after_wait=after_wait)
     session = Session(socket, MemorySource(time.clock), MemorySink(time.clock),
@@ -404,8 +404,8 @@ async def test_a_send_that_fails_fails_the_session(after_wait: bool) -> None:
 
 @pytest.mark.parametrize("after_wait", [False, True], ids=["at once", "after a wait"])
 async def test_a_send_the_dropped_connection_refuses_is_dropped(after_wait: bool) -> None:
-    """``NotConnected``, where the command arose or in the sender task: the command is
-    dropped (its server session is gone) and the session goes on sending."""
+    """``NotConnected``, before a send's first wait or after it: the command is dropped
+    (its server session is gone) and the session goes on sending."""
     time, server = VirtualTime(), MemoryServer()
     socket = _FailingSend(server, NotConnected("down"), after_wait=after_wait)
     session = Session(socket, MemorySource(time.clock), MemorySink(time.clock),
@@ -421,3 +421,39 @@ async def test_a_send_the_dropped_connection_refuses_is_dropped(after_wait: bool
         assert not session._ended().done()
         assert "CancelResponse" not in kinds(server.commands())
         assert server.audio_ms() >= before + 80, "the microphone's frames still go out"
+
+
+async def test_a_microphone_frame_is_handled_in_the_tick_that_captured_it() -> None:
+    """A delivering source's frame is handled in the clock's tick (no task wake-up), so
+    one turn of the event loop (the sender's) puts it on the wire; from ``frames()`` it
+    would take two (the microphone task's, then the sender's)."""
+    time, server = VirtualTime(), MemoryServer()
+    session = Session(server.transport, MemorySource(time.clock), MemorySink(time.clock),
+                      clock=time.now, sleep=time.sleep)
+    async with session:
+        await server.emit(e.SessionReady())
+        await time.advance(100)
+        before = server.audio_ms()
+        time.clock.advance_ms(40)  # the clock alone: the loop does not turn
+        await asyncio.sleep(0)
+        assert server.audio_ms() == before + 40
+
+
+class _BrokenDetector(EnergyVad):
+    def feed(self, samples: np.ndarray) -> list[VadEdge]:
+        raise RuntimeError("the detector broke")
+
+
+async def test_a_frame_that_fails_to_be_handled_fails_the_session_not_the_clock() -> None:
+    """A failure while handling a delivered frame is the session's: ``wait()`` raises it,
+    and whatever advanced the clock (the source's side) goes on unharmed."""
+    time, server = VirtualTime(), MemoryServer()
+    session = Session(server.transport, MemorySource(time.clock), MemorySink(time.clock),
+                      clock=time.now, sleep=time.sleep,
+                      local_vad=_BrokenDetector(RATE, 0.5, prefix_padding_ms=0,
+                                                silence_duration_ms=500))
+    async with session:
+        await server.emit(e.SessionReady())
+        time.clock.advance_ms(20)  # raises nothing here
+        with pytest.raises(RuntimeError, match="the detector broke"):
+            await asyncio.wait_for(session.wait(), 60)

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bargein.adapters.audio.playout import Playout, to_ms
-from bargein.adapters.audio.protocols import AudioFrame, FlushReport
+from bargein.adapters.audio.protocols import AudioFrame, FlushReport, frames_of
 from bargein.core.pcm import RATE, SAMPLE_BYTES, check_pcm16, pcm16_samples
 from bargein.errors import AudioError
 
@@ -169,9 +169,10 @@ class MemorySink:
 
 
 class MemorySource:
-    """An AudioSource that yields ``pcm`` in frames as the clock passes them, then silence.
+    """An AudioSource that delivers ``pcm`` in frames as the clock passes them, then silence.
 
-    A frame is yielded once the clock has reached its end (it has been fully "captured").
+    A frame is delivered (or yielded) once the clock has reached its end (it has been fully
+    "captured"), in the tick that reached it.
     """
 
     def __init__(self, clock: VirtualClock, pcm: bytes = b"", *, frame_ms: int = 20) -> None:
@@ -183,35 +184,42 @@ class MemorySource:
         self._frame = frame_ms * RATE // 1000
         self._origin = clock.samples
         self._closed = False
-        self._wake: asyncio.Future[None] | None = None
-        """What ``frames()`` awaits until the clock has passed its next frame (a bare
-        future: an ``asyncio.Event`` would make one per wait anyway)."""
+        self._closing: list[asyncio.Future[None]] = []
+        """What each ``deliver()`` awaits until ``close()``."""
 
-    def _on_tick(self, _: int) -> None:
-        wake, self._wake = self._wake, None
-        if wake is not None and not wake.done():
-            wake.set_result(None)
+    async def deliver(self, on_frame: Callable[[AudioFrame], None]) -> None:
+        """Hand each frame to ``on_frame`` in the clock's tick that passes its end (the
+        frames it has passed already, at once); return once closed."""
+        clock, pcm, frame = self._clock, self._pcm, self._frame
+        size = frame * SAMPLE_BYTES
+        index = 0
 
-    async def frames(self) -> AsyncIterator[AudioFrame]:
-        loop = asyncio.get_running_loop()
-        clock = self._clock
-        clock.subscribe(self._on_tick)
-        try:
-            index, pcm, size = 0, self._pcm, self._frame * SAMPLE_BYTES
-            while not self._closed:
-                start = index * self._frame
-                if self._origin + start + self._frame > clock._samples:
-                    wake = self._wake = loop.create_future()
-                    await wake
-                    continue
+        def on_tick(now: int) -> None:
+            nonlocal index
+            while not self._closed and self._origin + (index + 1) * frame <= now:
+                start = index * frame
                 chunk = pcm[start * SAMPLE_BYTES : start * SAMPLE_BYTES + size]
                 if len(chunk) < size:  # the pcm is over: silence from there on
                     chunk += bytes(size - len(chunk))
-                yield AudioFrame(chunk, (self._origin + start) * 1000.0 / RATE)
                 index += 1
+                on_frame(AudioFrame(chunk, (self._origin + start) * 1000.0 / RATE))
+
+        closing = asyncio.get_running_loop().create_future()
+        self._closing.append(closing)
+        clock.subscribe(on_tick)
+        try:
+            on_tick(clock.samples)
+            if not self._closed:
+                await closing
         finally:
-            clock.unsubscribe(self._on_tick)
+            clock.unsubscribe(on_tick)
+            self._closing.remove(closing)
+
+    def frames(self) -> AsyncIterator[AudioFrame]:
+        return frames_of(self.deliver)
 
     def close(self) -> None:
         self._closed = True
-        self._on_tick(0)
+        for closing in self._closing:
+            if not closing.done():
+                closing.set_result(None)

@@ -1,9 +1,10 @@
 """The microphone: a PortAudio callback stream cut into 20 ms frames at 24 kHz mono.
 
 The audio thread never waits: it resamples, cuts frames, and appends them to a bounded deque
-(dropping the oldest when the consumer falls behind, and counting them), then wakes the event
-loop with ``call_soon_threadsafe``. Each frame carries the capture time of its first sample,
-in ms on ``time.monotonic()``'s clock (the session's, and the speakers' DAC times'):
+(dropping the oldest when the consumer falls behind, and counting them), then has the event
+loop hand them over (``call_soon_threadsafe``; ``deliver``, or ``frames()`` built on it).
+Each frame carries the capture time of its first sample, in ms on ``time.monotonic()``'s
+clock (the session's, and the speakers' DAC times'):
 PortAudio's ``input_buffer_adc_time`` for the stream's first block, then the sample count
 since, because the device's samples are contiguous while that estimate jitters with the
 scheduling of the audio thread on a busy machine (``device.SampleClock``: taken afresh on an
@@ -30,7 +31,7 @@ from bargein.adapters.audio.device import (
     open_stream,
     start_stream,
 )
-from bargein.adapters.audio.protocols import AudioFrame
+from bargein.adapters.audio.protocols import AudioFrame, frames_of
 from bargein.adapters.audio.resample import StreamResampler
 from bargein.core.pcm import BYTES_PER_MS, RATE
 
@@ -57,7 +58,8 @@ class PyAudioMicrophone:
         self._pending_at_ms = 0.0
         self._monotonic = MonotonicClock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
+        self._drain: Callable[[], None] | None = None
+        """What ``deliver()`` has the loop call when frames are queued (or the stream closed)."""
         self._closed = False
         self.dropped = 0  # frames discarded because the consumer fell behind
         pyaudio = load_pyaudio()
@@ -109,26 +111,39 @@ class PyAudioMicrophone:
         return None, self._continue
 
     def _notify(self) -> None:
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None:
+        loop, drain = self._loop, self._drain
+        if loop is not None and drain is not None:
             try:
-                loop.call_soon_threadsafe(wake.set)
+                loop.call_soon_threadsafe(drain)
             except RuntimeError:  # the loop has closed; nobody is listening any more
                 self._loop = None
 
-    async def frames(self) -> AsyncIterator[AudioFrame]:
-        wake = self._wake = asyncio.Event()
-        self._loop = asyncio.get_running_loop()
-        while True:
-            wake.clear()
-            with self._lock:
-                frame = self._frames.popleft() if self._frames else None
-            if frame is not None:
-                yield frame
-            elif self._closed:
-                return
-            else:
-                await wake.wait()
+    async def deliver(self, on_frame: Callable[[AudioFrame], None]) -> None:
+        """Hand the queued frames to ``on_frame`` in the loop's call that the audio thread
+        asks for; return once closed."""
+        loop = asyncio.get_running_loop()
+        closed = loop.create_future()
+        frames, lock = self._frames, self._lock
+
+        def drain() -> None:
+            while True:
+                with lock:
+                    frame = frames.popleft() if frames else None
+                if frame is None:
+                    break
+                on_frame(frame)
+            if self._closed and not closed.done():
+                closed.set_result(None)
+
+        self._loop, self._drain = loop, drain
+        try:
+            drain()  # what was captured before
+            await closed
+        finally:
+            self._drain = None
+
+    def frames(self) -> AsyncIterator[AudioFrame]:
+        return frames_of(self.deliver)
 
     def close(self) -> None:
         if self._closed:

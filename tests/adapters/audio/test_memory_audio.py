@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
-from bargein.adapters.audio.protocols import AudioSink, AudioSource
-from bargein.errors import AudioError, PcmError
+from bargein.adapters.audio.protocols import (
+    AudioFrame,
+    AudioSink,
+    AudioSource,
+    Delivering,
+    frames_of,
+)
+from bargein.errors import AudioDeviceError, AudioError, PcmError
 
 MS = 24
 
@@ -22,6 +29,7 @@ def test_sink_and_source_satisfy_the_protocols() -> None:
     clock = VirtualClock()
     assert isinstance(MemorySink(clock), AudioSink)
     assert isinstance(MemorySource(clock), AudioSource)
+    assert isinstance(MemorySource(clock), Delivering)
 
 
 def test_heard_lags_handed_by_the_output_latency() -> None:
@@ -107,6 +115,49 @@ async def test_source_yields_frames_as_the_clock_passes_them_then_silence() -> N
     source.close()
     with pytest.raises(StopAsyncIteration):
         await anext(frames)
+
+
+async def test_source_delivers_each_frame_in_the_tick_that_passes_it() -> None:
+    """``deliver``: no loop turn between the clock's tick and the frame's handling."""
+    clock = VirtualClock()
+    clock.advance_ms(20)  # a frame already passed when delivery starts: handed over at once
+    pcm = np.arange(60 * MS, dtype="<i2").tobytes()
+    source = MemorySource(clock, pcm)
+    got: list[float] = []
+    delivering = asyncio.ensure_future(source.deliver(lambda f: got.append(f.captured_at_ms)))
+    await asyncio.sleep(0)
+    assert got == []  # the source's origin is where the clock was when it was made
+    clock.advance_ms(20)
+    assert got == [20.0]
+    clock.advance_ms(50)
+    assert got == [20.0, 40.0, 60.0], "two frames in one tick; the third not whole yet"
+    source.close()
+    await asyncio.wait_for(delivering, 60)
+    clock.advance_ms(100)
+    assert got == [20.0, 40.0, 60.0], "nothing after close"
+
+
+async def test_frames_of_yields_what_deliver_hands_over_and_raises_its_failure() -> None:
+    async def deliver(on_frame: Callable[[AudioFrame], None]) -> None:
+        on_frame(AudioFrame(b"a", 0.0))  # before its first wait: there at once
+        await asyncio.sleep(0)
+        on_frame(AudioFrame(b"b", 20.0))
+        on_frame(AudioFrame(b"c", 40.0))
+        await asyncio.sleep(0)
+        raise AudioDeviceError("the device went away")
+
+    frames = frames_of(deliver)
+    assert [(await anext(frames)).pcm for _ in range(3)] == [b"a", b"b", b"c"]
+    with pytest.raises(AudioDeviceError, match="went away"):
+        await anext(frames)
+
+
+async def test_frames_of_ends_when_deliver_returns() -> None:
+    async def deliver(on_frame: Callable[[AudioFrame], None]) -> None:
+        on_frame(AudioFrame(b"a", 0.0))
+        await asyncio.sleep(0)
+
+    assert [f.pcm async for f in frames_of(deliver)] == [b"a"]
 
 
 def test_bad_input_is_a_typed_error() -> None:

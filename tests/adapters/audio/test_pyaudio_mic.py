@@ -118,9 +118,11 @@ async def test_a_slow_consumer_loses_the_oldest_frames_and_they_are_counted() ->
             assert asyncio.get_running_loop().time() < deadline, "no frame was ever dropped"
             await asyncio.sleep(0.01)
         frames = cast(AsyncGenerator[AudioFrame, None], mic.frames())  # an async generator
-        first = _next_without_waiting(frames)  # the queue was full: a frame is there at once
+        first = await asyncio.wait_for(anext(frames), DEADLINE_S)
+        # the queue was full: it is handed over whole, the rest of it there at once
+        rest = [_next_without_waiting(frames) for _ in range(4)]
         await frames.aclose()
     finally:
         mic.close()
-    assert len(first.pcm) == FRAME_BYTES
+    assert all(len(frame.pcm) == FRAME_BYTES for frame in (first, *rest))
     assert mic.dropped >= 15
