@@ -383,20 +383,29 @@ class _FailingSend(_FullSocket):
         await self.inner.send(command)
 
 
+def _failing(error: Exception, after_wait: bool) -> tuple[VirtualTime, MemoryServer, Session]:
+    time, server = VirtualTime(), MemoryServer()
+    socket = _FailingSend(server, error, after_wait=after_wait)
+    return time, server, Session(socket, MemorySource(time.clock), MemorySink(time.clock),
+                                 clock=time.now, sleep=time.sleep)
+
+
+async def _interrupt_a_reply(time: VirtualTime, server: MemoryServer, session: Session) -> None:
+    """The user stops a reply: the session sends a ``CancelResponse``."""
+    await server.emit(e.SessionReady())
+    await time.advance(100)
+    await server.emit(*reply("resp_1", "item_1", 2000, done=False))
+    await time.advance(100)
+    session.handle(e.UserInterrupt())
+
+
 @pytest.mark.parametrize("after_wait", [False, True], ids=["at once", "after a wait"])
 async def test_a_send_that_fails_fails_the_session(after_wait: bool) -> None:
     """A send that raises what is not a dropped connection fails the session, whether it
     failed before its first wait or after it."""
-    time, server = VirtualTime(), MemoryServer()
-    socket = _FailingSend(server, RuntimeError("the encoder broke"), after_wait=after_wait)
-    session = Session(socket, MemorySource(time.clock), MemorySink(time.clock),
-                      clock=time.now, sleep=time.sleep)
+    time, server, session = _failing(RuntimeError("the encoder broke"), after_wait)
     async with session:
-        await server.emit(e.SessionReady())
-        await time.advance(100)
-        await server.emit(*reply("resp_1", "item_1", 2000, done=False))
-        await time.advance(100)
-        session.handle(e.UserInterrupt())
+        await _interrupt_a_reply(time, server, session)
         await time.advance(20)
         with pytest.raises(RuntimeError, match="the encoder broke"):
             await session.wait()
@@ -406,16 +415,9 @@ async def test_a_send_that_fails_fails_the_session(after_wait: bool) -> None:
 async def test_a_send_the_dropped_connection_refuses_is_dropped(after_wait: bool) -> None:
     """``NotConnected``, before a send's first wait or after it: the command is dropped
     (its server session is gone) and the session goes on sending."""
-    time, server = VirtualTime(), MemoryServer()
-    socket = _FailingSend(server, NotConnected("down"), after_wait=after_wait)
-    session = Session(socket, MemorySource(time.clock), MemorySink(time.clock),
-                      clock=time.now, sleep=time.sleep)
+    time, server, session = _failing(NotConnected("down"), after_wait)
     async with session:
-        await server.emit(e.SessionReady())
-        await time.advance(100)
-        await server.emit(*reply("resp_1", "item_1", 2000, done=False))
-        await time.advance(100)
-        session.handle(e.UserInterrupt())
+        await _interrupt_a_reply(time, server, session)
         before = server.audio_ms()
         await time.advance(100)
         assert not session._ended().done()
