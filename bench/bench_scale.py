@@ -130,7 +130,6 @@ class Script:
                 cycle = int(at_ms - group * 1000 >= CYCLE_MS)
                 rid, item = f"resp_{turn}_{cycle}", f"item_{turn}_{cycle}"
                 for server in self.groups[group]:
-                    server.sent.clear()  # its record of every frame: not the session's
                     if what == "delta":
                         server.push(e.AudioDelta(rid, item, self.chunks[k]))
                     elif what == "start":
@@ -212,6 +211,10 @@ async def child(server: str, url: str, sessions: int, seconds: float, warmup: fl
             tick_at = zeros[g] + (n + 1) * FRAME_MS / 1000
             await asyncio.sleep(max(0.0, tick_at - time.perf_counter()))
             clocks[g].advance_ms(FRAME_MS)
+            for memory in script.groups[g]:
+                # its record of every frame, not the session's: kept, it would be most of
+                # what the garbage collector's full collections scan
+                memory.sent.clear()
         if window is None and n + 1 >= warmup * 1000 / FRAME_MS:
             for meter in meters:
                 meter.measuring = True
