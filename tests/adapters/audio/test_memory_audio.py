@@ -120,26 +120,26 @@ async def test_source_yields_frames_as_the_clock_passes_them_then_silence() -> N
 async def test_source_delivers_each_frame_in_the_tick_that_passes_it() -> None:
     """``deliver``: no loop turn between the clock's tick and the frame's handling."""
     clock = VirtualClock()
-    clock.advance_ms(20)  # a frame already passed when delivery starts: handed over at once
-    pcm = np.arange(60 * MS, dtype="<i2").tobytes()
-    source = MemorySource(clock, pcm)
+    clock.advance_ms(20)  # the source's origin: where the clock is when it is made
+    source = MemorySource(clock, np.arange(60 * MS, dtype="<i2").tobytes())
+    clock.advance_ms(20)  # one frame passed before delivery starts
     got: list[float] = []
     delivering = asyncio.ensure_future(source.deliver(lambda f: got.append(f.captured_at_ms)))
     await asyncio.sleep(0)
-    assert got == []  # the source's origin is where the clock was when it was made
+    assert got == [20.0], "the frame that had passed, handed over as delivery starts"
     clock.advance_ms(20)
-    assert got == [20.0]
+    assert got == [20.0, 40.0]
     clock.advance_ms(50)
-    assert got == [20.0, 40.0, 60.0], "two frames in one tick; the third not whole yet"
+    assert got == [20.0, 40.0, 60.0, 80.0], "two frames in one tick; the next not whole yet"
     source.close()
     await asyncio.wait_for(delivering, 60)
     clock.advance_ms(100)
-    assert got == [20.0, 40.0, 60.0], "nothing after close"
+    assert got == [20.0, 40.0, 60.0, 80.0], "nothing after close"
 
 
 async def test_frames_of_yields_what_deliver_hands_over_and_raises_its_failure() -> None:
     async def deliver(on_frame: Callable[[AudioFrame], None]) -> None:
-        on_frame(AudioFrame(b"a", 0.0))  # before its first wait: there at once
+        on_frame(AudioFrame(b"a", 0.0))  # before its first wait
         await asyncio.sleep(0)
         on_frame(AudioFrame(b"b", 20.0))
         on_frame(AudioFrame(b"c", 40.0))
