@@ -22,8 +22,9 @@ anywhere ahead of what the sink has read (``pa_stream_write`` with ``PA_SEEK_ABS
   Measured on the monitor of a null sink: the recording matches the item sample for sample up
   to ``q``, then the fade.
 - **No rewinds.** Audio is always written past what the sink can have read (a new reply after a
-  silence too), because a write behind the read index makes the server rewind its sink, and
-  on a null sink that lost 1-3 ms of the start of every reply (measured). ``late_cuts`` counts
+  silence 20 ms further still: a starved sink reads ahead in a burst), because a write behind
+  the read index makes the server rewind its sink, and on a null sink that lost 1-3 ms of the
+  start of every reply (measured). ``late_cuts`` counts
   the writes (a flush's or a duck's) the server had read past anyway (0 in every measured
   run).
 
@@ -67,6 +68,7 @@ from bargein.errors import AudioDeviceError
 _BYTES = 2  # per sample: s16le mono
 _NO_LIMIT = 0xFFFFFFFF  # (uint32_t) -1: the server's default
 _MARGIN_USEC = 2500  # past the farthest the sink can have read: the write's trip to the server
+_START_AHEAD = 480  # more for audio after a silence (20 ms; see ``_pump``)
 _PAD = RATE // 2  # zeros kept queued beyond the audio (500 ms), so the stream never runs dry
 _ZEROS = bytes(_PAD * _BYTES)
 _REANCHOR_MS = 20.0  # the DAC-time anchor is taken again when the server's clock moves this far
@@ -244,7 +246,11 @@ class PulseSpeaker:
                 at = self._audio_end
                 safe = self._safe(playing)
                 if at < safe:  # the stream has played past where the audio left off
-                    at = safe
+                    # a reply after a silence is placed further ahead than a flush cuts: a
+                    # sink starved beside busy processes reads ahead in a burst once it runs,
+                    # and a write behind its read index rewinds it and loses the reply's
+                    # first ms (seen once beside two CPU hogs: 2 ms); 20 ms later is not heard
+                    at = safe + _START_AHEAD
                 samples, items = self._playout.take(self._lead - (at - playing), at / RATE)
                 if not len(samples):
                     return
