@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -62,6 +62,24 @@ class Transport(Protocol):
     async def send(self, command: c.ServerCommand) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class SendsAtOnce(Protocol):
+    """A transport that can send a command without waiting (optional).
+
+    When nothing is queued before it, the session hands each command to ``send_now`` where
+    the core issued it (a microphone frame in the audio callback's turn, say) instead of
+    waking its sender task: with hundreds of sessions in one process, that task's wake-up
+    and the websockets ``send()`` machinery around one frame were a large share of the
+    frame's cost (``bench/bench_scale.py``). ``send_now`` never waits and never raises for
+    the connection: when the command cannot go out at once (not connected, a write already
+    buffered, a command ``send()`` must see), it returns False and the session queues it
+    for ``send()``, which has the waiting and the errors."""
+
+    def send_now(self, command: c.ServerCommand) -> bool:
+        """Send ``command`` at once if the connection can take it now; False if not."""
+        ...
 
 # --- what embedders observe ------------------------------------------------------------
 #
@@ -380,6 +398,7 @@ class Session:
         tools: Iterable[Tool | Callable[..., Any]] = (),
     ) -> None:
         self.transport = transport
+        self._send_now = transport.send_now if isinstance(transport, SendsAtOnce) else None
         self.tools = {t.name: t for t in tools_from(tools)}
         """The functions the assistant may call, by name (``bargein.tools``)."""
         self._tool_tasks: dict[str, asyncio.Task[None]] = {}
@@ -933,7 +952,12 @@ class Session:
                 self._post(command)
 
     def _post(self, command: c.ServerCommand) -> None:
-        """Queue ``command`` for the wire and wake the sender task."""
+        """Send ``command`` at once when nothing waits before it and the transport can
+        (``SendsAtOnce``); otherwise queue it for the wire and wake the sender task."""
+        send_now = self._send_now
+        if (send_now is not None and self._sender_waits is not None and not self._outbox
+                and send_now(command)):
+            return
         self._outbox.append(command)
         waits = self._sender_waits
         if waits is not None:

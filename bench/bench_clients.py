@@ -139,6 +139,17 @@ class TimedTransport:
 
     async def send(self, command: c.ServerCommand) -> None:
         await self._inner.send(command)
+        self._sent(command)
+
+    def send_now(self, command: c.ServerCommand) -> bool:
+        """The inner transport's ``send_now`` where it has one (an older tree's has not)."""
+        send_now = getattr(self._inner, "send_now", None)
+        if send_now is None or not send_now(command):
+            return False
+        self._sent(command)
+        return True
+
+    def _sent(self, command: c.ServerCommand) -> None:
         if isinstance(command, self._send_audio):
             entry = self._due.pop(id(command.audio), None)
             if entry is not None and entry[0] is command.audio:

@@ -22,6 +22,9 @@ ROOT = REPO
 EXAMPLE = ROOT / "examples" / "embed.py"
 QUICKSTART = ROOT / "examples" / "quickstart.py"
 DEMO_USER = ROOT / "bargein" / "data" / "demo_user.wav"  # a question, then a barge-in
+ENDS_WITHIN_S = 300
+"""A deadline that only turns a hang into a failure: an example's whole conversation takes
+about 20 s of real time alone, yet a CI run beside two CPU hogs once passed 120 s."""
 
 
 def test_readme_shows_the_examples_verbatim() -> None:
@@ -66,7 +69,7 @@ async def test_the_quick_start_talks_to_bargein_sim_and_ends_by_itself(tmp_path:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, str(QUICKSTART), url, str(DEMO_USER), cwd=tmp_path,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env())
-        out, err = await asyncio.wait_for(proc.communicate(), 120)  # it ends by itself
+        out, err = await asyncio.wait_for(proc.communicate(), ENDS_WITHIN_S)  # by itself
     finally:
         code, _, sim_log = await stop_sim(sim)
     assert proc.returncode == 0, err.decode()
@@ -90,7 +93,7 @@ async def run_embed(url: str, tmp_path: Path, *extra: str) -> tuple[str, str]:
         sys.executable, str(EXAMPLE), "--url", url, *extra, str(DEMO_USER),
         str(tmp_path / "out.wav"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env())
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    out, err = await asyncio.wait_for(proc.communicate(), ENDS_WITHIN_S)
     assert proc.returncode == 0, err.decode()
     return out.decode(), err.decode()
 

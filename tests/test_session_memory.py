@@ -307,10 +307,14 @@ async def test_a_custom_state_with_hooks() -> None:
 
 
 class _FullSocket:
-    """A connection whose socket is full until ``drained`` is set: every send waits."""
+    """A connection whose socket is full until ``drained`` is set: every send waits. It
+    has ``send()`` alone (no ``send_now``): the session queues every command for it."""
 
-    def __init__(self, server: MemoryServer) -> None:
+    def __init__(self, server: MemoryServer, *, drained: bool = False) -> None:
         self.inner, self.drained = server.transport, asyncio.Event()
+        self.tried_at_once = 0
+        if drained:
+            self.drained.set()
 
     def events(self) -> AsyncIterator[e.Event]:
         return self.inner.events()
@@ -425,20 +429,58 @@ async def test_a_send_the_dropped_connection_refuses_is_dropped(after_wait: bool
         assert server.audio_ms() >= before + 80, "the microphone's frames still go out"
 
 
-async def test_a_microphone_frame_is_handled_in_the_tick_that_captured_it() -> None:
-    """A delivering source's frame is handled in the clock's tick (no task wake-up), so
-    one turn of the event loop (the sender's) puts it on the wire; from ``frames()`` it
-    would take two (the microphone task's, then the sender's)."""
+@pytest.mark.parametrize("at_once", [True, False], ids=["sends at once", "send() only"])
+async def test_a_microphone_frame_is_handled_in_the_tick_that_captured_it(at_once: bool) -> None:
+    """A delivering source's frame is handled in the clock's tick (no task wake-up). A
+    transport that sends at once (``SendsAtOnce``) has it on the wire in that tick; one
+    with ``send()`` alone, after one turn of the event loop (the sender's). From
+    ``frames()`` it would take two (the microphone task's, then the sender's)."""
     time, server = VirtualTime(), MemoryServer()
-    session = Session(server.transport, MemorySource(time.clock), MemorySink(time.clock),
+    transport = server.transport if at_once else _FullSocket(server, drained=True)
+    session = Session(transport, MemorySource(time.clock), MemorySink(time.clock),
                       clock=time.now, sleep=time.sleep)
     async with session:
         await server.emit(e.SessionReady())
         await time.advance(100)
         before = server.audio_ms()
         time.clock.advance_ms(40)  # the clock alone: the loop does not turn
+        assert server.audio_ms() == (before + 40 if at_once else before)
         await asyncio.sleep(0)
         assert server.audio_ms() == before + 40
+
+
+class _SlowToDrain(_FullSocket):
+    """A connection that sends at once only while nothing waits in its buffer: until
+    ``drained`` is set, every send waits and nothing goes at once."""
+
+    def send_now(self, command: c.ServerCommand) -> bool:
+        self.tried_at_once += 1
+        return self.drained.is_set() and self.inner.send_now(command)
+
+
+async def test_a_command_sent_at_once_never_overtakes_one_queued_before_it() -> None:
+    """While the sender waits on the connection, later commands queue behind it, even once
+    the connection could take them at once; when the queue is empty they go at once
+    again. The server receives the microphone's audio whole and in order."""
+    time, server = VirtualTime(), MemoryServer()
+    user = np.arange(RATE, dtype=np.int16).tobytes()  # each sample tells its place
+    socket = _SlowToDrain(server)
+    session = Session(socket, MemorySource(time.clock, user), MemorySink(time.clock),
+                      clock=time.now, sleep=time.sleep)
+    async with session:
+        await server.emit(e.SessionReady())
+        await time.advance(200)
+        assert server.audio_ms() == 0, "stuck: the sender waits, the frames queue"
+        tried = socket.tried_at_once
+        assert tried == 1, "one frame was offered at once (refused); the rest queued behind"
+        socket.drained.set()
+        time.clock.advance_ms(20)  # taken at once? No: the queue is not empty yet
+        assert server.audio_ms() == 0 and socket.tried_at_once == tried
+        await time.advance(200)
+        assert socket.tried_at_once > tried, "the queue empty, frames go at once again"
+    sent = b"".join(cmd.audio for cmd in server.commands(c.SendAudio))
+    assert len(sent) >= 2 * RATE * 400 // 1000
+    assert sent == user[: len(sent)], "whole and in order"
 
 
 class _BrokenDetector(EnergyVad):

@@ -89,6 +89,7 @@ from websockets.exceptions import (
     InvalidURI,
     ProxyError,
 )
+from websockets.protocol import State
 
 from bargein.adapters.codec import WireCodec
 from bargein.adapters.endpoints import Endpoint
@@ -252,6 +253,9 @@ None); earlier versions use no proxy at all."""
 _TEXT_FROM_BYTES: Final = "text" in inspect.signature(ClientConnection.send).parameters
 """websockets 14 and later send UTF-8 bytes as a text frame (``send(data, text=True)``), so
 a frame the codec encoded to bytes goes out as is, not decoded to ``str`` and encoded back."""
+_WRITES_AT_ONCE: Final = hasattr(ClientConnection, "send_data")
+"""The connection writes what its protocol object has queued (``send_data``, which its own
+``send()`` calls once the frame is queued): ``send_now`` uses the two directly."""
 
 
 def _is_loopback_address(address: str) -> bool:
@@ -423,6 +427,24 @@ class RealtimeTransport:
                 await ws.send(self.codec.encode(command))
         except ConnectionClosed as exc:
             raise NotConnected(f"the connection closed ({_Closed.of(exc).description})") from None
+
+    def send_now(self, command: ServerCommand) -> bool:
+        """Send ``command`` at once, if the connection is open and nothing waits in its
+        write buffer; False otherwise, ``send()`` then being the way (the session's
+        ``SendsAtOnce``). A ``session.update`` always goes through ``send()``.
+
+        The frame is queued on websockets' protocol object and written out as its own
+        ``send()`` does, without the context manager and the drain that wrap them there:
+        with an empty write buffer the drain has nothing to wait for, and a connection that
+        is not open is left to ``send()``, whose errors say what happened."""
+        ws = self._ws
+        if (ws is None or not _WRITES_AT_ONCE or isinstance(command, UpdateSession)
+                or ws.protocol.state is not State.OPEN or ws.transport.is_closing()
+                or ws.transport.get_write_buffer_size()):
+            return False
+        ws.protocol.send_text(self.codec.encode_bytes(command))
+        ws.send_data()
+        return True
 
     async def events(self) -> AsyncIterator[Event]:
         """Core events from the server until ``close()`` or a close that ends the session

@@ -143,6 +143,14 @@ class MemoryTransport:
         as the real transport (the session drops the command)."""
         self._server._receive(command)
 
+    def send_now(self, command: c.ServerCommand) -> bool:
+        """Deliver ``command`` at once, as the real transport does when its connection can
+        take it (``bargein.session.SendsAtOnce``); False while the connection is down."""
+        if not self.connected:
+            return False
+        self._server._receive(command)
+        return True
+
     async def close(self) -> None:
         """Close from the client's side: iteration ends. Idempotent."""
         if not self.closed:

@@ -49,6 +49,7 @@ from bargein.errors import (
 from bargein.sim import Faults, Simulator
 from bargein.sim.voice import speak
 from tests.support.sim_support import check_client_events, serving, sim_config, tone
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -469,3 +470,40 @@ async def test_a_configuration_sent_during_the_resend_is_not_lost(
         "alloy",
         "verse",
     ]
+
+
+async def test_send_now_sends_what_an_open_connection_takes_at_once(sim: Simulator) -> None:
+    """``send_now``: False when there is no connection and for a configuration (both are
+    ``send()``'s); True for a frame an open connection takes, which the server receives
+    as ``send()`` would have sent it, in order with what ``send()`` sends."""
+    transport = transport_for(sim)
+    frame = SendAudio(tone(20))
+    assert not transport.send_now(frame), "not connected yet"
+    async with transport:
+        events = transport.events()
+        assert isinstance(await next_event(events), ev.SessionReady)
+        assert not transport.send_now(UpdateSession(CONFIG))
+        assert transport.send_now(frame)
+        await transport.send(SendAudio(tone(40)))
+        record = await sim.connection(0)
+        await eventually(lambda: len(record.client_events("input_audio_buffer.append")) == 2,
+                         lambda: record.received)
+    assert not transport.send_now(frame), "closed"
+    assert bytes(record.audio) == tone(20) + tone(40)
+    check_client_events(sim, "ga")
+
+
+async def test_send_now_leaves_a_frame_to_send_once_the_write_buffer_holds_data() -> None:
+    """A peer that reads nothing: once the socket is full and the transport buffers what it
+    writes, ``send_now`` refuses (``send()`` would wait for the drain), and the frames it
+    took are whole in the buffer, not lost."""
+    big = SendAudio(bytes(256 * 1024))
+    async with serving(faults=Faults(silent=True)) as sim, transport_for(sim) as transport:
+        taken = 0
+        while transport.send_now(big):
+            taken += 1
+            assert taken < 1000, "a peer reading nothing never filled the socket"
+        ws = transport._ws
+        assert ws is not None and ws.transport.get_write_buffer_size() > 0
+        assert not transport.send_now(SendAudio(tone(20)))
+        ws.transport.abort()  # a peer that reads nothing would hold a clean close
