@@ -11,8 +11,9 @@ are not N copies of the same instant.
 The microphone of each group is a ``MemorySource`` on a ``VirtualClock`` that one ticker
 advances by 20 ms at the wall's pace, as a sound card's callback would; the speaker is a
 ``MemorySink`` (keeping 10 s) on the same clock. Mic lateness is how late each 20 ms frame
-reached the socket (``RealtimeTransport.send`` returned) against the moment its last sample
-was captured; it includes the ticker's own lateness, as a late callback would.
+reached the socket (``RealtimeTransport.send_now`` or ``send`` returned) against the moment
+its last sample was captured; it includes the ticker's own lateness, as a late callback
+would.
 
 ``--server sim`` (the default): the simulator (``bargein.sim.serve``, what ``bargein sim``
 runs) in a process of its own, one WebSocket per session over loopback: the whole client,
