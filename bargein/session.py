@@ -2,12 +2,13 @@
 
 The session is the only place in bargein that awaits. It never decides anything: every
 event goes to ``Conversation.handle()`` and every command that comes back is carried out
-in order — audio to the sink at once, server commands through one outbox that one sender
-task sends, so the wire sees them in the order the core emitted them and no other task
+in order — audio to the sink at once, server commands to the wire in the order the core
+emitted them: at once when the transport can take one and nothing queued waits before it
+(``SendsAtOnce``), else through one outbox that one sender task sends, so no other task
 waits on the network. Events caused while carrying out commands (a flush report) are
 queued behind the current event, never handled re-entrantly.
 
-Why one long module (~850 lines): the loops, the carrying out of every command family and
+Why one long module (~1,100 lines): the loops, the carrying out of every command family and
 the per-response figures and observations all read the same moment of the same event; the
 observation types at the top could move to a module of their own, the runtime could not be
 split without passing its state between pieces.

@@ -1,7 +1,7 @@
 """The Realtime WebSocket connection: connect, send commands, iterate core events, reconnect.
 
 A thin asyncio layer over ``websockets`` and ``WireCodec``. Failures become typed errors
-with one-line messages that never contain the key. It is long (~690 lines) because the
+with one-line messages that never contain the key. It is long (~720 lines) because the
 security rules below, the reconnect policy and the keepalive each guard the same connect
 path, and are read best beside it.
 
