@@ -71,6 +71,10 @@ two hogs: about 1.1 ms median). A count off by a block (10 ms
 at 240 frames, 40 at 960) or a clock error (tens of ms) is outside this bound."""
 
 
+EXACT_MS = 10.0
+"""How far a count may be from the monitor without a dropout (``_tolerance_ms``)."""
+
+
 def _tolerance_ms(speaker: PyAudioSpeaker) -> float:
     """How far the speaker's count may be from what the monitor heard: 10 ms (the monitor's own
     capture and 0.5 ms windows), plus a device buffer for each dropout PortAudio reported.
@@ -79,7 +83,7 @@ def _tolerance_ms(speaker: PyAudioSpeaker) -> float:
     already inside the device, which the speaker had counted by its DAC time and cannot know
     was lost: a limit of the PortAudio path (``PulseSpeaker`` keeps a deep server-side buffer
     instead). Without a dropout the count must be exact to 10 ms."""
-    return 10.0 + speaker.underruns * speaker.output_latency_ms
+    return EXACT_MS + speaker.underruns * speaker.output_latency_ms
 
 
 def _item_span(recorded: npt.NDArray[np.int16], item: bytes) -> tuple[int, int]:
@@ -158,21 +162,45 @@ def _play_two(
     return heard, recorded, result
 
 
+ATTEMPTS = 5
+"""How many times a scene whose check needs a run without dropouts may be played: a dropout
+PortAudio reports leaves a gap in what sounds (see ``_tolerance_ms``), and a busy machine
+still gives a run without one most of the time (one dropout in a suite run beside two CPU
+hogs, 2026-11-30)."""
+
+
+def _without_dropouts(scene: Callable[[], tuple[PyAudioSpeaker, T]]) -> T:
+    """What ``scene()`` returned in a run whose speaker reported no dropout, played up to
+    ``ATTEMPTS`` times (each run's own checks hold in every run); fails if every run had
+    one, rather than leave the dropout-free check unmade."""
+    dropouts = []
+    for _ in range(ATTEMPTS):
+        speaker, result = scene()
+        if speaker.underruns == 0:
+            return result
+        dropouts.append(speaker.underruns)
+    pytest.fail(f"PortAudio reported dropouts in every run ({dropouts})")
+
+
 def test_plays_the_next_item_whole_after_a_flush() -> None:
     """After a flush the spare stream plays on: the next item, handed over at once, sounds
     whole from its first sample (a started stream's lost first milliseconds carry silence),
     and its count is exact."""
-    speaker = PyAudioSpeaker()
     first, second = speech_like(3000, seed=11), speech_like(700, seed=12)
 
-    def flush() -> FlushReport:
-        _wait_heard(speaker, "a", 500)
-        return speaker.flush()
+    def scene() -> tuple[PyAudioSpeaker, npt.NDArray[np.int16]]:
+        speaker = PyAudioSpeaker()
 
-    heard, recorded, report = _play_two(speaker, first, second, flush)
-    assert heard["a"] == report.heard_ms["a"] < 3000.0
-    assert heard["b"] == pytest.approx(700.0)
-    _sounds_whole(recorded, second)
+        def flush() -> FlushReport:
+            _wait_heard(speaker, "a", 500)
+            return speaker.flush()
+
+        heard, recorded, report = _play_two(speaker, first, second, flush)
+        assert heard["a"] == report.heard_ms["a"] < 3000.0
+        assert heard["b"] == pytest.approx(700.0)
+        return speaker, recorded
+
+    _sounds_whole(_without_dropouts(scene), second)
 
 
 def _sounds_whole(recorded: npt.NDArray[np.int16], pcm: bytes) -> int:
@@ -224,32 +252,37 @@ def test_a_flush_while_the_worker_starts_a_stream_does_not_wait_for_the_start(
     spare; that start hangs. A flush meanwhile returns without waiting for it, drops the reply
     and counts what was heard; once the start returns, nothing of the reply sounds (the
     stream that started is aborted), and the next item plays whole from a fresh stream."""
-    speaker = PyAudioSpeaker()
-    recorder = MonitorRecorder()
-    start = _Held(monkeypatch, _spare_stream(speaker), "start_stream")
     first, second = speech_like(3000, seed=41), speech_like(700, seed=42)
-    try:
-        recorder.wait_recording()
-        _play(speaker, "a", first)  # two periods queued: the worker starts the spare
-        start.wait_entered()
-        report = speaker.flush()
-        flushed_while_held = not start.left.is_set()
-        start.release.set()
-        _play(speaker, "b", second)
-        _wait_idle(speaker)
-        heard = speaker.heard_ms()
-    finally:
-        start.release.set()
-        speaker.close()
-        recorded = recorder.stop()
-    assert flushed_while_held, "the flush waited for the worker's start"
-    heard_a = report.heard_ms.get("a", 0.0)  # what the idle stream sounded before its abort
-    assert heard.get("a", 0.0) == heard_a < 3000.0
-    assert heard["b"] == pytest.approx(700.0)
+
+    def scene() -> tuple[PyAudioSpeaker, tuple[npt.NDArray[np.int16], float]]:
+        speaker = PyAudioSpeaker()
+        recorder = MonitorRecorder()
+        start = _Held(monkeypatch, _spare_stream(speaker), "start_stream")
+        try:
+            recorder.wait_recording()
+            _play(speaker, "a", first)  # two periods queued: the worker starts the spare
+            start.wait_entered()
+            report = speaker.flush()
+            flushed_while_held = not start.left.is_set()
+            start.release.set()
+            _play(speaker, "b", second)
+            _wait_idle(speaker)
+            heard = speaker.heard_ms()
+        finally:
+            start.release.set()
+            speaker.close()
+            recorded = recorder.stop()
+        assert flushed_while_held, "the flush waited for the worker's start"
+        heard_a = report.heard_ms.get("a", 0.0)  # what the idle stream sounded before its abort
+        assert heard.get("a", 0.0) == heard_a < 3000.0
+        assert heard["b"] == pytest.approx(700.0)
+        return speaker, (recorded, heard_a)
+
+    recorded, heard_a = _without_dropouts(scene)
     at = _sounds_whole(recorded, second)
     # of the flushed reply, the monitor holds what was counted and nothing more
-    assert abs(sounding_ms(recorded[:at]) - heard_a) <= _tolerance_ms(speaker), (
-        sounding_ms(recorded[:at]), heard_a, speaker.underruns)
+    assert abs(sounding_ms(recorded[:at]) - heard_a) <= EXACT_MS, (sounding_ms(recorded[:at]),
+                                                                heard_a)
 
 
 def test_a_flush_while_the_worker_opens_the_next_spare_stops_at_once(
@@ -292,29 +325,33 @@ def test_a_spare_that_fails_to_open_leaves_the_speaker_playing(
     """The worker starts the spare for a reply, then fails to open the next spare: a warning,
     and the reply plays to its end; the next item (a restart with no spare) plays whole from
     a stream the worker opens then."""
-    speaker = PyAudioSpeaker()
-    real = speaker._opener
-    failed = threading.Event()
-
-    def open_once_failing(**kwargs: Any) -> tuple[Any, Any, int]:
-        if not failed.is_set():
-            failed.set()
-            raise AudioDeviceError("no usable audio output device (the test's)")
-        return real(**kwargs)
-
-    monkeypatch.setattr(speaker, "_opener", open_once_failing)
     first, second = speech_like(1000, seed=45), speech_like(700, seed=46)
 
-    def play_out() -> None:  # "a" restarts the stream; the next spare's open fails
-        wait_until(failed.is_set, DEADLINE_S, "the worker never opened a spare")
-        _wait_idle(speaker)
+    def scene() -> tuple[PyAudioSpeaker, npt.NDArray[np.int16]]:
+        speaker = PyAudioSpeaker()
+        real = speaker._opener
+        failed = threading.Event()
 
-    with capture() as logs:
-        heard, recorded, _ = _play_two(speaker, first, second, play_out)
-    assert [x["event"] for x in logs if x["log_level"] == "warning"] == [
-        "speaker_spare_open_failed"], logs
-    assert heard["a"] == pytest.approx(1000.0) and heard["b"] == pytest.approx(700.0)
-    _sounds_whole(recorded, second)
+        def open_once_failing(**kwargs: Any) -> tuple[Any, Any, int]:
+            if not failed.is_set():
+                failed.set()
+                raise AudioDeviceError("no usable audio output device (the test's)")
+            return real(**kwargs)
+
+        monkeypatch.setattr(speaker, "_opener", open_once_failing)
+
+        def play_out() -> None:  # "a" restarts the stream; the next spare's open fails
+            wait_until(failed.is_set, DEADLINE_S, "the worker never opened a spare")
+            _wait_idle(speaker)
+
+        with capture() as logs:
+            heard, recorded, _ = _play_two(speaker, first, second, play_out)
+        assert [x["event"] for x in logs if x["log_level"] == "warning"] == [
+            "speaker_spare_open_failed"], logs
+        assert heard["a"] == pytest.approx(1000.0) and heard["b"] == pytest.approx(700.0)
+        return speaker, recorded
+
+    _sounds_whole(_without_dropouts(scene), second)
 
 
 @pytest.mark.parametrize("call", ["start_stream", "close"])
