@@ -8,9 +8,10 @@
 #   espeak-ng sox              the simulator's voice and the demo's speech fixtures
 #   graphviz                   SVG state diagrams
 #   chromium                   a real headless browser for the live inspector's page test
+#   openssl                    a self-signed certificate for the wss:// transport test
 set -euo pipefail
 packages=(portaudio19-dev libpulse0 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox graphviz
-          chromium)
+          chromium openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
