@@ -312,7 +312,6 @@ class _FullSocket:
 
     def __init__(self, server: MemoryServer, *, drained: bool = False) -> None:
         self.inner, self.drained = server.transport, asyncio.Event()
-        self.tried_at_once = 0
         if drained:
             self.drained.set()
 
@@ -452,6 +451,8 @@ async def test_a_microphone_frame_is_handled_in_the_tick_that_captured_it(at_onc
 class _SlowToDrain(_FullSocket):
     """A connection that sends at once only while nothing waits in its buffer: until
     ``drained`` is set, every send waits and nothing goes at once."""
+
+    tried_at_once = 0  # how many commands the session offered to send at once
 
     def send_now(self, command: c.ServerCommand) -> bool:
         self.tried_at_once += 1

@@ -495,8 +495,7 @@ async def test_send_now_sends_what_an_open_connection_takes_at_once(sim: Simulat
 
 async def test_send_now_leaves_a_frame_to_send_once_the_write_buffer_holds_data() -> None:
     """A peer that reads nothing: once the socket is full and the transport buffers what it
-    writes, ``send_now`` refuses (``send()`` would wait for the drain), and the frames it
-    took are whole in the buffer, not lost."""
+    writes, ``send_now`` refuses (``send()`` would wait for the drain)."""
     big = SendAudio(bytes(256 * 1024))
     async with serving(faults=Faults(silent=True)) as sim, transport_for(sim) as transport:
         taken = 0
