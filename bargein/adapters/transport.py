@@ -8,7 +8,7 @@ path, and are read best beside it.
 **The key stays home.** Every refusal below happens before a header is sent, with one line
 and a typed error:
 
-- *No proxy unless asked.* websockets (15 and later) tunnels through ``HTTPS_PROXY``,
+- *No proxy unless asked.* websockets tunnels through ``HTTPS_PROXY``,
   ``ALL_PROXY`` or ``http_proxy`` by default; bargein turns that off (``proxy=None``) and
   uses only the proxy the ``Endpoint`` names, and that only for ``wss://``: a proxy for a
   plaintext ``ws://`` endpoint would read the whole handshake, key included
@@ -66,7 +66,6 @@ so the old connection's ids must not mark the new one's events as duplicates.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import ipaddress
 import logging
 import random
@@ -240,22 +239,11 @@ class _Closed:
 
 class _Connect(connect):
     """websockets' ``connect`` that never follows a redirect: ``_handshake`` turns every 3xx
-    into ``RedirectRefused``. (``process_redirect`` is where websockets 14 and later decide
-    to follow one; 13 follows none.)"""
+    into ``RedirectRefused``. (``process_redirect`` is where websockets decides to follow
+    one.)"""
 
     def process_redirect(self, exc: Exception) -> Exception | str:
         return exc
-
-
-_PROXY_OPTION: Final = "proxy" in inspect.signature(connect.__init__).parameters
-"""websockets 15 and later take ``proxy`` (and read the environment's proxies unless it is
-None); earlier versions use no proxy at all."""
-_TEXT_FROM_BYTES: Final = "text" in inspect.signature(ClientConnection.send).parameters
-"""websockets 14 and later send UTF-8 bytes as a text frame (``send(data, text=True)``), so
-a frame the codec encoded to bytes goes out as is, not decoded to ``str`` and encoded back."""
-_WRITES_AT_ONCE: Final = hasattr(ClientConnection, "send_data")
-"""The connection writes what its protocol object has queued (``send_data``, which its own
-``send()`` calls once the frame is queued): ``send_now`` uses the two directly."""
 
 
 def _is_loopback_address(address: str) -> bool:
@@ -334,8 +322,6 @@ class RealtimeTransport:
                 f"refusing the proxy {endpoint.proxy_host} for plaintext ws:// to "
                 f"{endpoint.host}: the proxy would read the handshake; proxies carry wss:// only"
             )
-        if endpoint.proxy is not None and not _PROXY_OPTION:
-            raise TransportError("a proxy needs websockets 15 or later")
         if endpoint.is_plaintext and not endpoint.is_loopback and not allow_plaintext:
             raise InsecureEndpoint(
                 f"refusing plaintext ws:// to {endpoint.host}: use wss://, or opt in to "
@@ -421,10 +407,8 @@ class RealtimeTransport:
         if ws is None:
             raise NotConnected("not connected to the Realtime server")
         try:
-            if _TEXT_FROM_BYTES:
-                await ws.send(self.codec.encode_bytes(command), text=True)
-            else:
-                await ws.send(self.codec.encode(command))
+            # UTF-8 bytes sent as a text frame: not decoded to ``str`` and encoded back
+            await ws.send(self.codec.encode_bytes(command), text=True)
         except ConnectionClosed as exc:
             raise NotConnected(f"the connection closed ({_Closed.of(exc).description})") from None
 
@@ -438,7 +422,7 @@ class RealtimeTransport:
         with an empty write buffer the drain has nothing to wait for, and a connection that
         is not open is left to ``send()``, whose errors say what happened."""
         ws = self._ws
-        if (ws is None or not _WRITES_AT_ONCE or isinstance(command, UpdateSession)
+        if (ws is None or isinstance(command, UpdateSession)
                 or ws.protocol.state is not State.OPEN or ws.transport.is_closing()
                 or ws.transport.get_write_buffer_size()):
             return False
@@ -612,9 +596,10 @@ class RealtimeTransport:
         plaintext = self.endpoint.is_plaintext
         if not plaintext and self._ssl is None:
             self._ssl = ssl.create_default_context()
-        options: dict[str, Any] = {"ssl": None if plaintext else self._ssl}
-        if _PROXY_OPTION:
-            options["proxy"] = self.endpoint.proxy  # None: never the environment's proxy
+        options: dict[str, Any] = {
+            "ssl": None if plaintext else self._ssl,
+            "proxy": self.endpoint.proxy,  # None: never the environment's proxy
+        }
         sock: socket.socket | None = None
         try:
             if plaintext and not self._allow_plaintext:
