@@ -133,6 +133,8 @@ class TimedTransport:
 
         self._inner, self._due, self._meter = inner, due, meter
         self._send_audio = SendAudio
+        self._inner_send_now: Callable[[c.ServerCommand], bool] | None = getattr(
+            inner, "send_now", None)  # an older tree's transport has none
 
     def events(self) -> AsyncIterator[e.Event]:
         return self._inner.events()
@@ -142,8 +144,8 @@ class TimedTransport:
         self._sent(command)
 
     def send_now(self, command: c.ServerCommand) -> bool:
-        """The inner transport's ``send_now`` where it has one (an older tree's has not)."""
-        send_now = getattr(self._inner, "send_now", None)
+        """The inner transport's ``send_now`` where it has one."""
+        send_now = self._inner_send_now
         if send_now is None or not send_now(command):
             return False
         self._sent(command)
