@@ -2,7 +2,8 @@
 
 Shared by the speaker and the microphone: lazy import (so bargein works without the extra),
 the device's rate choice (24 kHz if the device takes it, else its default rate, which the
-adapter resamples), and the translation of PortAudio failures into AudioDeviceError.
+adapter resamples), the translation of PortAudio failures into AudioDeviceError, and the
+one lock for PortAudio's process-wide state (``PORTAUDIO_LOCK``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import ctypes.util
 import math
 import os
 import statistics
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -21,6 +23,17 @@ from typing import Any
 
 from bargein.core.pcm import RATE
 from bargein.errors import AudioDeviceError
+
+PORTAUDIO_LOCK = threading.RLock()
+"""Held for every PortAudio call that changes its process-wide state: making or ending a
+PyAudio (``Pa_Initialize``, ``Pa_Terminate``), opening or closing a stream. PortAudio keeps
+one list of open streams per process and changes it in ``Pa_OpenStream``, ``Pa_CloseStream``
+and ``Pa_Terminate`` without a lock of its own: a stream closed in one thread (a speaker's
+flush) while another thread opened one (its worker, opening a spare) could be left in that
+list freed, for ``Pa_Terminate`` to close again. Never held for a start or an abort, which
+change no list and which a flush must not wait behind: a flush aborts (``abort_stream``) and
+leaves the close to the thread that opens."""
+
 
 
 @contextlib.contextmanager
@@ -79,8 +92,41 @@ def new_pyaudio() -> Any:
     later messages silenced: ``_quiet_alsa``)."""
     pyaudio = load_pyaudio()
     _quiet_alsa()
-    with _quiet_stderr():
+    with PORTAUDIO_LOCK, _quiet_stderr():
         return pyaudio.PyAudio()
+
+
+def terminate(pa: Any) -> None:
+    """End ``pa`` (closing the streams it still has) under ``PORTAUDIO_LOCK``."""
+    with PORTAUDIO_LOCK:
+        pa.terminate()
+
+
+def close_stream(stream: Any) -> None:
+    """Close ``stream`` (an active one is aborted first) under ``PORTAUDIO_LOCK``."""
+    with PORTAUDIO_LOCK:
+        stream.close()
+
+
+def abort_stream(stream: Any) -> bool:
+    """Stop ``stream`` at once (``Pa_AbortStream``: what PortAudio and the sound server hold is
+    dropped, not played) without closing it, so without ``PORTAUDIO_LOCK``; True when the
+    stream is still open, for its owner to ``close_stream`` later.
+
+    pyaudio's ``Stream`` has no ``abort()``; its C module has ``abort_stream``, which this
+    calls (present in 0.2.14, the only release the declared range holds). Where it is
+    missing, the stream is closed instead (which aborts it too), under the lock: False. An
+    abort that fails raises OSError, and pyaudio has then closed the stream itself, without
+    the lock: the one close the lock does not cover."""
+    from pyaudio import _portaudio  # the C module; looked up per call, so a test can hold it
+
+    abort = getattr(_portaudio, "abort_stream", None)
+    inner = getattr(stream, "_stream", None)
+    if abort is None or inner is None:
+        close_stream(stream)
+        return False
+    abort(inner)
+    return True
 
 
 def open_stream(
@@ -112,21 +158,22 @@ def open_stream(
             )
         )
         chosen = rate if rate is not None else _pick_rate(pa, pyaudio, info, output)
-        stream = pa.open(
-            format=pyaudio.paInt16,
-            channels=1,
-            rate=chosen,
-            output=output,
-            input=not output,
-            frames_per_buffer=block_frames * chosen // RATE,
-            output_device_index=device_index if output else None,
-            input_device_index=None if output else device_index,
-            stream_callback=callback,
-            start=False,
-        )
+        with PORTAUDIO_LOCK:
+            stream = pa.open(
+                format=pyaudio.paInt16,
+                channels=1,
+                rate=chosen,
+                output=output,
+                input=not output,
+                frames_per_buffer=block_frames * chosen // RATE,
+                output_device_index=device_index if output else None,
+                input_device_index=None if output else device_index,
+                stream_callback=callback,
+                start=False,
+            )
     except (OSError, ValueError) as exc:
         if own:
-            pa.terminate()
+            terminate(pa)
         raise AudioDeviceError(
             f"no usable audio {kind} device ({exc}); is an audio server running?"
         ) from None
@@ -151,8 +198,8 @@ def start_stream(
             return pa, stream
         except OSError as exc:
             with contextlib.suppress(Exception):
-                stream.close()
-            pa.terminate()
+                close_stream(stream)
+            terminate(pa)
             if attempt == attempts - 1:
                 raise AudioDeviceError(f"the audio {kind} stream did not start ({exc})") from None
     raise AssertionError("unreachable")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bargein.adapters.audio.device import new_pyaudio
+from bargein.adapters.audio.device import new_pyaudio, terminate
 from bargein.errors import AudioDeviceError
 
 
@@ -61,7 +61,7 @@ def list_devices() -> list[AudioDevice]:
             ))
         return devices
     finally:
-        pa.terminate()
+        terminate(pa)
 
 
 def find_device(spec: int | str, *, output: bool,

@@ -27,9 +27,11 @@ from collections.abc import AsyncIterator, Callable
 from bargein.adapters.audio.device import (
     MonotonicClock,
     SampleClock,
+    close_stream,
     load_pyaudio,
     open_stream,
     start_stream,
+    terminate,
 )
 from bargein.adapters.audio.protocols import AudioFrame, frames_of
 from bargein.adapters.audio.resample import StreamResampler
@@ -149,6 +151,6 @@ class PyAudioMicrophone:
         if self._closed:
             return
         self._closed = True
-        self._stream.close()
-        self._pa.terminate()
+        close_stream(self._stream)
+        terminate(self._pa)
         self._notify()

@@ -14,11 +14,14 @@ is one a busy machine runs dry (6-200 dropouts a minute of reply beside two CPU 
   periods, the worker aborts the idle stream and starts the spare, whose first block sounds at
   once (what the idle stream had already taken goes back to the queue: ``Playout.rewind``);
   not when a stream has started since the audio came, as after a flush: it took that first.
-- **A flush aborts the stream.** Closing an active stream aborts it (pyaudio has no
-  ``abort()``), which drops what PortAudio and the server hold: the sound stops where the
-  device was, 1.5-2.5 ms after the call (its cost on the caller's thread; ``stop_stream()``
-  waits for a period instead, and sound goes on meanwhile). A second stream, opened
-  beforehand, is started in a worker thread, so the next reply needs no wait to open one.
+- **A flush aborts the stream** (``Pa_AbortStream``), which drops what PortAudio and the
+  server hold: the sound stops where the device was, 1.5-2.5 ms after the call (its cost on
+  the caller's thread; ``stop_stream()`` waits for a period instead, and sound goes on
+  meanwhile). A second stream, opened beforehand, is started in a worker thread, so the next
+  reply needs no wait to open one. The aborted stream is closed by the worker: once it runs,
+  the worker is the one thread that opens and closes this speaker's streams, under
+  ``PORTAUDIO_LOCK`` (PortAudio's list of open streams has no lock of its own), and a flush
+  never waits behind an open.
 - **A flush never waits for a start or an open.** Starting a stream (and opening the next
   spare) can take tens of ms on a busy machine, or a second and retries when PortAudio's
   start times out; the worker does both without the lock a flush takes, which is held only
@@ -56,6 +59,7 @@ import contextlib
 import functools
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,9 +68,12 @@ import numpy as np
 from bargein.adapters.audio.device import (
     MonotonicClock,
     SampleClock,
+    abort_stream,
+    close_stream,
     load_pyaudio,
     open_stream,
     start_stream,
+    terminate,
 )
 from bargein.adapters.audio.echo import ReferenceTap
 from bargein.adapters.audio.playout import Playout, to_ms
@@ -141,6 +148,7 @@ class PyAudioSpeaker:
         # the live stream that audio came to while idle: restarted once it fills two periods
         self._idle_live: _Output | None = None
         self._failure: AudioDeviceError | None = None
+        self._aborted: deque[Any] = deque()  # streams aborted and still open: the worker's
         self._opener = functools.partial(
             open_stream, output=True, block_frames=self.period_frames,
             device_index=device_index,
@@ -161,7 +169,7 @@ class PyAudioSpeaker:
         try:
             self._spare: _Output | None = self._open()
         except AudioDeviceError:
-            self._pa.terminate()
+            terminate(self._pa)
             raise
         self._worker = threading.Thread(
             target=self._restarts, name="bargein-speaker-restart", daemon=True
@@ -188,29 +196,40 @@ class PyAudioSpeaker:
                 return out
             except OSError as exc:
                 with contextlib.suppress(OSError):
-                    out.stream.close()
+                    close_stream(out.stream)
                 if attempt == _START_ATTEMPTS - 1:
                     raise AudioDeviceError(
                         f"the audio output stream did not start again ({exc})"
                     ) from None
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _abort(out: _Output) -> float:
-        """Close ``out``'s stream (an active one is aborted); return when its sound stopped, as
-        near as this thread can tell: when the abort returned, which is once the server has
-        dropped what it held (1.5-2.5 ms). A thread that then waits to run again counts that
-        wait as heard (beside two CPU hogs, a count once 5.5 ms past the end of the null
-        sink's monitor, which itself runs 2-3 ms ahead of the DAC). The time before the call
-        plus the shortest abort so far was tried instead: a slow abort, during which the sound
-        goes on, then counted short (5.9 ms before the monitor's end, beside two hogs), and its
-        median error was 0.4-0.6 ms larger (bench_speaker). A failure is logged, not raised:
-        the stream is given up either way, and the caller's state stays whole."""
+    def _abort(self, out: _Output) -> float:
+        """Abort ``out``'s stream, for the worker to close (``_close_aborted``); return when
+        its sound stopped, as near as this thread can tell: when the abort returned, which is
+        once the server has dropped what it held (1.5-2.5 ms). A thread that then waits to run
+        again counts that wait as heard (beside two CPU hogs, a count once 5.5 ms past the end
+        of the null sink's monitor, which itself runs 2-3 ms ahead of the DAC). The time
+        before the call plus the shortest abort so far was tried instead: a slow abort, during
+        which the sound goes on, then counted short (5.9 ms before the monitor's end, beside
+        two hogs), and its median error was 0.4-0.6 ms larger (bench_speaker). A failure is
+        logged, not raised: the stream is given up either way (pyaudio closes a stream whose
+        abort failed), and the caller's state stays whole."""
         try:
-            out.stream.close()
+            if abort_stream(out.stream):
+                self._aborted.append(out.stream)
         except OSError as exc:
             log.warning("speaker_abort_failed", error=str(exc))
         return time.monotonic()
+
+    def _close_aborted(self) -> None:
+        """Close the streams aborted so far (the worker's, without the speaker's lock). A
+        close that fails is logged (``speaker_close_failed``): the stream is stopped either
+        way."""
+        while self._aborted:
+            try:
+                close_stream(self._aborted.popleft())
+            except OSError as exc:
+                log.warning("speaker_close_failed", error=str(exc))
 
     def _abort_and_rewind(self, out: _Output) -> None:
         """Abort ``out`` (with the lock held); what it took and had not sounded goes back to
@@ -219,8 +238,9 @@ class PyAudioSpeaker:
 
     def _restarts(self) -> None:
         """The worker: after a flush, or when audio comes to an idle speaker, abort the live
-        stream (if any), start the spare and open the next spare; after ``close()``,
-        terminate PortAudio (every stream of this speaker: ``close()`` leaves that here)."""
+        stream (if any), close the streams aborted so far, start the spare and open the next
+        spare; after ``close()``, close them and terminate PortAudio (every stream of this
+        speaker: ``close()`` leaves that here)."""
         while True:
             self._due.wait()
             with self._lock:
@@ -233,6 +253,7 @@ class PyAudioSpeaker:
                 spare, self._spare = self._spare, None
                 self._busy, self._abort_started = True, False
             try:
+                self._close_aborted()
                 self._bring_up(spare)
             except AudioDeviceError as exc:
                 log.error("speaker_restart_failed", error=str(exc))
@@ -240,7 +261,8 @@ class PyAudioSpeaker:
             finally:
                 with self._lock:
                     self._busy = False
-        self._pa.terminate()
+        self._close_aborted()
+        terminate(self._pa)
 
     def _bring_up(self, spare: _Output | None) -> None:
         """Start ``spare`` (or a stream opened now) and open the next spare, without the lock.

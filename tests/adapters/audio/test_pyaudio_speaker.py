@@ -319,6 +319,62 @@ def test_a_flush_while_the_worker_opens_the_next_spare_stops_at_once(
         sounding_ms(recorded), heard, underruns)
 
 
+def _portaudio() -> Any:
+    """pyaudio's C module, whose functions its ``Stream`` and ``PyAudio`` call by name."""
+    from pyaudio import _portaudio
+
+    return _portaudio
+
+
+def test_no_stream_is_closed_while_another_opens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PortAudio's list of open streams has no lock: a close in one thread while another
+    opens could leave a freed stream in it. The worker's open of the next spare is held; a
+    flush meanwhile aborts the live stream without closing it, and the worker closes it once
+    its open is done. No close, terminate or initialize comes while an open is under way."""
+    portaudio = _portaudio()
+    speaker = PyAudioSpeaker()  # its first stream and its spare open before any of this
+    opening, overlaps = threading.Event(), []
+
+    def tracked(name: str) -> None:
+        real = getattr(portaudio, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if opening.is_set():
+                overlaps.append(name)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(portaudio, name, call)
+
+    for name in ("close", "terminate", "initialize"):
+        tracked(name)
+    held = _Held(monkeypatch, portaudio, "open")  # the next open waits for the test
+    held_open = portaudio.open
+
+    def marked_open(*args: Any, **kwargs: Any) -> Any:
+        opening.set()
+        try:
+            return held_open(*args, **kwargs)
+        finally:
+            opening.clear()
+
+    monkeypatch.setattr(portaudio, "open", marked_open)
+    try:
+        # audio to the idle speaker: the worker starts the spare, then opens the next: held
+        _play(speaker, "a", speech_like(3000, seed=47))
+        held.wait_entered()
+        report = speaker.flush()
+        flushed_while_held = not held.left.is_set()
+        held.release.set()
+        wait_until(lambda: not speaker._aborted, DEADLINE_S,
+                   "the worker never closed the aborted stream")
+    finally:
+        held.release.set()
+        speaker.close()
+    assert flushed_while_held, "the flush waited for the worker's open"
+    assert report.heard_ms.get("a", 0.0) < 3000.0
+    assert overlaps == [], f"called while a stream was opening: {overlaps}"
+
+
 def test_a_spare_that_fails_to_open_leaves_the_speaker_playing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -354,7 +410,7 @@ def test_a_spare_that_fails_to_open_leaves_the_speaker_playing(
     _sounds_whole(_without_dropouts(scene), second)
 
 
-@pytest.mark.parametrize("call", ["start_stream", "close"])
+@pytest.mark.parametrize("call", ["start_stream", "abort_stream"])
 def test_close_returns_when_the_worker_is_stuck(
     monkeypatch: pytest.MonkeyPatch, call: str
 ) -> None:
@@ -362,10 +418,8 @@ def test_close_returns_when_the_worker_is_stuck(
     which holds the lock a close takes) does not hang ``close()``: it returns, with a
     warning, while the call still hangs; once the call returns, the worker ends."""
     speaker = PyAudioSpeaker()
-    live = speaker._live
-    assert live is not None
     stuck = _Held(monkeypatch, _spare_stream(speaker) if call == "start_stream"
-                  else live.stream, call)
+                  else _portaudio(), call)
     try:
         with capture() as logs:
             _play(speaker, "a", speech_like(1000, seed=44))  # the worker restarts
