@@ -31,8 +31,11 @@ truncation:
   fixture; onset -> silence is from it to the last sample of the cut reply, onset -> duck to
   the first 10 ms block whose level is 6 dB under the reply's own at that point (the reply
   located by content), both in samples;
-* truncate error: ``audio_end_ms`` bargein sent minus the ms of the reply the speaker had
-  played (located by content in the 20 ms before the fade);
+* truncate error: how far ``audio_end_ms`` bargein sent lies outside the ms of the reply the
+  speaker had played: from where its sound ended (located by content in the 20 ms before the
+  fade) to where the reply would have sounded again (the fade included; a cut inside a pause
+  of the reply has no sound to fade, and the sound then only says that the cut fell within
+  the pause; "sounded" is above ``LOUD`` at the duck's gain, as a ducked reply is played);
 * resumed: after a cough or "uh-huh", the reply played to its end.
 
 Run: .venv/bin/python bench/lab_room.py [--full] [--modes instant,seed] [--mode NAME=FLAGS]
@@ -70,6 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bargein.adapters.audio.wav import read_wav_24k_mono, write_wav
 from bargein.sim.voice import speak
+from bargein.states.two_phase import DUCK_GAIN
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -453,6 +457,14 @@ def analyse(played: list[Stimulus], speaker: Recorder, heard: Pcm, mic_rec: Reco
             return 0.0
         return (position_in(reply, piece) + 20 * MS) / MS
 
+    def heard_span(end: int) -> tuple[float, float]:
+        """The ms of the reply the burst ending at ``end`` can have played: from where its
+        sound ended to where the reply sounds again after the fade's length."""
+        lo = heard_to(end)
+        after = int(lo * MS) + FADE
+        loud = np.flatnonzero(np.abs(reply[after:].astype(np.int32)) > LOUD / DUCK_GAIN)
+        return lo, (after + (int(loud[0]) if loud.size else 0)) / MS
+
     cut_ends = [end for _, end in spans if heard_to(end) < reply_end / MS - END_MARGIN_MS]
     onsets: list[tuple[Stimulus, int, int]] = []  # stimulus, onset on the speaker, its end
     for stim in played:
@@ -477,7 +489,7 @@ def analyse(played: list[Stimulus], speaker: Recorder, heard: Pcm, mic_rec: Reco
                 trial.silence_ms = (mine[0] - at) / MS
                 trial.duck_ms = duck_after(heard, reply, at, mine[0])
                 trial.truncate_err_ms = truncate_error(
-                    records, used_records, speaker, at, mine[0], heard_to(mine[0]))
+                    records, used_records, speaker, at, heard_span(mine[0]))
             else:
                 ending = [e for _, e in spans if e > at]
                 played_out = reply_end / MS - END_MARGIN_MS
@@ -526,15 +538,18 @@ def duck_after(heard: Pcm, reply: Pcm, at: int, silent_at: int) -> float:
 
 
 def truncate_error(records: list[tuple[float, dict[str, Any]]], used: set[int],
-                   speaker: Recorder, at: int, end: int, heard_ms: float) -> float | None:
-    """audio_end_ms bargein sent for this cut, minus what the speaker played of the reply."""
+                   speaker: Recorder, at: int, heard: tuple[float, float]) -> float | None:
+    """How far the audio_end_ms bargein sent for this cut lies outside ``heard`` (the ms of
+    the reply the speaker can have played, ``heard_span``): negative below it, positive
+    above it."""
     onset_time = speaker.origin + at / RATE
     for index, (when, record) in enumerate(records):
         if index in used or when < onset_time - 0.1 or not record.get("settlements"):
             continue
         used.add(index)
-        sent = max(s.get("audio_end_ms") or 0 for s in record["settlements"])
-        return float(sent) - heard_ms
+        sent = float(max(s.get("audio_end_ms") or 0 for s in record["settlements"]))
+        lo, hi = heard
+        return sent - lo if sent < lo else max(0.0, sent - hi)
     return None
 
 
