@@ -23,6 +23,9 @@ from typing import Any
 
 from bargein.core.pcm import RATE
 from bargein.errors import AudioDeviceError
+from bargein.logs import get_logger
+
+log = get_logger(__name__)
 
 PORTAUDIO_LOCK = threading.RLock()
 """Held for every PortAudio call that changes its process-wide state: making or ending a
@@ -32,7 +35,24 @@ and ``Pa_Terminate`` without a lock of its own: a stream closed in one thread (a
 flush) while another thread opened one (its worker, opening a spare) could be left in that
 list freed, for ``Pa_Terminate`` to close again. Never held for a start or an abort, which
 change no list and which a flush must not wait behind: a flush aborts (``abort_stream``) and
-leaves the close to the thread that opens."""
+leaves the close to the thread that opens. Taken through ``portaudio_state()``."""
+_LOCK_WAIT_S = 2.0
+
+
+@contextlib.contextmanager
+def portaudio_state() -> Iterator[None]:
+    """Hold ``PORTAUDIO_LOCK`` for a call that changes PortAudio's state; after
+    ``_LOCK_WAIT_S`` go on without it, with a warning (``portaudio_lock_timeout``): a thread
+    stuck in a wedged device's open holds it, and a microphone that cannot close (or a
+    program that cannot start) is worse than the race the lock is there for."""
+    held = PORTAUDIO_LOCK.acquire(timeout=_LOCK_WAIT_S)
+    if not held:
+        log.warning("portaudio_lock_timeout", waited_s=_LOCK_WAIT_S)
+    try:
+        yield
+    finally:
+        if held:
+            PORTAUDIO_LOCK.release()
 
 
 
@@ -92,19 +112,19 @@ def new_pyaudio() -> Any:
     later messages silenced: ``_quiet_alsa``)."""
     pyaudio = load_pyaudio()
     _quiet_alsa()
-    with PORTAUDIO_LOCK, _quiet_stderr():
+    with portaudio_state(), _quiet_stderr():
         return pyaudio.PyAudio()
 
 
 def terminate(pa: Any) -> None:
     """End ``pa`` (closing the streams it still has) under ``PORTAUDIO_LOCK``."""
-    with PORTAUDIO_LOCK:
+    with portaudio_state():
         pa.terminate()
 
 
 def close_stream(stream: Any) -> None:
     """Close ``stream`` (an active one is aborted first) under ``PORTAUDIO_LOCK``."""
-    with PORTAUDIO_LOCK:
+    with portaudio_state():
         stream.close()
 
 
@@ -158,7 +178,7 @@ def open_stream(
             )
         )
         chosen = rate if rate is not None else _pick_rate(pa, pyaudio, info, output)
-        with PORTAUDIO_LOCK:
+        with portaudio_state():
             stream = pa.open(
                 format=pyaudio.paInt16,
                 channels=1,
