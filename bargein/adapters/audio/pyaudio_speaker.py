@@ -238,9 +238,9 @@ class PyAudioSpeaker:
 
     def _restarts(self) -> None:
         """The worker: after a flush, or when audio comes to an idle speaker, abort the live
-        stream (if any), close the streams aborted so far, start the spare and open the next
-        spare; after ``close()``, close them and terminate PortAudio (every stream of this
-        speaker: ``close()`` leaves that here)."""
+        stream (if any) and bring up the spare; after ``close()``, close the streams aborted
+        and terminate PortAudio (every stream of this speaker: ``close()`` leaves that
+        here)."""
         while True:
             self._due.wait()
             with self._lock:
@@ -253,7 +253,6 @@ class PyAudioSpeaker:
                 spare, self._spare = self._spare, None
                 self._busy, self._abort_started = True, False
             try:
-                self._close_aborted()
                 self._bring_up(spare)
             except AudioDeviceError as exc:
                 log.error("speaker_restart_failed", error=str(exc))
@@ -265,9 +264,10 @@ class PyAudioSpeaker:
         terminate(self._pa)
 
     def _bring_up(self, spare: _Output | None) -> None:
-        """Start ``spare`` (or a stream opened now) and open the next spare, without the lock.
-        A flush or a close meanwhile has the started stream aborted at once; a flush has also
-        asked for the next restart. A spare that fails to open is logged
+        """Start ``spare`` (or a stream opened now), close the streams aborted so far (after
+        the start, so that the next reply does not wait for them) and open the next spare,
+        without the lock. A flush or a close meanwhile has the started stream aborted at once;
+        a flush has also asked for the next restart. A spare that fails to open is logged
         (``speaker_spare_open_failed``) and the reply plays on: the next restart opens a stream
         itself (a failure there fails the speaker)."""
         out = self._start(spare)
@@ -276,6 +276,7 @@ class PyAudioSpeaker:
                 self._abort_and_rewind(out)  # what it took after the cut: handed again
                 return
             self._live = out
+        self._close_aborted()
         try:
             spare = self._open()
         except AudioDeviceError as exc:  # the live stream plays on; the next restart opens one
