@@ -463,7 +463,7 @@ def analyse(played: list[Stimulus], speaker: Recorder, heard: Pcm, mic_rec: Reco
         lo = heard_to(end)
         after = int(lo * MS) + FADE
         loud = np.flatnonzero(np.abs(reply[after:].astype(np.int32)) > LOUD / DUCK_GAIN)
-        return lo, (after + (int(loud[0]) if loud.size else 0)) / MS
+        return lo, (after + int(loud[0]) if loud.size else reply.size) / MS
 
     cut_ends = [end for _, end in spans if heard_to(end) < reply_end / MS - END_MARGIN_MS]
     onsets: list[tuple[Stimulus, int, int]] = []  # stimulus, onset on the speaker, its end

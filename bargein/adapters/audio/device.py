@@ -55,7 +55,6 @@ def portaudio_state() -> Iterator[None]:
             PORTAUDIO_LOCK.release()
 
 
-
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
     """Silence what ALSA/JACK print to fd 2 while PortAudio probes its host APIs."""
