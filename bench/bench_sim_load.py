@@ -2,11 +2,13 @@
 concurrent real-time sessions one simulator process serves before it falls behind.
 
 The simulator runs in its own process through ``bargein.sim.serve`` (what ``bargein sim``
-runs: replies paced exactly in real time, synthetic voice, no audio recording); this
-process plays the clients, with its garbage collector off so that its own pauses are not
-counted as the server's lateness. Every session streams 20 ms frames in
-real time, cycling 600 ms of speech and 2400 ms of silence, so the server VAD ends a turn
-every 3 s and the simulator speaks a ~2 s reply in 100 ms audio deltas.
+runs: replies paced exactly in real time, synthetic voice, no audio recording), except that a
+reply starts as soon as its turn ends (``reply_latency_ms=0``: the model's thinking time the
+simulator plays by default would count as lateness); this process plays the clients, with
+its garbage collector off so that its own pauses are not counted as the server's lateness.
+Every session streams 20 ms frames in real time, cycling 600 ms of speech and 2400 ms of
+silence, so the server VAD ends a turn every 3 s and the simulator speaks a ~2 s reply in
+100 ms audio deltas.
 
 Lateness of a reply delta = its arrival - (when the client sent the input frame that ended
 the turn + the delta's position in the reply). A step FALLS BEHIND when the p95 lateness of
@@ -49,7 +51,8 @@ import os, sys, threading
 from bargein.sim import SimConfig, serve
 # exit with the benchmark, even when it is killed: its end of our stdin closes
 threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
-config = SimConfig(script=(sys.argv[1],), speed=1.0, voice="synthetic", record_audio=False)
+config = SimConfig(script=(sys.argv[1],), speed=1.0, voice="synthetic", record_audio=False,
+                   reply_latency_ms=0)
 serve("127.0.0.1", 0, config, on_ready=lambda url: print(url, flush=True))
 """
 
