@@ -88,11 +88,11 @@ from websockets.exceptions import (
     InvalidURI,
     ProxyError,
 )
-from websockets.protocol import State
 
 from bargein.adapters.codec import WireCodec
 from bargein.adapters.endpoints import Endpoint
 from bargein.adapters.secrets import ApiKey
+from bargein.adapters.send_now import can_send_now, send_text
 from bargein.core.commands import ServerCommand, UpdateSession
 from bargein.core.events import Disconnected, Event, Reconnected
 from bargein.errors import (
@@ -417,17 +417,12 @@ class RealtimeTransport:
         write buffer; False otherwise, ``send()`` then being the way (the session's
         ``SendsAtOnce``). A ``session.update`` always goes through ``send()``.
 
-        The frame is queued on websockets' protocol object and written out as its own
-        ``send()`` does, without the context manager and the drain that wrap them there:
-        with an empty write buffer the drain has nothing to wait for, and a connection that
-        is not open is left to ``send()``, whose errors say what happened."""
+        The frame is written as websockets' own ``send()`` writes it, without the context
+        manager and the drain that wrap it there (``bargein.adapters.send_now``)."""
         ws = self._ws
-        if (ws is None or isinstance(command, UpdateSession)
-                or ws.protocol.state is not State.OPEN or ws.transport.is_closing()
-                or ws.transport.get_write_buffer_size()):
+        if ws is None or isinstance(command, UpdateSession) or not can_send_now(ws):
             return False
-        ws.protocol.send_text(self.codec.encode_bytes(command))
-        ws.send_data()
+        send_text(ws, self.codec.encode_bytes(command))
         return True
 
     async def events(self) -> AsyncIterator[Event]:

@@ -4,7 +4,10 @@ Server events go through one queue per connection (``Outbox``), drained by a sin
 task, so events produced by the reply task and by client events keep a deterministic order
 and a cancellation can never slip between a delta's check and its send. The sender is also
 where the wire faults happen: duplicates, reordering, jitter, malformed frames, drops and
-closes. ``Pace`` is a reply's clock: when each chunk of its audio is due.
+closes. With none of those faults set, an event goes onto the socket in the call that
+emitted it whenever nothing is queued before it and the socket takes it at once
+(``bargein.adapters.send_now``): no wake-up of the sender per event, in the same order.
+``Pace`` is a reply's clock: when each chunk of its audio is due.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any, Final
 import msgspec
 from websockets.asyncio.server import ServerConnection
 
+from bargein.adapters.send_now import can_send_now, send_text
 from bargein.sim.config import EventHook
 from bargein.sim.faults import Faults
 from bargein.sim.record import ConnectionRecord
@@ -68,6 +72,16 @@ class Outbox:
     on_event: EventHook | None
     violations: list[str]
     _queue: asyncio.Queue[_Queued] = field(default_factory=asyncio.Queue)
+    _sending: bool = False  # the sender holds an event it has not finished sending
+
+    @property
+    def _at_once(self) -> bool:
+        """An event may skip the queue: nothing queued or being sent before it, and no
+        fault of the sender's to apply to it."""
+        faults = self.faults
+        return not (self._sending or self._queue.qsize() or faults.jitter_ms
+                    or faults.reorder_every or faults.duplicate_every
+                    or faults.malformed_frame_after)
 
     def emit(self, event: dict[str, Any]) -> None:
         """Queue a server event; check it with the configured hook; note faults' phases."""
@@ -83,8 +97,11 @@ class Outbox:
             self.record.add_sent(msgspec.json.encode(hollow))
         else:
             self.record.add_sent(data)
-        audio_of = event.get("item_id") if event["type"].endswith("audio.delta") else None
-        self._queue.put_nowait((data, asyncio.get_running_loop().time(), audio_of))
+        if self._at_once and can_send_now(self.ws):
+            send_text(self.ws, data)
+        else:
+            audio_of = event.get("item_id") if event["type"].endswith("audio.delta") else None
+            self._queue.put_nowait((data, asyncio.get_running_loop().time(), audio_of))
         phase = self.faults.disconnect_at
         if phase is not None and _PHASE_OF_EVENT.get(event["type"]) == phase:
             self.drop()
@@ -133,15 +150,18 @@ class Outbox:
         held_audio_of: str | None = None
         count = 0
         while True:
+            self._sending = False
             if held is None:
                 item = await self._queue.get()
             else:
                 try:
                     item = await asyncio.wait_for(self._queue.get(), _REORDER_HOLD_S)
                 except TimeoutError:
+                    self._sending = True
                     await self.ws.send(held, text=True)
                     held = None
                     continue
+            self._sending = True
             if isinstance(item, _Drop):
                 self.ws.transport.abort()
                 return

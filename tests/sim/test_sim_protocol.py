@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import math
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
+from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from bargein.errors import SimError
@@ -485,3 +488,36 @@ def test_serve_blocks_serving_until_stopped() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             raise
+
+
+async def test_events_keep_their_order_when_the_client_reads_slower_than_the_server_sends(
+) -> None:
+    """A client that stops reading fills the server's socket: from then on events wait in
+    the sender's queue, and any sent at once must not overtake them."""
+    emitted_done = asyncio.Event()
+
+    def on_event(event: dict[str, object], api: str) -> None:  # (no check: 2,000 deltas)
+        if event["type"] == "response.done":
+            emitted_done.set()
+
+    words = " ".join(["seven"] * 300)  # ~10 MB of frames
+    async with serving(script=(words,), speed=1000.0, on_event=on_event) as sim:
+        sock = socket.create_connection((sim.host, sim.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2**20)  # no autotuning
+        receive_buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        ws = await connect(sim.realtime_url, sock=sock, max_queue=1)
+        await ws.send('{"type": "response.create"}')
+        await asyncio.wait_for(emitted_done.wait(), 30)  # all queued or sent, none read
+        received, size = [], 0
+        while not received or received[-1]["type"] != "rate_limits.updated":  # the last
+            frame = await asyncio.wait_for(ws.recv(), 10)
+            size += len(frame)
+            received.append(msgspec.json.decode(frame))
+        await ws.close()
+        sent = [r.event["event_id"] for r in (await sim.connection(0)).sent]
+    assert [event["event_id"] for event in received] == sent[: len(received)]
+    # more than the kernel could hold between the two: the server's writes had to wait
+    with open("/proc/sys/net/ipv4/tcp_wmem") as wmem:
+        send_buffer = int(wmem.read().split()[2])
+    held = send_buffer + receive_buffer + 2**20
+    assert size > held, f"{size} bytes sent, the kernel could hold {held}"
