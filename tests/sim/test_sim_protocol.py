@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -508,7 +509,8 @@ async def test_events_keep_their_order_when_the_client_reads_slower_than_the_ser
         ws = await connect(sim.realtime_url, sock=sock, max_queue=1)
         await ws.send('{"type": "response.create"}')
         await asyncio.wait_for(emitted_done.wait(), 30)  # all queued or sent, none read
-        received, size = [], 0
+        received: list[dict[str, Any]] = []
+        size = 0
         while not received or received[-1]["type"] != "rate_limits.updated":  # the last
             frame = await asyncio.wait_for(ws.recv(), 10)
             size += len(frame)
