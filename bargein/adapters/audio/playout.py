@@ -77,6 +77,7 @@ class Playout:
         self.rate = rate
         self._lock = threading.Lock()
         self._queue: deque[_Segment] = deque()
+        self._queued = 0  # samples in the queue (kept, not summed: the monitor asks often)
         self._blocks: deque[_Block] = deque()
         self._settled: dict[str, int] = {}  # samples per item in blocks fully heard
         # (most recently settled last; bounded by _forget_settled)
@@ -89,6 +90,7 @@ class Playout:
         if len(samples):
             with self._lock:
                 self._queue.append(_Segment(item_id, samples))
+                self._queued += len(samples)
 
     def pull(self, frames: int, starts_at: float) -> npt.NDArray[np.int16]:
         """Take the next block for the device; what the queue lacks is silence (underrun).
@@ -104,6 +106,7 @@ class Playout:
                     queue.popleft()
                 else:
                     head.samples = head.samples[frames:]
+                self._queued -= frames
                 self._handed_end = starts_at + frames / self.rate
                 self._blocks.append(_Block(starts_at, self._handed_end,
                                            ((head.item_id, 0, frames),), out))
@@ -122,6 +125,7 @@ class Playout:
                     self._queue.popleft()
                 else:
                     head.samples = head.samples[n:]
+            self._queued -= filled
             if parts:
                 self._handed_end = starts_at + filled / self.rate
                 block = _Block(starts_at, self._handed_end, tuple(parts), out,
@@ -162,8 +166,7 @@ class Playout:
         Returns the samples and the ids of the items they belong to, in order.
         """
         with self._lock:
-            queued = sum(len(seg.samples) for seg in self._queue)
-        frames = min(max_frames, queued)
+            frames = min(max_frames, self._queued)
         if frames <= 0:
             return np.zeros(0, dtype=np.int16), ()
         out = self.pull(frames, starts_at)
@@ -174,7 +177,7 @@ class Playout:
     def queued_samples(self) -> int:
         """Samples pushed but not yet handed to the device."""
         with self._lock:
-            return sum(len(seg.samples) for seg in self._queue)
+            return self._queued
 
     def cut(self, at: float, *, fade: bool = True) -> tuple[dict[str, int], int]:
         """The device dropped everything handed for ``at`` onwards; fade into the next samples.
@@ -192,7 +195,7 @@ class Playout:
             gain = self._gain_at(at)
             tail = self._take_back(at)
             tail.extend(self._queue)
-            self._queue = self._faded(tail, fade_len, gain)
+            self._set_queue(self._faded(tail, fade_len, gain))
             self._gain = self._target = 1.0
             final = dict(self._settled)
             for block in self._blocks:
@@ -212,7 +215,12 @@ class Playout:
             self._gain = self._gain_at(at)
             tail = self._take_back(at)
             tail.extend(self._queue)
-            self._queue = deque(tail)
+            self._set_queue(deque(tail))
+
+    def _set_queue(self, segments: deque[_Segment]) -> None:
+        """With the lock held: ``segments`` become the queue (a cut, rewind or flush)."""
+        self._queue = segments
+        self._queued = sum(len(seg.samples) for seg in segments)
 
     def _gain_at(self, at: float) -> float:
         """With the lock held: the gain of the output at time ``at``."""
@@ -315,15 +323,14 @@ class Playout:
         """
         fade_len = round(self.rate * FADE_MS / 1000)
         with self._lock:
-            fade = self._faded(list(self._queue), fade_len, self._gain)
-            at = sum(len(seg.samples) for seg in fade)
-            self._queue = fade
+            self._set_queue(self._faded(list(self._queue), fade_len, self._gain))
+            at = self._queued
             self._gain = self._target = 1.0
             final = dict(self._settled)
             for block in self._blocks:
                 for item_id, _, n in block.parts:
                     final[item_id] = final.get(item_id, 0) + n
-            for seg in fade:
+            for seg in self._queue:
                 final[seg.item_id] = final.get(seg.item_id, 0) + len(seg.samples)
             silent_at = max(self._handed_end, now) + at / self.rate
         return final, max(0.0, silent_at - now)
@@ -339,8 +346,8 @@ class Playout:
         later, a duck's rewind or a dropout moves the end."""
         with self._lock:
             end = self._handed_end
-            if self._queue:
-                end = max(end, earliest) + sum(len(s.samples) for s in self._queue) / self.rate
+            if self._queued:
+                end = max(end, earliest) + self._queued / self.rate
         return max(0.0, end - now)
 
 
