@@ -100,14 +100,15 @@ class MemorySink:
         return self._start
 
     def _tick(self, now: int) -> None:
-        playout = self._playout
-        while self._next_pull <= now:
-            if not playout.has_queued():  # an underrun pulls silence: skip to the next pull
-                self._next_pull += ((now - self._next_pull) // self._block + 1) * self._block
-                break
-            start = self._next_pull + self._latency
-            self._sounded.append((start, playout.pull(self._block, starts_at=start / RATE)))
-            self._next_pull += self._block
+        if self._next_pull <= now:
+            # the blocks due by now, pulled as one: the same samples at the same times as
+            # one pull per block (heard counts are per sample, and nothing can duck or flush
+            # between pulls made in one tick), for one pull's bookkeeping
+            frames = ((now - self._next_pull) // self._block + 1) * self._block
+            if self._playout.has_queued():  # else an underrun: silence, nothing to record
+                start = self._next_pull + self._latency
+                self._sounded.append((start, self._playout.pull(frames, starts_at=start / RATE)))
+            self._next_pull += frames
         if self._keep is not None:
             self._retire(now - self._keep)
 
