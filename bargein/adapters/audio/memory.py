@@ -2,12 +2,13 @@
 
 The clock counts samples at 24 kHz and moves only when told to (by a test, or by the WAV source
 as it reads its file). The sink behaves like a device: it pulls fixed blocks from its queue on
-that clock, each block sounding ``latency_frames`` after it is pulled, and it fades and counts
-on flush exactly as the pyaudio speaker does, so figures from either are comparable.
+that clock (the blocks a tick of the clock makes due, as one pull), each block sounding
+``latency_frames`` after it is pulled, and it fades and counts on flush exactly as the pyaudio
+speaker does, so figures from either are comparable.
 
 Memory: by default the sink keeps every block it played, so ``output()`` can return the whole
 conversation: about 48 KB per second of assistant audio (plus ~150 bytes of bookkeeping per
-10 ms block), some 90 MB per 30 minutes of continuous reply. Pass ``keep_ms`` to keep only
+pull), some 90 MB per 30 minutes of continuous reply. Pass ``keep_ms`` to keep only
 the last ``keep_ms`` of output (``output()`` then starts at ``output_start``); ``WavSink``
 streams to its file instead and keeps nothing. A tick with nothing queued costs no numpy work.
 """
