@@ -493,8 +493,10 @@ def test_serve_blocks_serving_until_stopped() -> None:
 
 async def test_events_keep_their_order_when_the_client_reads_slower_than_the_server_sends(
 ) -> None:
-    """A client that stops reading fills the server's socket: from then on events wait in
-    the sender's queue, and any sent at once must not overtake them."""
+    """A client that stops reading fills the server's socket, so events wait in the
+    sender's queue: they still arrive in the order the simulator emitted them. (Whether an
+    event sent at once could overtake queued ones as the socket drains is argued in
+    ``sending.py``, not tested here: this reply is all emitted before the client reads.)"""
     emitted_done = asyncio.Event()
 
     def on_event(event: dict[str, object], api: str) -> None:  # (no check: 2,000 deltas)
