@@ -97,6 +97,13 @@ class Faults:
                 f"(1000-1003, 1007-1014, 3000-4999), not {code}"
             )
 
+    @property
+    def in_sending(self) -> bool:
+        """A fault the sender applies event by event is set (jitter, reorder, duplicate, a
+        malformed frame): then every event goes through the sender's queue."""
+        return bool(self.jitter_ms or self.reorder_every or self.duplicate_every
+                    or self.malformed_frame_after)
+
     @classmethod
     def parse(cls, spec: str) -> Faults:
         """Faults from ``name=value,...`` (booleans as true/false, 1/0)."""

@@ -77,11 +77,8 @@ class Outbox:
     @property
     def _at_once(self) -> bool:
         """An event may skip the queue: nothing queued or being sent before it, and no
-        fault of the sender's to apply to it."""
-        faults = self.faults
-        return not (self._sending or self._queue.qsize() or faults.jitter_ms
-                    or faults.reorder_every or faults.duplicate_every
-                    or faults.malformed_frame_after)
+        fault of the sender's to apply to it (``Faults.in_sending``)."""
+        return not (self._sending or self._queue.qsize() or self.faults.in_sending)
 
     def emit(self, event: dict[str, Any]) -> None:
         """Queue a server event; check it with the configured hook; note faults' phases."""
