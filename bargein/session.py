@@ -82,6 +82,20 @@ class SendsAtOnce(Protocol):
         """Send ``command`` at once if the connection can take it now; False if not."""
         ...
 
+
+@runtime_checkable
+class DeliversEvents(Protocol):
+    """A transport that hands each event over where it was parsed (optional).
+
+    The session prefers ``deliver`` to ``events()``, as it prefers a ``Delivering``
+    source's ``deliver`` to ``frames()``: an event is then handled in the event loop's call
+    that read it off the socket, with no task wake-up and no generator step per event."""
+
+    async def deliver(self, on_event: Callable[[e.Event], None]) -> None:
+        """Call ``on_event`` with what ``events()`` would yield, in order, on the event
+        loop's thread; return and raise where ``events()`` would end and raise."""
+        ...
+
 # --- what embedders observe ------------------------------------------------------------
 #
 # Every observation carries ``at_ms``: milliseconds since the session started, on the
@@ -646,8 +660,11 @@ class Session:
     # --- the loops -------------------------------------------------------------------
 
     async def _read_server(self) -> None:
-        async for event in self.transport.events():
-            self.handle(event)
+        if isinstance(self.transport, DeliversEvents):
+            await self.transport.deliver(self.handle)
+        else:
+            async for event in self.transport.events():
+                self.handle(event)
 
     async def _read_mic(self) -> None:
         """Take the microphone's frames: handed over by a source that delivers them

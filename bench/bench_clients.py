@@ -125,7 +125,10 @@ class DueSource:
 
 
 class TimedTransport:
-    """A transport that notes when each mic frame was sent, against when it was due."""
+    """A transport that notes when each mic frame was sent, against when it was due.
+    It delivers events (``bargein.session.DeliversEvents``) when the inner transport does."""
+
+    deliver: Callable[[Callable[[e.Event], None]], Awaitable[None]]
 
     def __init__(self, inner: Transport, due: dict[int, tuple[bytes, float]],
                  meter: Meter) -> None:
@@ -135,6 +138,9 @@ class TimedTransport:
         self._send_audio = SendAudio
         self._inner_send_now: Callable[[c.ServerCommand], bool] | None = getattr(
             inner, "send_now", None)  # an older tree's transport has none
+        deliver = getattr(inner, "deliver", None)
+        if deliver is not None:  # nor this, and the session then reads events()
+            self.deliver = deliver
 
     def events(self) -> AsyncIterator[e.Event]:
         return self._inner.events()

@@ -72,7 +72,7 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Literal
@@ -89,10 +89,10 @@ from websockets.exceptions import (
     ProxyError,
 )
 
+from bargein.adapters.at_once import AtOnce, listen
 from bargein.adapters.codec import WireCodec
 from bargein.adapters.endpoints import Endpoint
 from bargein.adapters.secrets import ApiKey
-from bargein.adapters.send_now import can_send_now, send_text
 from bargein.core.commands import ServerCommand, UpdateSession
 from bargein.core.events import Disconnected, Event, Reconnected
 from bargein.errors import (
@@ -237,6 +237,11 @@ class _Closed:
         return cls(None, "", "connection dropped without a close frame")
 
 
+class _Connection(AtOnce, ClientConnection):
+    """websockets' client connection, with messages in and out at once
+    (``bargein.adapters.at_once``)."""
+
+
 class _Connect(connect):
     """websockets' ``connect`` that never follows a redirect: ``_handshake`` turns every 3xx
     into ``RedirectRefused``. (``process_redirect`` is where websockets decides to follow
@@ -349,7 +354,7 @@ class RealtimeTransport:
         """TLS for ``wss://``; the default one is made on the first TLS connection (loading
         the system's CA store costs ~0.1 s of CPU, which a ``ws://`` endpoint never needs)."""
         self._rng = rng or random.Random()
-        self._ws: ClientConnection | None = None
+        self._ws: _Connection | None = None
         self._session: UpdateSession | None = None
         self._closing = False
         self._attempts = 0
@@ -417,24 +422,21 @@ class RealtimeTransport:
         write buffer; False otherwise, ``send()`` then being the way (the session's
         ``SendsAtOnce``). A ``session.update`` always goes through ``send()``.
 
-        The frame is written as websockets' own ``send()`` writes it, without the context
-        manager and the drain that wrap it there (``bargein.adapters.send_now``)."""
+        The frame is written in this call, as websockets' own ``send()`` would write it,
+        without the context manager and the drain that wrap it there
+        (``bargein.adapters.at_once``)."""
         ws = self._ws
-        if ws is None or isinstance(command, UpdateSession) or not can_send_now(ws):
+        if ws is None or isinstance(command, UpdateSession) or not ws.can_send_now():
             return False
-        send_text(ws, self.codec.encode_bytes(command))
+        ws.send_text_now(self.codec.encode_bytes(command))
         return True
 
     async def events(self) -> AsyncIterator[Event]:
         """Core events from the server until ``close()`` or a close that ends the session
         (see ``close_action``); reconnects after a drop. Raises ``ServerClosed`` after a
         close that fails the session, ``ConnectionLost`` when reconnecting failed."""
-        while True:
-            ws = self._ws
-            if ws is None:
-                if self._closing:
-                    return
-                raise NotConnected("not connected to the Realtime server")
+        ws = self._reading()
+        while ws is not None:
             try:
                 while True:
                     event = self.codec.decode(await ws.recv())
@@ -442,36 +444,70 @@ class RealtimeTransport:
                         yield event
             except ConnectionClosed as exc:
                 closed = self._frozen(_Closed.of(exc))
-            if self._closing:
-                return
-            self._ws = None
-            dropped_at = time.monotonic()
-            up_s = dropped_at - self._opened_at
-            action = close_action(closed.code)
-            if action != "reconnect":
-                log.info("realtime_closed_by_server", host=self.endpoint.host,
-                         reason=closed.description, up_s=round(up_s, 3))
-                yield Disconnected(closed.description)
-                if action == "end":
-                    return
-                raise self._server_closed(closed)
-            if up_s >= self._policy.stable_after_s:
-                self._attempts, self._last_failure = 0, None
-            else:
-                self._last_failure = ConnectFailed(
-                    f"the connection lasted {up_s:.1f} s ({closed.description})"
-                )
-            log.warning("realtime_disconnected", host=self.endpoint.host,
-                        reason=closed.description, up_s=round(up_s, 3))
-            yield Disconnected(closed.description)
-            if not await self._reconnect(closed.description, dropped_at):
-                return
-            yield Reconnected()
+            async for event in self._after(closed):
+                yield event
+            ws = self._ws
+
+    async def deliver(self, on_event: Callable[[Event], None]) -> None:
+        """What ``events()`` yields, handed to ``on_event`` instead, in the event loop's call
+        that parsed each frame: no task wake-up and no generator step per event (the
+        session's ``Delivered``). Returns and raises where ``events()`` ends and raises,
+        and also raises what ``on_event`` raised (the connection is then cut)."""
+
+        def on_message(message: str | bytes) -> None:
+            event = self.codec.decode(message)
+            if event is not None:
+                on_event(event)
+
+        ws = self._reading()
+        while ws is not None:
+            try:
+                await listen(ws, on_message)
+            except ConnectionClosed as exc:
+                closed = self._frozen(_Closed.of(exc))
+            async for event in self._after(closed):
+                on_event(event)
+            ws = self._ws
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self.events()
 
     # --- internals -----------------------------------------------------------------------
+
+    def _reading(self) -> _Connection | None:
+        """The connection to read from, None after ``close()``."""
+        if self._ws is None and not self._closing:
+            raise NotConnected("not connected to the Realtime server")
+        return self._ws
+
+    async def _after(self, closed: _Closed) -> AsyncIterator[Event]:
+        """What follows a connection's end: ``Disconnected`` (unless ``close()`` ended it),
+        then a reconnection and ``Reconnected``, or the end (``self._ws`` stays None), or
+        ``ServerClosed``."""
+        if self._closing:
+            return
+        self._ws = None
+        dropped_at = time.monotonic()
+        up_s = dropped_at - self._opened_at
+        action = close_action(closed.code)
+        if action != "reconnect":
+            log.info("realtime_closed_by_server", host=self.endpoint.host,
+                     reason=closed.description, up_s=round(up_s, 3))
+            yield Disconnected(closed.description)
+            if action == "end":
+                return
+            raise self._server_closed(closed)
+        if up_s >= self._policy.stable_after_s:
+            self._attempts, self._last_failure = 0, None
+        else:
+            self._last_failure = ConnectFailed(
+                f"the connection lasted {up_s:.1f} s ({closed.description})"
+            )
+        log.warning("realtime_disconnected", host=self.endpoint.host,
+                    reason=closed.description, up_s=round(up_s, 3))
+        yield Disconnected(closed.description)
+        if await self._reconnect(closed.description, dropped_at):
+            yield Reconnected()
 
     def _frozen(self, closed: _Closed) -> _Closed:
         """Our keepalive ping went unanswered: say so in words (``StreamFrozen``)."""
@@ -558,7 +594,7 @@ class RealtimeTransport:
             f"{self._policy.max_attempts} reconnection attempts failed{detail}"
         )
 
-    async def _resend_session(self, ws: ClientConnection) -> bool:
+    async def _resend_session(self, ws: _Connection) -> bool:
         """Send the latest session configuration, again if a newer one came meanwhile (a
         ``send()`` of it failed with NotConnected while this one was on its way). True when
         there was one to send."""
@@ -578,13 +614,13 @@ class RealtimeTransport:
                 headers.append(("api-key", self._key.reveal()))
         return headers
 
-    async def _open(self) -> ClientConnection:
+    async def _open(self) -> _Connection:
         """A new connection, with a codec that starts afresh (per-connection event ids)."""
         ws = await self._handshake()
         self.codec.new_connection()
         return ws
 
-    async def _connect_ws(self) -> ClientConnection:
+    async def _connect_ws(self) -> _Connection:
         """The WebSocket handshake, with websockets' own errors. Plaintext without the
         caller's consent goes over a socket bargein connected itself, to a loopback address
         of the host (``_loopback_socket``)."""
@@ -603,8 +639,9 @@ class RealtimeTransport:
                     _loopback_socket(self.endpoint.host, port), self._connect_timeout
                 )
                 options["sock"] = sock
-            return await _Connect(
+            ws = await _Connect(
                 self.endpoint.url,
+                create_connection=_Connection,
                 additional_headers=self._headers(),
                 open_timeout=self._connect_timeout,
                 ping_interval=self._ping_interval,
@@ -614,12 +651,14 @@ class RealtimeTransport:
                 logger=_ws_logger,
                 **options,
             )
+            assert isinstance(ws, _Connection)
+            return ws
         except BaseException:
             if sock is not None:
                 sock.close()
             raise
 
-    async def _handshake(self) -> ClientConnection:
+    async def _handshake(self) -> _Connection:
         host = self.endpoint.host
         try:
             return await self._connect_ws()

@@ -14,6 +14,7 @@ upstream (``cannot_update_voice``, with a null ``event_id``), and nothing of it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Callable
 from typing import Any, Final
@@ -22,6 +23,7 @@ import msgspec
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from bargein.adapters.at_once import AtOnce, listen
 from bargein.errors import InvalidSession
 from bargein.sim import conversation_items, input_audio
 from bargein.sim.config import SimConfig
@@ -34,6 +36,12 @@ from bargein.sim.sending import Outbox
 from bargein.sim.settings import Api, Settings, render, updated
 from bargein.sim.voice import Voicebank
 
+
+class SimSocket(AtOnce, ServerConnection):
+    """websockets' server connection, with messages in and out at once
+    (``bargein.adapters.at_once``)."""
+
+
 CLOSE_AT_ONCE_REASON: Final = "the simulator closes at once (fault close_at_once)"
 """The close frame's reason under the ``close_at_once`` fault."""
 
@@ -43,7 +51,7 @@ class Connection:
 
     def __init__(
         self,
-        ws: ServerConnection,
+        ws: SimSocket,
         config: SimConfig,
         api: Api,
         model: str,
@@ -108,27 +116,28 @@ class Connection:
         self.ws.transport.abort()
 
     async def _read(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await listen(self.ws, self._take)
+
+    def _take(self, message: str | bytes) -> None:
+        """One client message: recorded, then handled."""
         try:
-            async for message in self.ws:
-                try:
-                    event = msgspec.json.decode(message)
-                except msgspec.DecodeError:
-                    self.record.add_received({"type": None, "raw": str(message)[:200]})
-                    self.out.error("invalid_json", "The message is not valid JSON.")
-                    continue
-                if not isinstance(event, dict):
-                    self.record.add_received({"type": None, "raw": str(message)[:200]})
-                    self.out.error("invalid_json", "The message must be a JSON object.")
-                    continue
-                if event.get("type") == "input_audio_buffer.append":
-                    audio = event.pop("audio", None)
-                    self.record.add_received(event)
-                    input_audio.on_append(self, event, audio)
-                else:
-                    self.record.add_received(event)
-                    self.handle(event)
-        except ConnectionClosed:
-            pass
+            event = msgspec.json.decode(message)
+        except msgspec.DecodeError:
+            self.record.add_received({"type": None, "raw": str(message)[:200]})
+            self.out.error("invalid_json", "The message is not valid JSON.")
+            return
+        if not isinstance(event, dict):
+            self.record.add_received({"type": None, "raw": str(message)[:200]})
+            self.out.error("invalid_json", "The message must be a JSON object.")
+            return
+        if event.get("type") == "input_audio_buffer.append":
+            audio = event.pop("audio", None)
+            self.record.add_received(event)
+            input_audio.on_append(self, event, audio)
+        else:
+            self.record.add_received(event)
+            self.handle(event)
 
     def _session(self) -> dict[str, Any]:
         return render(self.settings, self.api, self.session_id)

@@ -6,7 +6,7 @@ and a cancellation can never slip between a delta's check and its send. The send
 where the wire faults happen: duplicates, reordering, jitter, malformed frames, drops and
 closes. With none of those faults set, an event goes onto the socket in the call that
 emitted it whenever nothing is queued before it and the socket takes it at once
-(``bargein.adapters.send_now``): no wake-up of the sender per event, in the same order.
+(``bargein.adapters.at_once``): no wake-up of the sender per event, in the same order.
 ``Pace`` is a reply's clock: when each chunk of its audio is due.
 """
 
@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
-from websockets.asyncio.server import ServerConnection
 
-from bargein.adapters.send_now import can_send_now, send_text
+from bargein.adapters.at_once import AtOnce
 from bargein.sim.config import EventHook
 from bargein.sim.faults import Faults
 from bargein.sim.record import ConnectionRecord
@@ -64,7 +63,7 @@ class Outbox:
     right after the event of their phase.
     """
 
-    ws: ServerConnection
+    ws: AtOnce
     record: ConnectionRecord
     faults: Faults
     api: Api
@@ -94,8 +93,8 @@ class Outbox:
             self.record.add_sent(msgspec.json.encode(hollow))
         else:
             self.record.add_sent(data)
-        if self._at_once and can_send_now(self.ws):
-            send_text(self.ws, data)
+        if self._at_once and self.ws.can_send_now():
+            self.ws.send_text_now(data)
         else:
             audio_of = event.get("item_id") if event["type"].endswith("audio.delta") else None
             self._queue.put_nowait((data, asyncio.get_running_loop().time(), audio_of))

@@ -27,7 +27,7 @@ from bargein.errors import SimError
 from bargein.logs import get_logger
 from bargein.redaction import RedactingFilter
 from bargein.sim.config import SimConfig
-from bargein.sim.connection import Connection
+from bargein.sim.connection import Connection, SimSocket
 from bargein.sim.faults import Faults
 from bargein.sim.record import ConnectionRecord
 from bargein.sim.settings import Api
@@ -130,6 +130,7 @@ class Simulator:
                 self.host,
                 self.port,
                 process_request=self._admit,
+                create_connection=SimSocket,
                 max_size=2**24,
                 compression=None,
                 close_timeout=1.0,
@@ -194,7 +195,7 @@ class Simulator:
         return None
 
     async def _serve(self, ws: ServerConnection) -> None:
-        assert ws.request is not None
+        assert isinstance(ws, SimSocket) and ws.request is not None
         setup = _handshake(ws.request, self.config)
         assert not isinstance(setup, tuple)
         record = ConnectionRecord(setup.api, setup.path, setup.faults_spec, query=setup.query)
