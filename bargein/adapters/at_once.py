@@ -17,7 +17,7 @@ the short way and falls back to websockets' own wherever that one has something 
   ``os.urandom`` call per frame was a tenth of the client's frame cost). With an extension
   negotiated (compression), websockets writes it.
 - **in**: each whole message goes to the listener in the event loop's call that parsed it
-  (``listen``). A fragmented message, or a text frame that is not UTF-8, turns that off for
+  (``listen()``). A fragmented message, or a text frame that is not UTF-8, turns that off for
   the rest of the connection: from it on every message goes through ``recv()``, which
   assembles fragments and fails invalid UTF-8 with close code 1007, so messages keep their
   order and the protocol's rules stay websockets' own.
@@ -58,9 +58,9 @@ class AtOnce(Connection):
     connection; see the module's docstring)."""
 
     listener: Listener | None = None
-    """Set by ``listen`` while it runs."""
+    """Set by ``listen()`` while it runs."""
     listener_failed: Exception | None = None
-    """What the listener raised: the connection was cut, and ``listen`` raises it."""
+    """What the listener raised: the connection was cut, and ``listen()`` raises it."""
     _masks: bytes = b""
     _mask_at: int = 0
 
@@ -101,6 +101,25 @@ class AtOnce(Connection):
         self._mask_at = at + 4
         return self._masks[at : at + 4]
 
+    async def listen(self, on_message: Listener) -> None:
+        """Hand every message to ``on_message``, in order, until the connection closes:
+        then raise ``ConnectionClosed`` as ``recv()`` does, or what ``on_message`` raised
+        (the connection is then cut, and no message goes to it after)."""
+        self.listener, self.listener_failed = on_message, None
+        try:
+            while self.listener_failed is None:
+                message = await self.recv()  # only what the listener declined
+                if self.listener_failed is None:
+                    self._hand_over(on_message, message)
+        except ConnectionClosed:
+            if self.listener_failed is None:
+                raise
+        finally:
+            self.listener = None
+        failed = self.listener_failed
+        assert failed is not None
+        raise failed
+
     def process_event(self, event: Event) -> None:
         if (self.listener is not None and isinstance(event, Frame)
                 and event.opcode in _DATA_OPCODES):
@@ -130,19 +149,3 @@ def _whole(frame: Frame) -> str | bytes | None:
         return str(frame.data, "utf-8")
     except UnicodeDecodeError:
         return None
-
-
-async def listen(ws: AtOnce, on_message: Listener) -> None:
-    """Hand every message of ``ws`` to ``on_message``, in order, until the connection
-    closes: then raise ``ConnectionClosed`` as ``recv()`` does, or what ``on_message``
-    raised (the connection is then cut)."""
-    ws.listener, ws.listener_failed = on_message, None
-    try:
-        while True:  # only what the listener declined reaches recv()
-            on_message(await ws.recv())
-    except ConnectionClosed:
-        if ws.listener_failed is not None:
-            raise ws.listener_failed from None
-        raise
-    finally:
-        ws.listener = None

@@ -89,7 +89,7 @@ from websockets.exceptions import (
     ProxyError,
 )
 
-from bargein.adapters.at_once import AtOnce, listen
+from bargein.adapters.at_once import AtOnce
 from bargein.adapters.codec import WireCodec
 from bargein.adapters.endpoints import Endpoint
 from bargein.adapters.secrets import ApiKey
@@ -462,7 +462,7 @@ class RealtimeTransport:
         ws = self._reading()
         while ws is not None:
             try:
-                await listen(ws, on_message)
+                await ws.listen(on_message)
             except ConnectionClosed as exc:
                 closed = self._frozen(_Closed.of(exc))
             async for event in self._after(closed):

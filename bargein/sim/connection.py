@@ -23,7 +23,7 @@ import msgspec
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from bargein.adapters.at_once import AtOnce, listen
+from bargein.adapters.at_once import AtOnce
 from bargein.errors import InvalidSession
 from bargein.sim import conversation_items, input_audio
 from bargein.sim.config import SimConfig
@@ -117,7 +117,7 @@ class Connection:
 
     async def _read(self) -> None:
         with contextlib.suppress(ConnectionClosed):
-            await listen(self.ws, self._take)
+            await self.ws.listen(self._take)
 
     def _take(self, message: str | bytes) -> None:
         """One client message: recorded, then handled."""
