@@ -35,6 +35,10 @@ say), as a process that falls behind does less work per wall second and its CPU 
 session-second then reads low.
 "keeps up" means p95 <= 40 ms (issue 14's bar). A bench, not a test: nothing is asserted.
 
+"Per core" is one core exactly: on a machine of two cores or more the sessions' process is
+pinned to one (``os.sched_setaffinity``) and the simulator to another, so neither borrows
+the other's core nor is moved between them (``--pin no`` lets the kernel place both).
+
 With ``--server memory`` each N also runs once with no sessions at all ("driving"): the
 ticker, the script and the memory servers, each server's events taken by a bare task. It is
 what the harness costs in this process; a session row minus it is the sessions' own CPU at
@@ -270,12 +274,18 @@ def main() -> None:
     parser.add_argument("--trees", default="",
                         help="comma-separated label@DIR: also run bargein from DIR, "
                              "interleaved with this checkout, for before/after in one run")
+    parser.add_argument("--pin", choices=("yes", "no"), default="yes",
+                        help="yes (the default, on a machine of two cores or more): the "
+                             "sessions' process on core 0, the simulator on core 1")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--drive-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--sim-pid", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    pin = args.pin == "yes" and len(os.sched_getaffinity(0)) >= 2
     if args.child:
+        if pin:
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
         import logging
         logging.disable(logging.CRITICAL)
         print(json.dumps(asyncio.run(child(args.server, args.url, args.child, args.seconds,
@@ -289,6 +299,8 @@ def main() -> None:
                                   stdout=subprocess.PIPE, text=True)
         assert server.stdout is not None
         url = server.stdout.readline().strip()
+        if pin:
+            os.sched_setaffinity(server.pid, {sorted(os.sched_getaffinity(0))[1]})
     trees = [("this", "")] + [(t.partition("@")[0], os.path.abspath(t.partition("@")[2]))
                               for t in args.trees.split(",") if t]
     runs = trees + ([(DRIVING, "")] if args.server == "memory" else [])
@@ -304,6 +316,7 @@ def main() -> None:
                      "--url", url, "--seconds", str(args.seconds), "--warmup",
                      str(args.warmup), "--gc", args.gc,
                      "--sim-pid", str(server.pid if server is not None else 0),
+                     "--pin", args.pin,
                      *(["--drive-only"] if label == DRIVING else [])],
                     capture_output=True, text=True, check=False, env=env)
                 if out.returncode != 0:
@@ -313,7 +326,7 @@ def main() -> None:
                 rows.append({**json.loads(out.stdout.strip().splitlines()[-1]),
                              "tree": label, "load": os.getloadavg()[0]})
                 _print_row(rows[-1], header=len(rows) == 1, server=args.server,
-                           gc_mode=args.gc, seconds=args.seconds)
+                           gc_mode=args.gc, seconds=args.seconds, pinned=pin)
     finally:
         if server is not None:
             server.stdin.close()  # type: ignore[union-attr]
@@ -336,13 +349,16 @@ def main() -> None:
 
 
 def _print_row(row: dict[str, Any], *, header: bool, server: str, gc_mode: str,
-               seconds: float) -> None:
+               seconds: float, pinned: bool) -> None:
     if header:
         where = ("the simulator in a process of its own, over loopback" if server == "sim"
                  else "a MemoryServer per session, in this process")
         print(f"N bargein sessions in one process, {seconds:g} s measured; server: {where}; "
               f"garbage collector: {gc_mode}; "
-              "CPU of this process only")
+              + ("pinned: the sessions' process on one core"
+                 + (", the simulator on another; " if server == "sim" else "; ")
+                 if pinned else "not pinned; ")
+              + "CPU of this process only")
         print(f"{'bargein':>8} {'N':>5} {'cpu ms/session-s':>17} {'us/frame':>9} {'core':>6} "
               f"{'sim core':>9} "
               f"{'wall s':>7} {'late p50':>9} {'p95':>7} {'max':>7} {'replies':>8} "
