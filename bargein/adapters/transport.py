@@ -451,7 +451,7 @@ class RealtimeTransport:
     async def deliver(self, on_event: Callable[[Event], None]) -> None:
         """What ``events()`` yields, handed to ``on_event`` instead, in the event loop's call
         that parsed each frame: no task wake-up and no generator step per event (the
-        session's ``Delivered``). Returns and raises where ``events()`` ends and raises,
+        session's ``DeliversEvents``). Returns and raises where ``events()`` ends and raises,
         and also raises what ``on_event`` raised (the connection is then cut)."""
 
         def on_message(message: str | bytes) -> None:
