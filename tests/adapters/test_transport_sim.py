@@ -19,7 +19,7 @@ from bargein.core import events as ev
 from bargein.core.commands import SendAudio, TruncateItem, UpdateSession
 from bargein.core.pcm import BYTES_PER_MS
 from bargein.sim import SimConfig, Simulator
-from tests.support.sim_support import silence, sim_config, tone
+from tests.support.sim_support import serving, silence, sim_config, tone
 
 pytestmark = pytest.mark.e2e
 
@@ -83,3 +83,53 @@ async def test_a_barge_in_over_the_wire(
     record = await realtime_sim.connection(0)
     assert record.client_events("session.update")
     assert record.client_events("conversation.item.truncate")
+
+
+async def test_deliver_hands_over_what_events_yields() -> None:
+    """The same exchange read both ways, ``events()`` and ``deliver()`` (what the session
+    uses): the same events in the same order, up to the end of the reply; then ``close()``
+    ends each."""
+    async with serving() as sim:  # fast replies
+        by_iteration, by_delivery = await _iterated(sim), await _delivered(sim)
+    assert [type(e) for e in by_delivery] == [type(e) for e in by_iteration]
+    assert sum(isinstance(e, ev.AudioDelta) for e in by_delivery) > 1
+
+
+_CONFIG = UpdateSession(SessionConfig(turn_detection=ServerVad(silence_duration_ms=300)))
+
+
+async def _iterated(sim: Simulator) -> list[ev.Event]:
+    async with RealtimeTransport(endpoints.custom(sim.url), None) as transport:
+        events = transport.events()
+        await transport.send(_CONFIG)
+        await until(events, ev.SessionReady)
+        seen = await until(events, ev.SessionReady)
+        await speak(transport, tone(600) + silence(500))
+        seen += await until(events, ev.ResponseDone)
+    async for _ in events:  # what came before close(); then iteration ends
+        pass
+    return seen
+
+
+async def _delivered(sim: Simulator) -> list[ev.Event]:
+    seen: list[ev.Event] = []
+    ready, done = asyncio.Event(), asyncio.Event()
+
+    def on_event(event: ev.Event) -> None:
+        seen.append(event)
+        if sum(isinstance(e, ev.SessionReady) for e in seen) == 2:
+            ready.set()
+        if isinstance(event, ev.ResponseDone):
+            done.set()
+
+    transport = RealtimeTransport(endpoints.custom(sim.url), None)
+    await transport.connect()
+    delivering = asyncio.create_task(transport.deliver(on_event))
+    await transport.send(_CONFIG)
+    await asyncio.wait_for(ready.wait(), DEADLINE_S)
+    await speak(transport, tone(600) + silence(500))
+    await asyncio.wait_for(done.wait(), DEADLINE_S)
+    await transport.close()
+    await asyncio.wait_for(delivering, DEADLINE_S)  # close() ends delivery
+    end = next(i for i, e in enumerate(seen) if isinstance(e, ev.ResponseDone))
+    return seen[1 : end + 1]  # as _iterated() keeps them: the second SessionReady on
