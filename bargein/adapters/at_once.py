@@ -15,7 +15,8 @@ the short way and falls back to websockets' own wherever that one has something 
   and as websockets would write it: one unfragmented text frame, masked on a client with a
   key from the system's random source, taken from a pool of 1,024 keys drawn at once (one
   ``os.urandom`` call per frame was a tenth of the client's frame cost). With an extension
-  negotiated (compression), websockets writes it.
+  negotiated (compression), websockets writes it. (websockets' debug log of the frames it
+  sends does not show the ones written here.)
 - **in**: each whole message goes to the listener in the event loop's call that parsed it
   (``listen()``). A fragmented message, or a text frame that is not UTF-8, turns that off for
   the rest of the connection: from it on every message goes through ``recv()``, which
