@@ -139,7 +139,7 @@ class TimedTransport:
         self._inner_send_now: Callable[[c.ServerCommand], bool] | None = getattr(
             inner, "send_now", None)  # an older tree's transport has none
         deliver = getattr(inner, "deliver", None)
-        if deliver is not None:  # nor this, and the session then reads events()
+        if deliver is not None:  # an older tree's has none either: the session iterates
             self.deliver = deliver
 
     def events(self) -> AsyncIterator[e.Event]:

@@ -276,7 +276,7 @@ def main() -> None:
                              "interleaved with this checkout, for before/after in one run")
     parser.add_argument("--pin", choices=("yes", "no"), default="yes",
                         help="yes (the default, on a machine of two cores or more): the "
-                             "sessions' process on core 0, the simulator on core 1")
+                             "sessions' process on one core, the simulator on another")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--drive-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", default="", help=argparse.SUPPRESS)
