@@ -56,7 +56,7 @@ set-up is never scanned again; the default leaves the collector as a program fin
 side in one run.
 
     .venv/bin/python bench/bench_scale.py [--server sim|memory] [--sessions 25,50,100,150,300]
-        [--seconds 20] [--warmup 5] [--trees label@DIR,...]
+        [--seconds 20] [--warmup 5] [--trees label@DIR,...] [--rounds R] [--pin yes|no]
 """
 
 from __future__ import annotations
@@ -274,6 +274,9 @@ def main() -> None:
     parser.add_argument("--trees", default="",
                         help="comma-separated label@DIR: also run bargein from DIR, "
                              "interleaved with this checkout, for before/after in one run")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every N and tree this many times, interleaved; the summary "
+                             "counts the rounds that kept up at each N")
     parser.add_argument("--pin", choices=("yes", "no"), default="yes",
                         help="yes (the default, on a machine of two cores or more): the "
                              "sessions' process on one core, the simulator on another")
@@ -305,8 +308,9 @@ def main() -> None:
                               for t in args.trees.split(",") if t]
     runs = trees + ([(DRIVING, "")] if args.server == "memory" else [])
     rows: list[dict[str, Any]] = []
+    sizes = [int(x) for x in args.sessions.split(",")]
     try:
-        for n in (int(x) for x in args.sessions.split(",")):
+        for rnd, n in ((rnd, n) for rnd in range(args.rounds) for n in sizes):
             for label, tree in runs:
                 env = {**os.environ, "PYTHONWARNINGS": "ignore"}
                 if tree:
@@ -324,7 +328,7 @@ def main() -> None:
                           f"{out.stderr.strip().splitlines()[-1:]}")
                     continue
                 rows.append({**json.loads(out.stdout.strip().splitlines()[-1]),
-                             "tree": label, "load": os.getloadavg()[0]})
+                             "tree": label, "round": rnd, "load": os.getloadavg()[0]})
                 _print_row(rows[-1], header=len(rows) == 1, server=args.server,
                            gc_mode=args.gc, seconds=args.seconds, pinned=pin)
     finally:
@@ -346,6 +350,31 @@ def main() -> None:
         if own:
             print(f"{label}: the sessions' own CPU (minus the driving alone at the same N), "
                   f"median {statistics.median(own):.2f} ms per session-second")
+    if args.rounds > 1:
+        _print_rounds(rows, trees, sizes)
+
+
+def _print_rounds(rows: list[dict[str, Any]], trees: list[tuple[str, str]],
+                  sizes: list[int]) -> None:
+    """Per N and tree: the rounds that kept up, and the median CPU per frame; beside the
+    first tree, the median of the per-round differences (rows of one round ran one after
+    the other, so they saw the same host)."""
+    for n in sizes:
+        base = {r["round"]: r for r in rows if r["tree"] == trees[0][0] and r["sessions"] == n}
+        for label, _ in trees:
+            mine = [r for r in rows if r["tree"] == label and r["sessions"] == n]
+            if not mine:
+                continue
+            kept = sum(r["late_p95_ms"] <= LATE_OK_MS for r in mine)
+            line = (f"{label} at {n}: kept up in {kept} of {len(mine)} rounds; "
+                    f"{statistics.median(r['cpu_us_per_frame'] for r in mine):.1f} us "
+                    "per frame (median)")
+            pairs = [r["cpu_us_per_frame"] - base[r["round"]]["cpu_us_per_frame"]
+                     for r in mine if r["round"] in base]
+            if label != trees[0][0] and pairs:
+                line += (f", {statistics.median(pairs):+.1f} us against {trees[0][0]} "
+                         "(median of the rounds' pairs)")
+            print(line)
 
 
 def _print_row(row: dict[str, Any], *, header: bool, server: str, gc_mode: str,
