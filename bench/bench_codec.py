@@ -14,6 +14,13 @@ bytes websockets sends: bargein's ``encode_bytes`` (the frame joined from its pa
 route it took before (a payload dict serialised by msgspec, decoded to ``str``, encoded to
 UTF-8 again by websockets), a bare msgspec client's and the SDK's (``json.dumps`` and
 ``base64``).
+
+Compression, last: what permessage-deflate (RFC 7692) would cost a session if a server
+accepted it. websockets' own extension (context takeover, memLevel 5 as its client sets it,
+15-bit windows) compresses 20 ms microphone frames and decompresses 100 ms audio deltas of
+bundled speech (the voiced part of ``bargein/data/demo_user.wav``); the table shows what
+each adds per frame and the share of the bytes it leaves. It is why ``RealtimeTransport``
+offers no compression unless asked (``compress=True``).
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ import json
 import statistics
 import sys
 import time
+import wave
 from collections.abc import Callable
+from importlib import resources
 from typing import Annotated, Any, Union, get_args
 
 import msgspec
@@ -33,6 +42,8 @@ import pybase64
 import pydantic
 from openai._models import construct_type_unchecked
 from openai.types.realtime.realtime_server_event import RealtimeServerEvent
+from websockets.extensions.permessage_deflate import PerMessageDeflate
+from websockets.frames import Frame, Opcode
 
 from bargein.adapters.codec import WireCodec
 from bargein.core.commands import SendAudio
@@ -138,6 +149,7 @@ def main() -> int:
         _table(f"audio delta of {duration} ms ({len(data[0])} bytes of JSON)", timings, walls,
                "bargein codec (msgspec typed struct)")
     encoding(codec)
+    compression(codec)
     return 0
 
 
@@ -170,6 +182,60 @@ def encoding(codec: WireCodec) -> None:
             timings[name].append((time.thread_time() - cpu) / count * 1e6)
     _table(f"microphone frame of 20 ms ({len(codec.encode_bytes(commands[0]))} bytes of JSON)",
            timings, walls, "bargein encode_bytes (joined)")
+
+
+def compression(codec: WireCodec) -> None:
+    """permessage-deflate on speech: what compressing a microphone frame (the client's side)
+    and decompressing an audio delta add per frame, and the bytes they save."""
+    with wave.open(str(resources.files("bargein") / "data" / "demo_user.wav"), "rb") as wav:
+        recorded = wav.readframes(wav.getnframes())
+    # its voice only: the file's pauses are digital silence, which no microphone sends and
+    # which deflate shrinks to nothing
+    size = 20 * BYTES_PER_MS
+    speech = b"".join(chunk for i in range(0, len(recorded) - size + 1, size)
+                      if (chunk := recorded[i : i + size]).strip(b"\0"))
+    mic = [codec.encode_bytes(SendAudio(speech[i : i + size]))
+           for i in range(0, len(speech) - size + 1, size)]
+    deltas = [msgspec.json.encode({
+        "type": "response.output_audio.delta", "event_id": f"event_{n}", "response_id": "r",
+        "item_id": "i", "output_index": 0, "content_index": 0,
+        "delta": pybase64.b64encode(speech[i : i + 100 * BYTES_PER_MS]).decode()})
+        for n, i in enumerate(range(0, len(speech) - 100 * BYTES_PER_MS, 100 * BYTES_PER_MS))]
+
+    def deflate() -> PerMessageDeflate:  # one per connection: its window is the context
+        return PerMessageDeflate(False, False, 15, 15, {"memLevel": 5})
+
+    sending = deflate()
+    mic_out = [sending.encode(Frame(Opcode.TEXT, m)) for m in mic]
+    server = deflate()  # what a compressing server would send, in order
+    delta_in = [server.encode(Frame(Opcode.TEXT, d)) for d in deltas]
+    receiving = deflate()
+    assert [receiving.decode(f).data for f in delta_in] == deltas  # the same frames back
+    jobs: dict[str, tuple[list[Frame], Callable[[PerMessageDeflate, Frame], Frame]]] = {
+        f"compress a mic frame ({len(mic[0])} bytes)": (
+            [Frame(Opcode.TEXT, m) for m in mic], PerMessageDeflate.encode),
+        f"decompress a 100 ms delta ({len(deltas[0])} bytes)": (
+            delta_in, PerMessageDeflate.decode),
+    }
+    sizes = {name: sum(len(f.data) for f in out) / sum(map(len, raw))
+             for name, out, raw in zip(jobs, (mic_out, delta_in), (mic, deltas), strict=True)}
+    timings: dict[str, list[float]] = {name: [] for name in jobs}
+    walls: dict[str, list[float]] = {name: [] for name in jobs}
+    for _ in range(ROUNDS):
+        for name, (frames_in, step) in jobs.items():
+            extension = deflate()  # a fresh connection each round, its frames in order
+            cpu, start = time.thread_time(), time.perf_counter()
+            for frame in frames_in:
+                step(extension, frame)
+            walls[name].append((time.perf_counter() - start) / len(frames_in) * 1e6)
+            timings[name].append((time.thread_time() - cpu) / len(frames_in) * 1e6)
+    print(f"\npermessage-deflate on speech (websockets' extension; "
+          f"{len(mic)} microphone frames of 20 ms, {len(deltas)} deltas of 100 ms): "
+          "CPU it adds per frame, and the size it leaves")
+    print(f"{'job':42} {'cpu med us':>10} {'cpu min':>8} {'wall med':>9} {'size left':>10}")
+    for name, runs in timings.items():
+        print(f"{name:42} {statistics.median(runs):10.2f} {min(runs):8.2f} "
+              f"{statistics.median(walls[name]):9.2f} {sizes[name]:10.0%}")
 
 
 def _table(title: str, timings: dict[str, list[float]], walls: dict[str, list[float]],

@@ -305,7 +305,15 @@ _FATAL: Final = (KeyRejected, RedirectRefused, InsecureEndpoint)
 
 
 class RealtimeTransport:
-    """One logical Realtime session over a WebSocket that may be re-established."""
+    """One logical Realtime session over a WebSocket that may be re-established.
+
+    ``compress``: offer permessage-deflate (RFC 7692) in the handshake. Off by default:
+    base64 audio is nearly all the traffic, and on speech deflating it costs more CPU than
+    everything else a session does (``bench/bench_codec.py``: about 100 us to compress a
+    20 ms microphone frame and 50 us to decompress a 100 ms delta, where a whole session
+    costs some 50-60 us per microphone frame), to leave frames at two thirds of their size.
+    Turn it on for a slow or metered link; it applies only if the server accepts it.
+    """
 
     def __init__(
         self,
@@ -321,6 +329,7 @@ class RealtimeTransport:
         allow_plaintext: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         rng: random.Random | None = None,
+        compress: bool = False,
     ) -> None:
         if endpoint.proxy is not None and endpoint.is_plaintext:
             raise InsecureProxy(
@@ -354,6 +363,7 @@ class RealtimeTransport:
         """TLS for ``wss://``; the default one is made on the first TLS connection (loading
         the system's CA store costs ~0.1 s of CPU, which a ``ws://`` endpoint never needs)."""
         self._rng = rng or random.Random()
+        self._compress = compress
         self._ws: _Connection | None = None
         self._session: UpdateSession | None = None
         self._closing = False
@@ -648,6 +658,7 @@ class RealtimeTransport:
                 ping_timeout=self._ping_timeout,
                 close_timeout=self._close_timeout,
                 max_size=MAX_FRAME_BYTES,
+                compression="deflate" if self._compress else None,
                 logger=_ws_logger,
                 **options,
             )

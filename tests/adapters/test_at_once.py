@@ -2,6 +2,8 @@
 
 The frames ``send_text_now`` writes itself must read as websockets' own at every length
 encoding (7-bit, 16-bit and 64-bit lengths, masked from a client and not from a server);
+the peers negotiate no compression (websockets' default would, and then websockets writes
+the frames), except where a test says so;
 ``listen`` must hand messages over in order, and fall back to ``recv()`` for what only
 websockets handles: a fragmented message, and text that is not UTF-8 (close code 1007).
 """
@@ -40,11 +42,18 @@ def payload(size: int) -> str:
 
 @asynccontextmanager
 async def server(handler: Callable[[ServerConnection], Awaitable[None]],
-                 create_connection: type[ServerConnection] | None = None) -> AsyncIterator[str]:
-    async with serve(handler, "127.0.0.1", 0, max_size=2**20,
+                 create_connection: type[ServerConnection] | None = None,
+                 compression: str | None = None) -> AsyncIterator[str]:
+    async with serve(handler, "127.0.0.1", 0, max_size=2**20, compression=compression,
                      create_connection=create_connection) as ws_server:
         port = ws_server.sockets[0].getsockname()[1]
         yield f"ws://127.0.0.1:{port}"
+
+
+def dial(url: str, create_connection: type[ClientConnection] | None = None,
+         compression: str | None = None) -> connect:
+    return connect(url, create_connection=create_connection, max_size=2**20,
+                   compression=compression)
 
 
 async def send_now(ws: AtOnce, text: str) -> None:
@@ -63,9 +72,8 @@ async def test_client_frames_read_as_websockets_own_at_every_length() -> None:
             received.append(message)
             await ws.send(str(len(message)))
 
-    async with server(echo_lengths) as url, connect(
-            url, create_connection=Client, max_size=2**20) as ws:
-        assert isinstance(ws, Client)
+    async with server(echo_lengths) as url, dial(url, Client) as ws:
+        assert isinstance(ws, Client) and not ws.protocol.extensions  # our frames, not its
         for size in SIZES:
             await send_now(ws, payload(size))
             assert await asyncio.wait_for(ws.recv(), 10) == str(size)
@@ -74,15 +82,44 @@ async def test_client_frames_read_as_websockets_own_at_every_length() -> None:
 
 async def test_server_frames_read_as_websockets_own_at_every_length() -> None:
     async def send_all(ws: ServerConnection) -> None:
-        assert isinstance(ws, Server)
+        assert isinstance(ws, Server) and not ws.protocol.extensions
         for size in SIZES:
             await send_now(ws, payload(size))
         await ws.wait_closed()
 
-    async with server(send_all, create_connection=Server) as url, connect(
-            url, max_size=2**20) as ws:
+    async with server(send_all, create_connection=Server) as url, dial(url) as ws:
         got = [await asyncio.wait_for(ws.recv(), 10) for _ in SIZES]
     assert got == [payload(size) for size in SIZES]
+
+
+class Handing(Client):
+    """Counts the times websockets was handed data to write (``send_data``)."""
+
+    handed = 0
+
+    def send_data(self) -> None:
+        self.handed += 1
+        super().send_data()
+
+
+async def test_with_compression_negotiated_websockets_writes_the_frames() -> None:
+    """Frames it compresses cannot be written as they are: ``send_text_now`` hands each to
+    websockets, and the peer reads every one."""
+    received: list[str] = []
+
+    async def take(ws: ServerConnection) -> None:
+        async for message in ws:
+            assert isinstance(message, str)
+            received.append(message)
+
+    async with server(take, compression="deflate") as url, dial(
+            url, Handing, compression="deflate") as ws:
+        assert isinstance(ws, Handing) and ws.protocol.extensions
+        before = ws.handed
+        for size in SIZES:
+            await send_now(ws, payload(size))
+        assert ws.handed - before == len(SIZES)
+    assert received == [payload(size) for size in SIZES]
 
 
 def test_masking_keys_are_four_bytes_and_do_not_repeat_across_pool_refills() -> None:
@@ -101,7 +138,7 @@ async def test_messages_keep_their_order_through_a_fragmented_one() -> None:
         await ws.close()
 
     got: list[str | bytes] = []
-    async with server(mixed) as url, connect(url, create_connection=Client) as ws:
+    async with server(mixed) as url, dial(url, Client) as ws:
         assert isinstance(ws, Client)
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.listen(got.append), 10)
@@ -115,7 +152,7 @@ async def test_text_that_is_not_utf8_fails_the_connection_with_1007() -> None:
         await ws.wait_closed()
 
     got: list[str | bytes] = []
-    async with server(invalid) as url, connect(url, create_connection=Client) as ws:
+    async with server(invalid) as url, dial(url, Client) as ws:
         assert isinstance(ws, Client)
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.listen(got.append), 10)
@@ -144,7 +181,7 @@ async def test_what_the_listener_raises_cuts_the_connection_and_is_raised(
         if message == "boom":
             raise ValueError("the listener failed")
 
-    async with server(two) as url, connect(url, create_connection=Client) as ws:
+    async with server(two) as url, dial(url, Client) as ws:
         assert isinstance(ws, Client)
         if not listening_first:
             await asyncio.sleep(0)

@@ -4,13 +4,16 @@ The simulator (``bargein.sim``) checks the key, answers ``session.update``, stre
 reply on ``response.create``, confirms cancels and truncations, records every client event,
 and plays the failures these tests need: a TCP cut at a moment the test picks
 (``Simulator.drop``), a refused handshake (``handshake_status``), a server that takes the
-connection and closes it at once (``close_at_once``), a dead peer (``silent``). The one
-server that is not the simulator is a bare TCP socket that never answers the handshake.
+connection and closes it at once (``close_at_once``), a dead peer (``silent``). The servers
+that are not the simulator: a bare TCP socket that never answers the handshake, and a plain
+websockets server that would compress (the simulator never does).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import random
 import re
@@ -21,6 +24,7 @@ from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
+from websockets.asyncio.server import ServerConnection, serve
 
 from bargein.adapters import endpoints
 from bargein.adapters.secrets import ApiKey
@@ -506,3 +510,34 @@ async def test_send_now_leaves_a_frame_to_send_once_the_write_buffer_holds_data(
         assert ws is not None and ws.transport.get_write_buffer_size() > 0
         assert not transport.send_now(SendAudio(tone(20)))
         ws.transport.abort()  # a peer that reads nothing would hold a clean close
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["default", "compress"])
+async def test_compression_is_offered_only_when_asked(compress: bool) -> None:
+    """A server that would compress (websockets' default): bargein offers permessage-deflate
+    only with ``compress=True``; either way frames cross both ways intact."""
+    offered: list[str | None] = []
+    received: list[str | bytes] = []
+
+    async def server_side(ws: ServerConnection) -> None:
+        offered.append(ws.request.headers.get("Sec-WebSocket-Extensions")
+                       if ws.request is not None else None)
+        received.append(await ws.recv())
+        await ws.send(json.dumps({"type": "input_audio_buffer.speech_started",
+                                  "event_id": "event_1", "item_id": "item_1",
+                                  "audio_start_ms": 40}))
+        await ws.wait_closed()
+
+    async with serve(server_side, "127.0.0.1", 0, compression="deflate") as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        transport = RealtimeTransport(endpoints.custom(url, auth="none"), None,
+                                      compress=compress)
+        async with transport:
+            ws = transport._ws
+            assert ws is not None and bool(ws.protocol.extensions) is compress
+            assert transport.send_now(SendAudio(tone(20)))
+            assert await next_event(transport.events()) == ev.SpeechStarted("item_1", 40)
+    assert (offered[0] is not None and "permessage-deflate" in offered[0]) is compress
+    sent = json.loads(received[0])
+    assert sent["type"] == "input_audio_buffer.append"
+    assert base64.b64decode(sent["audio"]) == tone(20)
