@@ -4,7 +4,8 @@
 # `make lock`), so `make test` installs today what it installed the day the lock was made.
 # `make test-latest` runs the same checks against the newest releases the ranges in
 # pyproject.toml allow, in a venv of its own: drift shows up there, by name, and never
-# breaks `make test`.
+# breaks `make test`. `make test-lowest` runs the tests against the oldest releases those
+# ranges allow for what bargein itself needs.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -12,7 +13,7 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check
 LOCKED := $(PIP) --require-hashes --no-build-isolation -r
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast test-latest lint typecheck pytest system-deps diagrams bench lock clean
+.PHONY: demo test test-fast test-latest test-lowest lint typecheck pytest system-deps diagrams bench lock clean
 
 demo: $(VENV)/.demo
 	$(VENV)/bin/bargein demo
@@ -57,6 +58,19 @@ test-latest: system-deps
 	.venv-latest/bin/python -m pip freeze --exclude-editable > .venv-latest/versions.txt
 	$(MAKE) lint typecheck pytest VENV=.venv-latest
 
+# The floors of pyproject.toml's ranges for bargein's dependencies and its audio extra (uv's
+# lowest-direct resolution), over the locked test tools, in their own venv: a floor that no
+# longer works fails here. (websockets' floor is 15 because openai[realtime] wants < 16.)
+test-lowest: system-deps
+	rm -rf .venv-lowest
+	$(MAKE) .venv-lowest/.dev VENV=.venv-lowest
+	.venv-lowest/bin/python -m pip install -q --disable-pip-version-check uv
+	.venv-lowest/bin/uv pip compile -q --resolution lowest-direct --python-version 3.11 \
+		pyproject.toml --extra audio -o .venv-lowest/lowest.txt
+	.venv-lowest/bin/python -m pip install -q --disable-pip-version-check --no-deps \
+		-r .venv-lowest/lowest.txt
+	$(MAKE) pytest VENV=.venv-lowest
+
 # Refresh the lock: the newest releases within pyproject.toml's ranges, for every platform
 # (uv's universal resolution), with hashes. Commit requirements/ afterwards.
 lock:
@@ -96,4 +110,4 @@ bench: $(VENV)/.dev
 	@for b in bench/bench_*.py bench/lab_room.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .venv-latest .venv-lock .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-latest .venv-lowest .venv-lock .mypy_cache .ruff_cache .pytest_cache

@@ -27,7 +27,11 @@ from typing import Literal, TypeAlias
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from websockets.exceptions import InvalidProxy
-from websockets.proxy import parse_proxy
+
+try:
+    from websockets.proxy import parse_proxy
+except ImportError:  # websockets 15 (what openai[realtime] allows) has it in websockets.uri
+    from websockets.uri import parse_proxy  # type: ignore[attr-defined,no-redef]
 
 from bargein.adapters.session_config import Api
 from bargein.errors import EndpointError
