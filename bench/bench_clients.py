@@ -38,6 +38,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sim_process import start_sim, stop_sim
 
 if TYPE_CHECKING:  # bargein is imported by bargein's runner only, not by the other clients'
     from bargein.adapters.audio.memory import MemorySource
@@ -55,16 +56,6 @@ REPLY = ("Here is a reply long enough to talk over: the harbour, the boats, the 
 CLIENTS = ("bare", "bargein", "sdk", "agents")
 SETTINGS = {"turn_detection": {"type": "server_vad", "silence_duration_ms": 300,
                                "interrupt_response": True, "create_response": True}}
-
-SERVER = """
-import os, sys, threading
-from bargein.sim import SimConfig, serve
-threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
-config = SimConfig(script=(sys.argv[1],), speed=1.0, voice="synthetic", record_audio=False,
-                   keep_records=False, reply_latency_ms=200)
-serve("127.0.0.1", 0, config, on_ready=lambda url: print(url, flush=True))
-"""
-
 
 def mic_pcm(seconds: float) -> bytes:
     """The whole run's microphone: a 220 Hz voice where ``SPEECH`` says, silence elsewhere."""
@@ -373,10 +364,7 @@ def main() -> None:
         logging.disable(logging.CRITICAL)  # the library is quiet; the SDKs log at will
         print(json.dumps(asyncio.run(child(args.child, args.url, args.sessions, args.seconds))))
         return
-    server = subprocess.Popen([sys.executable, "-c", SERVER, REPLY], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    assert server.stdout is not None
-    url = server.stdout.readline().strip()
+    server, url = start_sim(REPLY, reply_latency_ms=200, keep_records=False)
     results: dict[str, list[dict[str, Any]]] = {k: [] for k in args.clients.split(",")}
     try:
         for _ in range(args.rounds):
@@ -394,8 +382,7 @@ def main() -> None:
                     continue
                 results[kind].append(json.loads(out.stdout.strip().splitlines()[-1]))
     finally:
-        server.stdin.close()  # type: ignore[union-attr]
-        server.wait()
+        stop_sim(server)
     print(f"{args.sessions} sessions x {args.seconds:g} s, {args.rounds} rounds, medians; "
           "CPU of the client process only (the simulator runs apart)")
     width = max(10, *(len(k) for k in results))

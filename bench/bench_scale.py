@@ -76,13 +76,13 @@ from bench_clients import (
     CYCLE_MS,
     FRAME_MS,
     REPLY,
-    SERVER,
     SPEECH,
     DueSource,
     Meter,
     TimedTransport,
     mic_pcm,
 )
+from sim_process import cpu_s_of, start_sim, stop_sim
 
 from bargein import RealtimeTransport, ServerVad, Session, SessionConfig, endpoints
 from bargein.adapters.audio.memory import MemorySink, MemorySource, VirtualClock
@@ -146,16 +146,6 @@ class Script:
                     else:
                         server.push(e.SpeechStopped(f"user_{turn}", 0))
             turn += 1
-
-
-def cpu_s_of(pid: int) -> float:
-    """CPU seconds (user + system) process ``pid`` has used (Linux ``/proc``); 0 elsewhere."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def child(server: str, url: str, sessions: int, seconds: float, warmup: float,
@@ -298,10 +288,7 @@ def main() -> None:
     server = None
     url = ""
     if args.server == "sim":
-        server = subprocess.Popen([sys.executable, "-c", SERVER, REPLY], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True)
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
+        server, url = start_sim(REPLY, reply_latency_ms=200, keep_records=False)
         if pin:
             os.sched_setaffinity(server.pid, {sorted(os.sched_getaffinity(0))[1]})
     trees = [("this", "")] + [(t.partition("@")[0], os.path.abspath(t.partition("@")[2]))
@@ -333,8 +320,7 @@ def main() -> None:
                            gc_mode=args.gc, seconds=args.seconds, pinned=pin)
     finally:
         if server is not None:
-            server.stdin.close()  # type: ignore[union-attr]
-            server.wait()
+            stop_sim(server)
     driving = {r["sessions"]: r["cpu_ms_per_s"] for r in rows if r["tree"] == DRIVING}
     for label, _ in trees:
         mine = [r for r in rows if r["tree"] == label]

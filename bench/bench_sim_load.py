@@ -24,15 +24,13 @@ import asyncio
 import base64
 import gc
 import math
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import numpy as np
+from sim_process import cpu_s_of, start_sim, stop_sim
 from websockets.asyncio.client import ClientConnection, connect
 
 FRAME_MS = 20
@@ -45,17 +43,6 @@ WARMUP_S = 4.0
 MEASURE_S = 9.0
 BUDGET_S = 170.0
 LATE_MS = 100.0
-
-SERVER = """
-import os, sys, threading
-from bargein.sim import SimConfig, serve
-# exit with the benchmark, even when it is killed: its end of our stdin closes
-threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
-config = SimConfig(script=(sys.argv[1],), speed=1.0, voice="synthetic", record_audio=False,
-                   reply_latency_ms=0)
-serve("127.0.0.1", 0, config, on_ready=lambda url: print(url, flush=True))
-"""
-
 
 def _frame_message(speech: bool) -> str:
     t = np.arange(24 * FRAME_MS) / 24_000
@@ -183,29 +170,13 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(len(values) * q / 100))]
 
 
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main() -> None:
     gc.disable()  # the clients' own collection pauses must not be blamed on the server
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs="*", default=list(STEPS))
     args = parser.parse_args()
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, REPLY],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    server, url = start_sim(REPLY, reply_latency_ms=0, keep_records=True)
     try:
-        assert server.stdout is not None
-        url = ""
-        while not url.startswith("ws://"):  # skip the simulator's own log line
-            url = server.stdout.readline().strip()
         started = time.monotonic()
         print(
             f"simulator pid {server.pid} at {url}; reply deltas 100 ms, paced in real time; "
@@ -223,9 +194,9 @@ def main() -> None:
             if time.monotonic() - started + WARMUP_S + MEASURE_S + 3 > BUDGET_S:
                 print(f"(stopping: the {BUDGET_S:.0f} s budget would be exceeded)")
                 break
-            cpu_before, wall_before = _cpu_seconds(server.pid), time.monotonic()
+            cpu_before, wall_before = cpu_s_of(server.pid), time.monotonic()
             result = asyncio.run(run_step(url, count))
-            cpu = (_cpu_seconds(server.pid) - cpu_before) / (time.monotonic() - wall_before)
+            cpu = (cpu_s_of(server.pid) - cpu_before) / (time.monotonic() - wall_before)
             client_late = result["tick_p95"] > 20.0 or result["client_cpu"] > 0.9
             behind = result["p95"] > LATE_MS or result["answered"] < result["turns"] * 0.98
             verdict = "client-bound" if client_late else "FALLS BEHIND" if behind else "keeps up"
@@ -244,8 +215,7 @@ def main() -> None:
             f"(statistics over {MEASURE_S:.0f} s after {WARMUP_S:.0f} s warm-up; m = ms)"
         )
     finally:
-        server.terminate()
-        server.wait(5)
+        stop_sim(server)
 
 
 if __name__ == "__main__":
