@@ -5,7 +5,7 @@ loopback (the simulator has no TLS). Here one ``RealtimeTransport`` sends 20 ms 
 frames at once (``send_now``), 20 at a time every 5 ms, and takes a 100 ms audio delta for
 every 5 frames (a reply in progress) through ``deliver()``, against a plain websockets
 server in a process of its own, once over ``ws://`` and once over ``wss://`` (a self-signed
-certificate made for the run with ``openssl``, a system package ``make test`` installs).
+certificate made for the run, ``bargein.testing.self_signed``).
 The two run in interleaved rounds, each on a fresh connection; the table shows this
 process's CPU time per frame sent (the deltas' share included), median and range, beside
 the wall time per frame (mostly the pacing), and the median of the rounds' differences.
@@ -19,28 +19,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from bargein.adapters import endpoints
 from bargein.adapters.transport import RealtimeTransport
 from bargein.core.commands import SendAudio
 from bargein.core.events import AudioDelta
+from bargein.testing import SelfSigned, self_signed
 
 BURST = 20  # frames sent at once, every BURST_GAP_S
 BURST_GAP_S = 0.005
 FRAMES_PER_DELTA = 5
 
 _SERVER = r"""
-import asyncio, base64, json, os, ssl, sys
+import asyncio, base64, json, os, sys
 from websockets.asyncio.server import serve
+from bargein.sim.tls import server_context
 
-cert, every = sys.argv[1], int(sys.argv[2])
+cert, key, every = sys.argv[1], sys.argv[2], int(sys.argv[3])
 delta = {"type": "response.output_audio.delta", "response_id": "resp_1", "item_id": "item_1",
          "output_index": 0, "content_index": 0,
          "delta": base64.b64encode(os.urandom(4800)).decode()}
@@ -54,10 +54,7 @@ async def handler(ws):
             await ws.send(json.dumps({**delta, "event_id": f"event_{count}"}))
 
 async def main():
-    context = None
-    if cert:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert + "/cert.pem", cert + "/key.pem")
+    context = server_context(cert, key) if cert else None
     async with serve(handler, "localhost", 0, ssl=context, compression=None) as server:
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.Future()
@@ -66,26 +63,18 @@ asyncio.run(main())
 """
 
 
-def certificate(directory: Path) -> None:
-    """A self-signed certificate for ``localhost`` (``cert.pem``, ``key.pem``)."""
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-         "-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem")],
-        check=True, capture_output=True)
-
-
-async def one_round(scheme: str, certs: Path, frames: int) -> tuple[float, float, int]:
+async def one_round(scheme: str, certificate: SelfSigned, frames: int
+                    ) -> tuple[float, float, int]:
     """CPU and wall microseconds per frame sent, and the deltas received, on a fresh
     connection over ``scheme``."""
     server = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, str(certs) if scheme == "wss" else "",
+        [sys.executable, "-c", _SERVER, *((str(certificate.cert), str(certificate.key))
+                                          if scheme == "wss" else ("", "")),
          str(FRAMES_PER_DELTA)], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
-        context = (ssl.create_default_context(cafile=str(certs / "cert.pem"))
-                   if scheme == "wss" else None)
+        context = certificate.client_context() if scheme == "wss" else None
         transport = RealtimeTransport(
             endpoints.custom(f"{scheme}://localhost:{port}/v1", auth="none"), None,
             ssl_context=context)
@@ -120,12 +109,11 @@ async def one_round(scheme: str, certs: Path, frames: int) -> tuple[float, float
 
 async def run(rounds: int, frames: int) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        certs = Path(directory)
-        certificate(certs)
+        certificate = self_signed(directory)
         cpu: dict[str, list[float]] = {"ws": [], "wss": []}
         wall: dict[str, list[float]] = {"ws": [], "wss": []}
         for _ in range(rounds):
-            results = {scheme: await one_round(scheme, certs, frames) for scheme in cpu}
+            results = {scheme: await one_round(scheme, certificate, frames) for scheme in cpu}
             short = [s for s, (_, _, deltas) in results.items()
                      if deltas < frames // FRAMES_PER_DELTA]
             if short:  # a pair is whole or left out, so the pairs stay paired

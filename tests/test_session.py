@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ from bargein.session import (
 from bargein.sim import Simulator
 from bargein.sim.voice import speak
 from bargein.states import DEFAULT_TABLE
-from bargein.testing import capture_logs
+from bargein.testing import SelfSigned, capture_logs, self_signed
 from tests.support.live import live
 from tests.support.sim_support import check_client_events, first_sound, serving, silence, tone
 from tests.support.waiting import eventually, realtime_clock
@@ -53,10 +54,12 @@ USER = silence(200) + tone(600) + silence(1400) + tone(500) + silence(3000)
 async def converse(
     sim: Simulator, api: str, conversation: Conversation | None = None, *,
     interrupt_response: bool = True, local_vad: EnergyVad | None = None,
+    trust: SelfSigned | None = None,
 ) -> tuple[Session, MemorySink, list[Observation]]:
     clock = VirtualClock()
     source, sink = MemorySource(clock, USER), MemorySink(clock)
-    transport = RealtimeTransport(endpoints.custom(sim.url, api=api, auth="none"), None)  # type: ignore[arg-type]
+    transport = RealtimeTransport(endpoints.custom(sim.url, api=api, auth="none"), None,  # type: ignore[arg-type]
+                                  ssl_context=trust.client_context() if trust else None)
     await transport.connect()
     seen: list[Observation] = []
     async with realtime_clock(clock), Session(
@@ -76,11 +79,18 @@ async def converse(
     return session, sink, seen
 
 
-@pytest.mark.parametrize("api", ["ga", "beta"])
-@pytest.mark.parametrize("interrupt_response", [True, False])
-async def test_barge_in_end_to_end(api: str, interrupt_response: bool) -> None:
-    async with serving(script=SCRIPT, speed=4.0) as sim:
-        session, sink, seen = await converse(sim, api, interrupt_response=interrupt_response)
+@pytest.mark.parametrize(("api", "interrupt_response", "tls"), [
+    ("ga", True, False), ("ga", False, False), ("beta", True, False), ("beta", False, False),
+    ("ga", True, True),  # over wss://, as every OpenAI and Azure connection is
+])
+async def test_barge_in_end_to_end(api: str, interrupt_response: bool, tls: bool,
+                                   tmp_path: Path) -> None:
+    certificate = self_signed(tmp_path) if tls else None
+    async with serving(script=SCRIPT, speed=4.0,
+                       tls=certificate.server_context() if certificate else None) as sim:
+        assert sim.url.startswith("wss://" if tls else "ws://")
+        session, sink, seen = await converse(sim, api, interrupt_response=interrupt_response,
+                                             trust=certificate)
         record = sim.records[0]
     interrupted = [o for o in seen if isinstance(o, Interrupted)]
     assert len(interrupted) == 1, seen

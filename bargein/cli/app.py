@@ -131,7 +131,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
         parse_script,
         serve,
     )
+    from bargein.sim.tls import server_context
 
+    if args.tls_key and not args.tls_cert:
+        raise UsageError("--tls-key needs --tls-cert")
+    tls = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
     _show_logs(args, default="info")  # a server's log is its output: a line per connection
     script = DEFAULT_SCRIPT
     if args.script:
@@ -145,7 +149,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
                        faults=Faults.parse(args.faults), reply_latency_ms=latency,
                        chunk_ms=args.chunk_ms,
                        record_audio=False, keep_records=False)  # a server must not hoard
-    serve(args.host, args.port, config,
+    serve(args.host, args.port, config, tls=tls,
           on_ready=lambda url: print(f"bargein simulator on {url}: replies at {args.speed:g}x "
                                      f"real time, first audio {latency:g} ms after "
                                      f"the user's turn (Ctrl-C stops)", flush=True))
@@ -381,6 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="faults for every connection: {sim:faults}; e.g. "
                           "late_deltas_after_cancel=3,disconnect_at=mid_reply (a client "
                           "chooses its own with ?sim_faults=...)")
+    sim.add_argument("--tls-cert", metavar="FILE",
+                     help="serve wss:// with this certificate (PEM); clients must trust it "
+                          "(bargein talk and Python clients: SSL_CERT_FILE=FILE)")
+    sim.add_argument("--tls-key", metavar="FILE",
+                     help="the certificate's private key (PEM, unencrypted; default: in "
+                          "--tls-cert's file)")
     _logging_options(sim)
     sim.set_defaults(run=cmd_sim)
 

@@ -6,7 +6,7 @@ speaks the GA protocol, or beta to clients sending ``OpenAI-Beta: realtime=v1``.
 The modules, from the socket inwards:
 
 - ``server``: ``Simulator`` and ``serve()``; the handshake that admits a client or refuses
-  it with an HTTP status.
+  it with an HTTP status; ``tls``: its certificate and key, to serve ``wss://``.
 - ``connection``: one client's connection, its protocol state (settings, input clock,
   server VAD, conversation items), the dispatch of its client events, the session and
   response handlers; ``input_audio``: appends, the server VAD, commits, input

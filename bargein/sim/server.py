@@ -12,6 +12,7 @@ import asyncio
 import gc
 import logging
 import re
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -96,14 +97,20 @@ class Simulator:
     connection's record is in ``records``, in connection order; with
     ``SimConfig(keep_records=False)`` a record leaves ``records`` when its connection
     closes, so ``records`` holds the open connections only.
+
+    ``tls=`` (a server context, ``bargein.sim.tls.server_context``) serves ``wss://`` as
+    upstream does; the client must then trust its certificate (``bargein.sim.tls``).
     """
 
     def __init__(
-        self, config: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0
+        self, config: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0, *,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.config = config or SimConfig()
         self.host = host
         self.port = port
+        self.tls = tls
+        """A server context (``bargein.sim.tls.server_context``): then ``wss://``."""
         self.records: list[ConnectionRecord] = []
         self.violations: list[str] = []
         self._server: Server | None = None
@@ -116,7 +123,7 @@ class Simulator:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}/v1"
+        return f"{'ws' if self.tls is None else 'wss'}://{self.host}:{self.port}/v1"
 
     @property
     def realtime_url(self) -> str:
@@ -129,6 +136,7 @@ class Simulator:
                 self._serve,
                 self.host,
                 self.port,
+                ssl=self.tls,
                 process_request=self._admit,
                 create_connection=SimSocket,
                 max_size=2**24,
@@ -238,17 +246,20 @@ def serve(
     port: int = 8765,
     config: SimConfig | None = None,
     on_ready: Callable[[str], None] | None = None,
+    *,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """Serve the simulator until interrupted (Ctrl-C raises KeyboardInterrupt to the caller).
 
-    ``on_ready`` is called with the base URL once the socket listens, e.g. to print it.
+    ``on_ready`` is called with the base URL once the socket listens, e.g. to print it;
+    with ``tls`` (``bargein.sim.tls.server_context``) it serves ``wss://``.
     This call owns its process, so it freezes everything allocated before serving out of
     the garbage collector's sight: with hundreds of sessions, full collections that walked
     the imported modules' objects again and again paused every session at once.
     """
 
     async def run() -> None:
-        async with Simulator(config, host, port) as sim:
+        async with Simulator(config, host, port, tls=tls) as sim:
             gc.collect()
             gc.freeze()
             if on_ready is not None:

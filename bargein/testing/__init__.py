@@ -18,6 +18,10 @@
   sequences that reach every state and fire every edge, ``check_machine()`` runs them
   against the core and checks its promises (no stale audio, truncation within what was
   received, never stuck, well-formed cancels, truncates and timers).
+- ``self_signed(directory)``: a certificate for loopback (``localhost``, ``127.0.0.1``,
+  ``::1``), made with ``openssl``, to run the simulator over TLS
+  (``Simulator(tls=certificate.server_context())``) and trust it in a client
+  (``RealtimeTransport(..., ssl_context=certificate.client_context())``).
 - ``capture_logs()``: bargein's log events while a block runs, as dicts, like structlog's
   ``capture_logs`` (bargein's loggers are its own, so structlog's does not see them).
 - ``realtime_sim``: a pytest fixture (a running simulator, real sockets) from
@@ -41,6 +45,7 @@ from bargein.core import Conversation
 from bargein.core.commands import Command
 from bargein.core.events import Event
 from bargein.logs import capture as capture_logs
+from bargein.testing.certificates import SelfSigned, self_signed
 from bargein.testing.explore import (
     EventPath,
     Exploration,
@@ -64,6 +69,7 @@ __all__ = [
     "MemorySink",
     "MemorySource",
     "MemoryTransport",
+    "SelfSigned",
     "VirtualClock",
     "VirtualTime",
     "capture_logs",
@@ -73,6 +79,7 @@ __all__ = [
     "feed",
     "machine_tests",
     "reply",
+    "self_signed",
     "settle",
     "tone",
 ]

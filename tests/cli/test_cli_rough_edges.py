@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import re
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from bargein.adapters.audio.wav import write_wav
 from bargein.sim import Faults
+from bargein.testing import self_signed
 from tests.cli.test_cli import SCRIPT, USER, bargein, env, one_clear_line
 from tests.support.sim_support import serving, silence
 
@@ -189,6 +191,54 @@ async def test_client_cancel_against_bargein_sims_defaults_sends_a_cancel(tmp_pa
 async def test_an_unreadable_sim_script_is_one_clear_line(tmp_path: Path) -> None:
     code, _, err = await bargein("sim", "--port", "0", "--script", str(tmp_path / "none.txt"))
     one_clear_line(code, err, "cannot read the script")
+
+
+async def test_bargein_sim_over_tls_with_bargein_talk_trusting_it(tmp_path: Path) -> None:
+    """`bargein sim --tls-cert --tls-key` serves wss://; `bargein talk` trusts it through
+    SSL_CERT_FILE, and without that it is refused in one line."""
+    certificate = self_signed(tmp_path)
+    sim = await Running.start("sim", "--port", "0", "--voice", "synthetic", "--speed", "4",
+                              "--tls-cert", str(certificate.cert),
+                              "--tls-key", str(certificate.key))
+    line = await sim.until("bargein simulator on ")
+    match = re.search(r"wss://127\.0\.0\.1:\d+/v1", line)
+    assert match, line
+    try:
+        wav = write_wav(tmp_path / "in.wav", USER)
+        talk = ("talk", "--url", match.group(0), "--input", str(wav), "--output",
+                str(tmp_path / "o.wav"), "--linger", "0.5")
+        code, out, err = await bargein(*talk, environ=env(SSL_CERT_FILE=str(certificate.cert)),
+                                       timeout=DEADLINE_S)
+        untrusted = await bargein(*talk, environ=env(SSL_CERT_FILE=None))
+    finally:
+        sim_code, _, sim_log = await sim.interrupt()
+    assert code == 0, err
+    assert re.search(r"^resp_\S+ .* yes ", out, re.M), "a reply, cut by the user's speech"
+    one_clear_line(untrusted[0], untrusted[2], "TLS with 127.0.0.1 failed: "
+                                               "CERTIFICATE_VERIFY_FAILED")
+    assert sim_code == 130 and "Traceback" not in sim_log
+    assert len(re.findall(r"sim\.connected ", sim_log)) == 1, sim_log
+
+
+@pytest.mark.parametrize(("files", "said"), [
+    (("--tls-cert", "none.pem"), "cannot read the TLS file"),
+    (("--tls-key", "key.pem"), "--tls-key needs --tls-cert"),
+    (("--tls-cert", "cert.pem", "--tls-key", "cert.pem"), "not a PEM certificate chain"),
+    (("--tls-cert", "cert.pem", "--tls-key", "other/key.pem"), "the key is not the certificate's"),
+    (("--tls-cert", "cert.pem", "--tls-key", "locked.pem"), "the TLS key is encrypted"),
+])
+async def test_tls_files_the_simulator_cannot_use_are_one_clear_line(
+    files: tuple[str, ...], said: str, tmp_path: Path,
+) -> None:
+    certificate = self_signed(tmp_path)
+    (tmp_path / "other").mkdir()
+    self_signed(tmp_path / "other")
+    subprocess.run(["openssl", "pkey", "-in", str(certificate.key), "-aes256", "-passout",
+                    "pass:secret", "-out", str(tmp_path / "locked.pem")],
+                   check=True, capture_output=True)
+    code, _, err = await bargein("sim", "--port", "0",
+                                 *(f if f.startswith("--") else str(tmp_path / f) for f in files))
+    one_clear_line(code, err, said)
 
 
 async def test_other_commands_never_load_the_simulator() -> None:

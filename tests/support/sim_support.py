@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import math
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -32,9 +33,11 @@ def sim_config(**changes: Any) -> SimConfig:
 
 
 @contextlib.asynccontextmanager
-async def serving(**changes: Any) -> AsyncIterator[Simulator]:
-    """A running simulator with ``sim_config(**changes)``; fails if it sent an invalid event."""
-    async with Simulator(sim_config(**changes)) as sim:
+async def serving(*, tls: ssl.SSLContext | None = None, **changes: Any
+                  ) -> AsyncIterator[Simulator]:
+    """A running simulator with ``sim_config(**changes)`` (over TLS with ``tls``); fails if it
+    sent an invalid event."""
+    async with Simulator(sim_config(**changes), tls=tls) as sim:
         yield sim
     sim.check()
 
