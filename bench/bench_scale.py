@@ -51,12 +51,17 @@ sessions' objects stops the loop for 100-200 ms now and then, which is most of t
 calls ``gc.freeze()`` once the sessions are set up, as long-running servers do, so the
 set-up is never scanned again; the default leaves the collector as a program finds it.
 
+``--tls``: the simulator serves ``wss://`` (a self-signed certificate made for the run,
+which the sessions trust), as every OpenAI and Azure connection is; the rest is the same.
+TLS costs the sessions' process its encryption and the simulator its decryption.
+
 ``--trees base@DIR`` runs each N once more per tree, interleaved, with bargein imported from
 ``DIR`` (a ``git worktree`` of an older commit, say): the same harness and server, side by
 side in one run.
 
     .venv/bin/python bench/bench_scale.py [--server sim|memory] [--sessions 25,50,100,150,300]
         [--seconds 20] [--warmup 5] [--trees label@DIR,...] [--rounds R] [--pin yes|no]
+        [--tls]
 """
 
 from __future__ import annotations
@@ -66,11 +71,13 @@ import asyncio
 import gc
 import json
 import os
+import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench_clients import (
     CYCLE_MS,
@@ -90,6 +97,9 @@ from bargein.core import events as e
 from bargein.session import Interrupted, Transport
 from bargein.testing import MemoryServer
 from bargein.testing.memory_server import deltas
+
+if TYPE_CHECKING:
+    from bargein.testing import SelfSigned
 
 GROUPS = 6
 LATE_OK_MS = 40.0
@@ -149,8 +159,8 @@ class Script:
 
 
 async def child(server: str, url: str, sessions: int, seconds: float, warmup: float,
-                sim_pid: int = 0, freeze: bool = False, drive_only: bool = False
-                ) -> dict[str, Any]:
+                sim_pid: int = 0, freeze: bool = False, drive_only: bool = False,
+                trust: ssl.SSLContext | None = None) -> dict[str, Any]:
     total_s = warmup + seconds + 2
     pcms = [mic_pcm(total_s + GROUPS)[g * 48_000:] for g in range(GROUPS)]
     clocks = [VirtualClock() for _ in range(GROUPS)]
@@ -165,7 +175,7 @@ async def child(server: str, url: str, sessions: int, seconds: float, warmup: fl
         group = n % GROUPS
         transport: Transport
         if server == "sim":
-            real = RealtimeTransport(endpoints.custom(url, auth="none"), None)
+            real = RealtimeTransport(endpoints.custom(url, auth="none"), None, ssl_context=trust)
             await real.connect()
             transport = real
         else:
@@ -270,7 +280,11 @@ def main() -> None:
     parser.add_argument("--pin", choices=("yes", "no"), default="yes",
                         help="yes (the default, on a machine of two cores or more): the "
                              "sessions' process on one core, the simulator on another")
+    parser.add_argument("--tls", action="store_true",
+                        help="the simulator over wss:// (a self-signed certificate made for "
+                             "the run), as every OpenAI and Azure connection is")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--trust", default="", help=argparse.SUPPRESS)
     parser.add_argument("--drive-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--sim-pid", type=int, default=0, help=argparse.SUPPRESS)
@@ -281,14 +295,25 @@ def main() -> None:
             os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
         import logging
         logging.disable(logging.CRITICAL)
+        trust = ssl.create_default_context(cafile=args.trust) if args.trust else None
         print(json.dumps(asyncio.run(child(args.server, args.url, args.child, args.seconds,
                                            args.warmup, args.sim_pid,
-                                           args.gc == "freeze", args.drive_only))))
+                                           args.gc == "freeze", args.drive_only, trust))))
         return
+    if args.tls and args.server != "sim":
+        parser.error("--tls is for --server sim")
+    with tempfile.TemporaryDirectory() as directory:
+        if args.tls:  # imported here: a --trees child may be a tree from before it
+            from bargein.testing import self_signed
+        run(args, pin, self_signed(directory) if args.tls else None)
+
+
+def run(args: argparse.Namespace, pin: bool, tls: SelfSigned | None) -> None:
+    """The runs the arguments ask for, each N in a child process, and their tables."""
     server = None
     url = ""
     if args.server == "sim":
-        server, url = start_sim(REPLY, reply_latency_ms=200, keep_records=False)
+        server, url = start_sim(REPLY, reply_latency_ms=200, keep_records=False, tls=tls)
         if pin:
             os.sched_setaffinity(server.pid, {sorted(os.sched_getaffinity(0))[1]})
     trees = [("this", "")] + [(t.partition("@")[0], os.path.abspath(t.partition("@")[2]))
@@ -307,7 +332,7 @@ def main() -> None:
                      "--url", url, "--seconds", str(args.seconds), "--warmup",
                      str(args.warmup), "--gc", args.gc,
                      "--sim-pid", str(server.pid if server is not None else 0),
-                     "--pin", args.pin,
+                     "--pin", args.pin, "--trust", str(tls.cert) if tls else "",
                      *(["--drive-only"] if label == DRIVING else [])],
                     capture_output=True, text=True, check=False, env=env)
                 if out.returncode != 0:
@@ -316,7 +341,7 @@ def main() -> None:
                     continue
                 rows.append({**json.loads(out.stdout.strip().splitlines()[-1]),
                              "tree": label, "round": rnd, "load": os.getloadavg()[0]})
-                _print_row(rows[-1], header=len(rows) == 1, server=args.server,
+                _print_row(rows[-1], header=len(rows) == 1, server=args.server, tls=bool(tls),
                            gc_mode=args.gc, seconds=args.seconds, pinned=pin)
     finally:
         if server is not None:
@@ -363,10 +388,11 @@ def _print_rounds(rows: list[dict[str, Any]], trees: list[tuple[str, str]],
             print(line)
 
 
-def _print_row(row: dict[str, Any], *, header: bool, server: str, gc_mode: str,
+def _print_row(row: dict[str, Any], *, header: bool, server: str, tls: bool, gc_mode: str,
                seconds: float, pinned: bool) -> None:
     if header:
-        where = ("the simulator in a process of its own, over loopback" if server == "sim"
+        where = (f"the simulator in a process of its own, over loopback "
+                 f"({'wss' if tls else 'ws'}://)" if server == "sim"
                  else "a MemoryServer per session, in this process")
         print(f"N bargein sessions in one process, {seconds:g} s measured; server: {where}; "
               f"garbage collector: {gc_mode}; "

@@ -6,29 +6,37 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bargein.testing import SelfSigned
 
 _SCRIPT = """
 import os, sys, threading
 from bargein.sim import SimConfig, serve
+from bargein.sim.tls import server_context
 # exit with the benchmark, even when it is killed: its end of our stdin closes
 threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
 config = SimConfig(script=(sys.argv[1],), speed=1.0, voice="synthetic", record_audio=False,
                    keep_records=sys.argv[3] == "keep", reply_latency_ms=int(sys.argv[2]))
-serve("127.0.0.1", 0, config, on_ready=lambda url: print(url, flush=True))
+tls = server_context(sys.argv[4], sys.argv[5]) if len(sys.argv) > 4 else None
+serve("127.0.0.1", 0, config, on_ready=lambda url: print(url, flush=True), tls=tls)
 """
 
 
-def start_sim(reply: str, *, reply_latency_ms: int, keep_records: bool
-              ) -> tuple[subprocess.Popen[str], str]:
+def start_sim(reply: str, *, reply_latency_ms: int, keep_records: bool,
+              tls: SelfSigned | None = None) -> tuple[subprocess.Popen[str], str]:
     """The simulator (real time, a synthetic voice, no audio recorded), answering every turn
-    with ``reply``; returns the process and its ``ws://`` URL. ``stop_sim`` ends it."""
+    with ``reply``; returns the process and its URL: ``ws://``, or ``wss://`` with ``tls``
+    (its clients trust ``tls.client_context()``). ``stop_sim`` ends it."""
     server = subprocess.Popen(
         [sys.executable, "-c", _SCRIPT, reply, str(reply_latency_ms),
-         "keep" if keep_records else "drop"],
+         "keep" if keep_records else "drop",
+         *((str(tls.cert), str(tls.key)) if tls is not None else ())],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None
     url = ""
-    while not url.startswith("ws://"):
+    while not url.startswith(("ws://", "wss://")):
         url = server.stdout.readline().strip()
         if not url and server.poll() is not None:
             raise RuntimeError(f"the simulator exited with code {server.returncode}")
