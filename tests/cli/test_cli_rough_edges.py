@@ -158,7 +158,8 @@ async def test_sim_help_names_its_settings_and_every_fault() -> None:
     code, out, _ = await bargein("sim", "--help")
     assert code == 0
     flat = " ".join(out.split())
-    for flag in ("--speed", "--reply-latency", "--chunk-ms", "--script", "--voice", "--faults"):
+    for flag in ("--speed", "--reply-latency", "--chunk-ms", "--script", "--voice", "--faults",
+                 "--tls-cert", "--tls-key"):
         assert flag in flat
     for field in dataclasses.fields(Faults):
         assert field.name in flat, field.name
