@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import replace
@@ -362,13 +363,14 @@ def connect(
     echo_cancel: bool = True,
     barge_in: BargeIn = "auto",
     tools: Iterable[Tool | Callable[..., Any]] = (),
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Connecting:
     """A conversation ready to start: ``async with connect(...) as session:``. The
     arguments are ``talk()``'s. The endpoint and key are checked and the audio is opened
     here, before any network traffic, so a missing device or key fails at once."""
     endpoint = endpoint_for(url, model=model, api=api)
     transport = RealtimeTransport(endpoint, key if key is not None else key_for(endpoint),
-                                  allow_plaintext=allow_plaintext)
+                                  allow_plaintext=allow_plaintext, ssl_context=ssl_context)
     config = config if config is not None else SessionConfig()
     made = tools_from(tools)
     if made:  # declared to the server with their barge-in policies, run by the session
@@ -419,6 +421,7 @@ async def talk(
     echo_cancel: bool = True,
     barge_in: BargeIn = "auto",
     tools: Iterable[Tool | Callable[..., Any]] = (),
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Session:
     """Hold one conversation to its natural end and return the closed session.
 
@@ -446,6 +449,9 @@ async def talk(
     - ``tools``: functions the assistant may call, plain or made with
       ``bargein.tools.tool()`` (a barge-in policy, a timeout): declared in the session, run
       when called, their output sent and the follow-up reply asked for (``bargein.tools``).
+    - ``ssl_context``: for a ``wss://`` endpoint, the TLS context that verifies the server
+      (a private CA, a proxy that inspects TLS, ``bargein sim --tls-cert``); by default
+      Python's, which trusts the system's CAs and ``SSL_CERT_FILE``.
 
     ``session.wait()``'s answer says why it ended; ``session.figures`` holds the figures.
     """
@@ -454,7 +460,7 @@ async def talk(
         conversation=conversation, observer=observer, linger_s=linger_s,
         local_vad=local_vad, input_device=input_device, output_device=output_device,
         speaker_block_frames=speaker_block_frames, allow_plaintext=allow_plaintext,
-        echo_cancel=echo_cancel, barge_in=barge_in, tools=tools,
+        echo_cancel=echo_cancel, barge_in=barge_in, tools=tools, ssl_context=ssl_context,
     ) as session:
         reason = await session.wait()
         log.info("talk_finished", reason=reason)

@@ -1,5 +1,6 @@
 """``bargein.talk()`` and ``bargein.connect()`` against the simulator: a conversation that
-ends by itself, the same figures as the command line, and a stop while connecting."""
+ends by itself, the same figures as the command line, one over TLS, and a stop while
+connecting."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 
 from bargein import MemorySink, MemorySource, Observation, Transcript, VirtualClock, connect, talk
 from bargein.adapters.audio.wav import write_wav
+from bargein.errors import ConnectFailed
 from bargein.talking import open_audio
+from bargein.testing import self_signed
 from tests.cli.test_cli import SCRIPT, USER, bargein
 from tests.support.sim_support import serving
 
@@ -40,6 +43,24 @@ async def test_talk_ends_by_itself_with_the_same_figures_as_the_command_line(
     finals = [o for o in seen if isinstance(o, Transcript) and o.final]
     assert [o.text for o in finals][-1] == SCRIPT[1]
     assert (tmp_path / "lib.wav").stat().st_size > 24_000 * 2
+
+
+async def test_talk_over_tls_with_the_servers_certificate_trusted(tmp_path: Path) -> None:
+    """``talk(ssl_context=...)``: a conversation over ``wss://`` with a server whose
+    certificate only that context trusts; without it, the connection is refused in one
+    line (the certificate is no CA's)."""
+    certificate = self_signed(tmp_path)
+    wav = write_wav(tmp_path / "in.wav", USER)
+    async with serving(script=SCRIPT, speed=4.0, tls=certificate.server_context()) as sim:
+        session = await asyncio.wait_for(
+            talk(sim.url, input=wav, output=tmp_path / "out.wav", linger_s=0.5,
+                 ssl_context=certificate.client_context()), 90)
+        with pytest.raises(ConnectFailed, match=r"^TLS with 127\.0\.0\.1 failed: "
+                                                r"CERTIFICATE_VERIFY_FAILED$"):
+            await asyncio.wait_for(talk(sim.url, input=wav, output=tmp_path / "no.wav"), 90)
+    assert await session.wait() == "input over"
+    figures = list(session.figures.values())
+    assert len(figures) == 2 and figures[0].interrupted
 
 
 async def test_a_finish_while_connecting_stops_at_once(tmp_path: Path) -> None:
